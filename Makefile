@@ -1,0 +1,55 @@
+# Vuoro: `make run` starts the demo, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STATE ?= var
+
+.PHONY: run test bench venv lint format screenshots clean help
+
+help:
+	@echo "make run          the kiosk demo (standalone, emulated printer into $(STATE)/printed/)"
+	@echo "make test         the whole test suite (installs what it needs)"
+	@echo "make bench        the benchmarks (table + $(STATE)/bench/latest.json)"
+	@echo "make venv         create or update $(VENV)/ with every extra"
+	@echo "make lint         ruff and the import-layer contracts"
+	@echo "make screenshots  regenerate docs/*.png from the real app"
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || tools/sysdeps.sh venv
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[server,test]'
+	@touch $@
+
+run: venv
+	@tools/sysdeps.sh run
+	@echo "Printed tickets land in $(STATE)/printed/ (one .png and one .bin each)."
+	$(VENV)/bin/vuoro-kiosk --windowed --state-dir $(STATE)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: venv
+	@tools/sysdeps.sh test
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q
+
+bench: venv
+	@tools/sysdeps.sh test
+	VUORO_BENCH=full $(PY) -m pytest -q -s bench
+
+screenshots: venv
+	@tools/sysdeps.sh test
+	$(PY) -m tests.kiosk_driver screenshots docs
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,190 @@
+"""The kiosk's Kivy app: wires the screens to the ticket path.
+
+Import this only after :func:`kiosk.cli.configure_kivy` has set Kivy's
+config: the window is created when Kivy's window module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from kiosk.config import KioskConfig
+from kiosk.guard import TapGuard
+from kiosk.home import HomeScreen
+from kiosk.i18n import tr
+from kiosk.issuing import Callbacks, TicketIssuer
+from kiosk.paper import ticket_url
+from kiosk.ticket import TicketScreen
+from printer.backends import Backend
+from sync import state, tickets
+from sync.tickets import Service, Ticket
+
+log = logging.getLogger("vuoro.kiosk")
+
+DONE_GRACE_S = 1.0  # a second tap of a double tap must not dismiss the ticket
+REFRESH_S = 5.0
+PRINT_FAILED_HOLD = 3  # the customer needs time to photograph the screen
+
+KEY_TAB, KEY_ENTER, KEY_SPACE, KEY_ESCAPE = 9, 13, 32, 27
+KEY_KP_ENTER = 271
+KEYS_NEXT = {274, 275}  # down, right
+KEYS_PREVIOUS = {273, 276}  # up, left
+KEY_KP_1 = 257
+
+
+class KioskApp(App):
+    title = "Vuoro"
+
+    def __init__(self, settings: KioskConfig, db_path: Path, backend: Backend, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.db_path = db_path
+        self.backend = backend
+        self.language = settings.language
+        self.guard = TapGuard(settings.min_tap_interval_s, settings.max_tickets_per_minute)
+        self.busy = False
+        self._current: Service | None = None
+        self._go_home_event = None
+
+    # -- building ---------------------------------------------------------
+
+    def build(self) -> ScreenManager:
+        for name in ("home.kv", "ticket.kv"):
+            with resources.as_file(resources.files("kiosk") / name) as path:
+                Builder.load_file(str(path))
+        self.db = state.connect(self.db_path)  # the UI thread's own, for reads
+        self.issuer = TicketIssuer(self.db_path, self.settings, self.backend, self._post)
+        self.home = HomeScreen(name="home", branch_name=self.settings.branch["name"])
+        self.ticket = TicketScreen(name="ticket")
+        self.ticket.bind(on_done=lambda *_: self.go_home())
+        screens = ScreenManager(transition=NoTransition())
+        screens.add_widget(self.home)
+        screens.add_widget(self.ticket)
+        self.screens = screens
+        Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
+        Window.clearcolor = (0.93, 0.95, 0.97, 1)
+        self.refresh()
+        Clock.schedule_interval(lambda _dt: self._tick_clock(), 1.0)
+        Clock.schedule_interval(lambda _dt: self.refresh(), REFRESH_S)
+        Clock.schedule_once(lambda _dt: Clock.schedule_once(self._announce_ready, 0.2), 0)
+        return screens
+
+    def _announce_ready(self, _dt: float) -> None:
+        log.info("kiosk ready: %d services, window %dx%d", len(self.services), *Window.size)
+
+    def on_stop(self) -> None:
+        self.issuer.shutdown()
+
+    # -- home -------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-read services and queue counts (the sync daemon may change them)."""
+        if self.busy and self.screens.current != "home":
+            return
+        self.services = tickets.listed_services(self.db)
+        self.home.show_services(self.services, self.language, self.choose)
+        self._tick_clock()
+
+    def _tick_clock(self) -> None:
+        zone = ZoneInfo(self.settings.branch["timezone"])
+        self.home.clock = datetime.now(zone).strftime("%H:%M")
+
+    def choose(self, service: Service) -> None:
+        """A deliberate tap (or key) on a service: start one ticket."""
+        if self.busy or not service.is_open:
+            return
+        if not self.guard.allow():
+            self.home.prompt = tr("slow_down", self.language)
+            Clock.schedule_once(lambda _dt: self.refresh(), self.settings.min_tap_interval_s)
+            return
+        self.busy = True
+        self._current = service
+        self.ticket.show_pending(service.name(self.language), self.language)
+        self.screens.current = "ticket"
+        self.issuer.request(
+            service,
+            self.language,
+            Callbacks(self._committed, self._printed, self._print_failed, self._unavailable),
+        )
+
+    # -- results from the worker, on the UI thread --------------------------
+
+    def _post(self, callback, *args) -> None:
+        Clock.schedule_once(lambda _dt: callback(*args), 0)
+
+    def _committed(self, ticket: Ticket) -> None:
+        self.ticket.show_number(ticket.display, ticket_url(self.settings, ticket))
+        Clock.schedule_once(lambda _dt: setattr(self.ticket, "done_enabled", True), DONE_GRACE_S)
+
+    def _printed(self, ticket: Ticket) -> None:
+        self.ticket.show_printed(self.language)
+        self._go_home_in(self.settings.return_home_s)
+
+    def _print_failed(self, ticket: Ticket, error: str) -> None:
+        self.ticket.show_problem(tr("print_failed", self.language))
+        self._go_home_in(self.settings.return_home_s * PRINT_FAILED_HOLD)
+
+    def _unavailable(self, error: str) -> None:
+        self.ticket.show_problem(tr("unavailable", self.language))
+        self.ticket.done_enabled = True
+        self._go_home_in(self.settings.return_home_s)
+
+    def _go_home_in(self, seconds: float) -> None:
+        if self._go_home_event is not None:
+            self._go_home_event.cancel()
+        self._go_home_event = Clock.schedule_once(lambda _dt: self.go_home(), seconds)
+
+    def go_home(self) -> None:
+        if self._go_home_event is not None:
+            self._go_home_event.cancel()
+            self._go_home_event = None
+        self.busy = False
+        self.screens.current = "home"
+        self.refresh()
+
+    # -- keys ---------------------------------------------------------------
+
+    def _on_request_close(self, *_args, **_kwargs) -> bool:
+        return self.settings.kiosk_mode  # True keeps the window open
+
+    def _on_key_down(self, _window, key: int, _scancode, codepoint, modifiers) -> bool:
+        if key == KEY_ESCAPE:
+            return True  # never quits, never goes "back"
+        if self.screens.current == "ticket":
+            if key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE) and self.ticket.done_enabled:
+                self.go_home()
+            return True
+        digit = _digit(key, codepoint)
+        if digit:
+            self.home.clear_focus()
+            self.home.activate(digit - 1)
+        elif key == KEY_TAB:
+            self.home.move_focus(-1 if "shift" in modifiers else 1)
+        elif key in KEYS_NEXT:
+            self.home.move_focus(1)
+        elif key in KEYS_PREVIOUS:
+            self.home.move_focus(-1)
+        elif key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE):
+            self.home.activate()
+        else:
+            return False
+        return True
+
+
+def _digit(key: int, codepoint: str | None) -> int:
+    """1–9 from the main row or the keypad; 0 for anything else."""
+    if codepoint and codepoint in "123456789" and len(codepoint) == 1:
+        return int(codepoint)
+    if KEY_KP_1 <= key < KEY_KP_1 + 9:
+        return key - KEY_KP_1 + 1
+    return 0

@@ -1,0 +1,154 @@
+"""``vuoro-kiosk``: start the touchscreen app (or just check its config)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from kiosk import config as kiosk_config
+from kiosk import display
+from printer.backends import open_backend
+from printer.errors import PrinterConfigError
+from sync import state, tickets
+
+log = logging.getLogger("vuoro.kiosk")
+
+SYSTEM_CONFIG = Path("/etc/vuoro/kiosk.toml")
+
+
+def default_config_path() -> Path | None:
+    """``$VUORO_CONFIG``, else /etc/vuoro/kiosk.toml if present, else the embedded default."""
+    if os.environ.get("VUORO_CONFIG"):
+        return Path(os.environ["VUORO_CONFIG"])
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
+
+
+def default_state_dir() -> Path:
+    """systemd's ``$STATE_DIRECTORY``, else ``$VUORO_STATE_DIR``, else ./var."""
+    for name in ("STATE_DIRECTORY", "VUORO_STATE_DIR"):
+        if os.environ.get(name):
+            return Path(os.environ[name].split(":")[0])
+    return Path("var")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if not (240 <= width <= 8192 and 240 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"size {text!r} out of range")
+    return width, height
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vuoro-kiosk",
+        description="Vuoro's touchscreen kiosk: tap a service, get a numbered paper ticket.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="kiosk TOML file (default: $VUORO_CONFIG, /etc/vuoro/kiosk.toml, "
+        "or the embedded standalone demo)",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the state DB and emulator output live "
+        "(default: $STATE_DIRECTORY, $VUORO_STATE_DIR or ./var)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--kiosk",
+        dest="kiosk_mode",
+        action="store_true",
+        default=None,
+        help="full screen, hidden cursor, cannot be closed (overrides config)",
+    )
+    mode.add_argument(
+        "--windowed",
+        dest="kiosk_mode",
+        action="store_false",
+        help="a normal window, for demos and development (overrides config)",
+    )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=(1024, 600),
+        metavar="WxH",
+        help="window size in windowed mode (default 1024x600)",
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the config file, print a summary and exit",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config_path = args.config or default_config_path()
+    try:
+        settings = kiosk_config.load(config_path)
+    except kiosk_config.ConfigError as exc:
+        print(f"vuoro-kiosk: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(
+            f"{settings.source}: ok, {len(settings.services)} services, "
+            f"printer {settings.printer['backend']}"
+        )
+        return 0
+    kiosk_mode = settings.kiosk_mode if args.kiosk_mode is None else args.kiosk_mode
+
+    state_dir = (args.state_dir or default_state_dir()).resolve()
+    try:
+        backend = open_backend(settings.printer, state_dir)
+    except (PrinterConfigError, KeyError, ValueError) as exc:
+        print(f"vuoro-kiosk: {settings.source}: [printer]: {exc}", file=sys.stderr)
+        return 2
+    problem = display.problem()
+    if problem:
+        print(f"vuoro-kiosk: {problem}", file=sys.stderr)
+        return 3
+
+    db_path = state_dir / "state.db"
+    db = state.connect(db_path)
+    tickets.apply_standalone_config(
+        db,
+        branch=settings.branch,
+        ticket=settings.ticket,
+        services=[
+            {"id": s.id, "prefix": s.prefix, "names": s.names, "texts": s.texts}
+            for s in settings.services
+        ],
+    )
+    voided = tickets.void_unprinted(db)
+    if voided:
+        log.warning(
+            "voided %d ticket(s) committed but never printed: %s", len(voided), ", ".join(voided)
+        )
+    db.close()
+    log.info(
+        "config %s, state %s, printer %s", settings.source, state_dir, settings.printer["backend"]
+    )
+
+    display.configure_kivy(kiosk_mode=kiosk_mode, kivy_home=state_dir / "kivy", size=args.size)
+    from kiosk.app import KioskApp  # creates the window: only after configure_kivy
+
+    KioskApp(settings, db_path, backend).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The kiosk's TOML config: read, check, and explain mistakes by file and line.
+
+A technician editing ``/etc/vuoro/kiosk.toml`` over SSH should get
+``kiosk.toml:14: unknown key 'nmae' in [[services]] #2 (did you mean 'name'?)``
+rather than a traceback. Anything that can still be shown safely (a long
+name, an emoji) is accepted and rendered safely later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kiosk.i18n import LANGUAGES
+
+MAX_TEXT = 500
+MAX_SERVICES = 40
+
+
+class ConfigError(ValueError):
+    """A config mistake, located: ``str()`` is ``file:line: message``."""
+
+    def __init__(self, file: str, line: int | None, message: str) -> None:
+        self.file, self.line, self.message = file, line, message
+        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    id: str
+    prefix: str
+    names: dict[str, str]
+    texts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    source: str
+    language: str = "en"
+    kiosk_mode: bool = False
+    return_home_s: float = 8.0
+    min_tap_interval_s: float = 1.5
+    max_tickets_per_minute: int = 12
+    branch: dict = field(default_factory=dict)
+    ticket: dict = field(default_factory=dict)
+    printer: dict = field(default_factory=dict)
+    services: tuple[ServiceConfig, ...] = ()
+
+
+def embedded_default_text() -> str:
+    return (resources.files("kiosk") / "default.toml").read_text(encoding="utf-8")
+
+
+# -- locating keys in the source text ---------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"-]+)\s*\]\]?")
+
+
+class _Locator:
+    """Finds the line of a key, so errors can point at it."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def line_of(self, table: str | None, index: int | None = None, key: str | None = None) -> int:
+        start, seen = 0, -1
+        if table is not None:
+            start = None
+            for number, line in enumerate(self.lines):
+                match = _HEADER.match(line)
+                if match and match.group(2).strip('"') == table:
+                    seen += 1
+                    if index is None or seen == index:
+                        start = number
+                        break
+            if start is None:
+                return len(self.lines) or 1
+        if key is None:
+            return start + 1
+        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        for number in range(start + (table is not None), len(self.lines)):
+            if table is not None and _HEADER.match(self.lines[number]):
+                break
+            if pattern.match(self.lines[number]):
+                return number + 1
+        return start + 1
+
+
+# -- checking ---------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.where = _Locator(text)
+
+    def fail(
+        self, message: str, table: str | None, index: int | None = None, key: str | None = None
+    ):
+        raise ConfigError(self.file, self.where.line_of(table, index, key), message)
+
+    def known_keys(
+        self, data: Mapping, allowed: set[str], table: str | None, index: int | None = None
+    ) -> None:
+        for key in data:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+                label = _label(table, index)
+                self.fail(
+                    f"unknown key {key!r} in {label}"
+                    + (
+                        f" (did you mean {hint[0]!r}?)"
+                        if hint
+                        else f"; known: {', '.join(sorted(allowed))}"
+                    ),
+                    table,
+                    index,
+                    key,
+                )
+
+    def value(
+        self,
+        data: Mapping,
+        key: str,
+        kind: type | tuple[type, ...],
+        table: str | None,
+        index: int | None = None,
+        *,
+        default: object = None,
+        check: Callable[[object], str | None] | None = None,
+    ):
+        if key not in data:
+            if default is None:
+                self.fail(f"{_label(table, index)} needs {key!r}", table, index)
+            return default
+        value = data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(
+                k.__name__.replace("str", "text").replace("dict", "table") for k in kinds
+            )
+            self.fail(f"{key!r} in {_label(table, index)} must be {names}", table, index, key)
+        problem = check(value) if check else None
+        if problem:
+            self.fail(f"{key!r} in {_label(table, index)} {problem}", table, index, key)
+        return value
+
+    def texts(self, data: Mapping, key: str, table: str, index: int | None, default_language: str):
+        """A text, or a table of texts per language."""
+        value = self.value(data, key, (str, dict), table, index, default={})
+        if isinstance(value, str):
+            value = {default_language: value}
+        for language, text in value.items():
+            if language not in LANGUAGES:
+                self.fail(
+                    f"{key!r} has unknown language {language!r}; use one of {', '.join(LANGUAGES)}",
+                    table,
+                    index,
+                    key,
+                )
+            if not isinstance(text, str):
+                self.fail(f"{key!r}.{language} must be text", table, index, key)
+            if len(text) > MAX_TEXT:
+                self.fail(
+                    f"{key!r}.{language} is {len(text)} characters; the limit is {MAX_TEXT}",
+                    table,
+                    index,
+                    key,
+                )
+        return dict(value)
+
+
+def _label(table: str | None, index: int | None) -> str:
+    if table is None:
+        return "the top level"
+    return f"[[{table}]] #{index + 1}" if index is not None else f"[{table}]"
+
+
+def _short_text(value: object) -> str | None:
+    return f"is longer than {MAX_TEXT} characters" if len(str(value)) > MAX_TEXT else None
+
+
+def _positive(value: object) -> str | None:
+    return None if value > 0 else "must be more than 0"
+
+
+def _timezone(value: object) -> str | None:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f'is not a known time zone (e.g. "Europe/Helsinki"), got {value!r}'
+    return None
+
+
+def _url_template(value: object) -> str | None:
+    if not re.match(r"^https?://[^\s]+$", str(value)) or "{token}" not in str(value):
+        return 'must be an http(s) URL containing {token}, e.g. "https://q.example.org/t/{token}"'
+    return None
+
+
+PRINTER_KEYS = {
+    "emulator": {"backend", "profile", "out", "timeout_s"},
+    "file": {"backend", "profile", "path", "timeout_s"},
+    "network": {"backend", "profile", "host", "port", "timeout_s"},
+    "usb": {"backend", "profile", "vendor_id", "product_id", "timeout_s"},
+}
+
+
+def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
+    """Check a config text; raise :class:`ConfigError` naming the line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(
+            file, int(match.group(1)) if match else None, f"not valid TOML: {message}"
+        ) from None
+    c = _Checker(file, text)
+    c.known_keys(data, {"kiosk", "branch", "ticket", "printer", "services"}, None)
+    for section in ("kiosk", "branch", "ticket", "printer"):
+        if not isinstance(data.get(section, {}), dict):
+            c.fail(f"{section!r} must be a [{section}] table", None, None, section)
+
+    kiosk = data.get("kiosk", {})
+    c.known_keys(
+        kiosk,
+        {"language", "kiosk_mode", "return_home_s", "min_tap_interval_s", "max_tickets_per_minute"},
+        "kiosk",
+    )
+    language = c.value(
+        kiosk,
+        "language",
+        str,
+        "kiosk",
+        default="en",
+        check=lambda v: None if v in LANGUAGES else f"must be one of {', '.join(LANGUAGES)}",
+    )
+
+    branch = data.get("branch", {})
+    c.known_keys(branch, {"name", "timezone"}, "branch")
+    ticket = data.get("ticket", {})
+    c.known_keys(ticket, {"url_template", "header", "footer"}, "ticket")
+    printer = data.get("printer", {})
+    backend = c.value(
+        printer,
+        "backend",
+        str,
+        "printer",
+        default="emulator",
+        check=lambda v: None if v in PRINTER_KEYS else f"must be one of {', '.join(PRINTER_KEYS)}",
+    )
+    c.known_keys(printer, PRINTER_KEYS[backend], "printer")
+    required = {"file": ["path"], "network": ["host"], "usb": ["vendor_id", "product_id"]}
+    for key in required.get(backend, []):
+        c.value(printer, key, (str, int), "printer")
+
+    services_data = data.get("services")
+    if not services_data:
+        raise ConfigError(
+            file, None, "no services: add at least one [[services]] table with id, prefix and name"
+        )
+    if not isinstance(services_data, list) or len(services_data) > MAX_SERVICES:
+        c.fail(
+            f"'services' must be 1 to {MAX_SERVICES} [[services]] tables", None, None, "services"
+        )
+    services: list[ServiceConfig] = []
+    for index, entry in enumerate(services_data):
+        c.known_keys(entry, {"id", "prefix", "name", "text"}, "services", index)
+        service_id = c.value(
+            entry,
+            "id",
+            str,
+            "services",
+            index,
+            check=lambda v: (
+                None
+                if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", v)
+                else "must be lower-case letters, digits, - or _ (at most 64)"
+            ),
+        )
+        prefix = c.value(
+            entry,
+            "prefix",
+            str,
+            "services",
+            index,
+            check=lambda v: (
+                None if re.fullmatch(r"[A-Z]{1,3}", v) else "must be 1 to 3 letters A-Z"
+            ),
+        )
+        names = c.texts(entry, "name", "services", index, language)
+        if not names or not any(n.strip() for n in names.values()):
+            c.fail(f"[[services]] #{index + 1} needs a 'name'", "services", index)
+        for earlier in services:
+            if earlier.id == service_id:
+                c.fail(f"service id {service_id!r} is used twice", "services", index, "id")
+            if earlier.prefix == prefix:
+                c.fail(
+                    f"prefix {prefix!r} is used by {earlier.id!r} too", "services", index, "prefix"
+                )
+        texts = c.texts(entry, "text", "services", index, language)
+        services.append(ServiceConfig(service_id, prefix, names, texts))
+
+    return KioskConfig(
+        source=file,
+        language=language,
+        kiosk_mode=c.value(kiosk, "kiosk_mode", bool, "kiosk", default=False) or False,
+        return_home_s=float(
+            c.value(kiosk, "return_home_s", (int, float), "kiosk", default=8, check=_positive)
+        ),
+        min_tap_interval_s=float(
+            c.value(
+                kiosk, "min_tap_interval_s", (int, float), "kiosk", default=1.5, check=_positive
+            )
+        ),
+        max_tickets_per_minute=c.value(
+            kiosk, "max_tickets_per_minute", int, "kiosk", default=12, check=_positive
+        ),
+        branch={
+            "name": c.value(branch, "name", str, "branch", default="", check=_short_text) or "",
+            "timezone": c.value(branch, "timezone", str, "branch", default="UTC", check=_timezone),
+        },
+        ticket={
+            "url_template": c.value(
+                ticket,
+                "url_template",
+                str,
+                "ticket",
+                default="http://127.0.0.1:8000/t/{token}",
+                check=_url_template,
+            ),
+            "header": c.value(ticket, "header", str, "ticket", default="", check=_short_text) or "",
+            "footer": c.value(ticket, "footer", str, "ticket", default="", check=_short_text) or "",
+        },
+        printer=dict(printer) | {"backend": backend},
+        services=tuple(services),
+    )
+
+
+def load(path: str | Path | None) -> KioskConfig:
+    """The config at ``path``, or the embedded default when ``path`` is None."""
+    if path is None:
+        return parse(embedded_default_text(), "<embedded default kiosk.toml>")
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), line, "is not UTF-8 text") from None
+    return parse(text, str(path))

@@ -1,0 +1,95 @@
+"""The home screen: one large button per service, driven by touch or keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.uix.button import Button
+from kivy.uix.screenmanager import Screen
+
+from kiosk.i18n import tr
+from sync.tickets import Service
+
+
+class ServiceButton(Button):
+    prefix = StringProperty("")
+    title = StringProperty("")
+    detail = StringProperty("")
+    is_open = BooleanProperty(True)
+    focused = BooleanProperty(False)
+
+
+class HomeScreen(Screen):
+    branch_name = StringProperty("")
+    clock = StringProperty("")
+    prompt = StringProperty("")
+    columns = NumericProperty(1)
+    focus_index = NumericProperty(-1)
+    _shown: tuple = ()
+
+    def show_services(
+        self, services: list[Service], language: str, choose: Callable[[Service], None]
+    ) -> None:
+        """(Re)build the buttons; keeps the keyboard focus where it was."""
+        self.prompt = tr("choose", language)
+        shown = (language, tuple(services))
+        if shown == self._shown:
+            return  # rebuilding would drop a press in progress
+        self._shown = shown
+        self.columns = 1 if len(services) <= 4 else 2 if len(services) <= 10 else 3
+        grid = self.ids.buttons
+        grid.clear_widgets()
+        for service in services:
+            detail = ""
+            if not service.is_open:
+                detail = tr("closed", language)
+            elif service.waiting is not None:
+                detail = tr("waiting", language, count=service.waiting)
+            button = ServiceButton(
+                prefix=service.prefix,
+                title=_displayable(service.name(language)),
+                detail=detail,
+                is_open=service.is_open,
+                disabled=not service.is_open,
+            )
+            button.bind(on_release=lambda _b, s=service: choose(s))
+            grid.add_widget(button)
+        self._paint_focus()
+
+    @property
+    def service_buttons(self) -> list[ServiceButton]:
+        return list(reversed(self.ids.buttons.children))  # Kivy keeps children last-first
+
+    def move_focus(self, step: int) -> None:
+        buttons = self.service_buttons
+        if not buttons:
+            return
+        self.focus_index = (
+            (0 if step > 0 else len(buttons) - 1)
+            if self.focus_index < 0
+            else (self.focus_index + step) % len(buttons)
+        )
+        self._paint_focus()
+
+    def clear_focus(self) -> None:
+        self.focus_index = -1
+        self._paint_focus()
+
+    def activate(self, index: int | None = None) -> bool:
+        """Press the Nth button (or the focused one) as a tap would."""
+        buttons = self.service_buttons
+        index = self.focus_index if index is None else index
+        if not 0 <= index < len(buttons) or buttons[index].disabled:
+            return False
+        buttons[index].dispatch("on_release")
+        return True
+
+    def _paint_focus(self) -> None:
+        for index, button in enumerate(self.service_buttons):
+            button.focused = index == self.focus_index
+
+
+def _displayable(text: str) -> str:
+    """Drop control characters; the label wraps and shortens the rest."""
+    return "".join(ch for ch in text if ch.isprintable()).strip()

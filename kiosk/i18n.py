@@ -1,0 +1,78 @@
+"""The kiosk's own words (screen and paper) in the languages it speaks.
+
+Service names and ticket texts come from config; these are the fixed phrases
+around them. English is the fallback for a phrase missing in a language.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "fi", "sv", "et")
+
+_PHRASES: dict[str, dict[str, str]] = {
+    "choose": {
+        "en": "Choose a service to get your number",
+        "fi": "Valitse palvelu ja ota vuoronumero",
+        "sv": "Välj tjänst och ta ett könummer",
+        "et": "Valige teenus ja võtke järjekorranumber",
+    },
+    "waiting": {
+        "en": "{count} waiting",
+        "fi": "{count} jonossa",
+        "sv": "{count} väntar",
+        "et": "{count} ootel",
+    },
+    "closed": {
+        "en": "Closed",
+        "fi": "Suljettu",
+        "sv": "Stängd",
+        "et": "Suletud",
+    },
+    "printing": {
+        "en": "Printing your ticket…",
+        "fi": "Tulostetaan vuoronumeroa…",
+        "sv": "Din kölapp skrivs ut…",
+        "et": "Teie piletit prinditakse…",
+    },
+    "take_ticket": {
+        "en": "Please take your ticket",
+        "fi": "Ota vuoronumerosi",
+        "sv": "Ta din kölapp",
+        "et": "Palun võtke oma pilet",
+    },
+    "print_failed": {
+        "en": "The printer could not print. Please take a photo of this screen or scan the code.",
+        "fi": "Tulostus epäonnistui. Ota kuva näytöstä tai lue koodi puhelimella.",
+        "sv": "Utskriften misslyckades. Fotografera skärmen eller skanna koden.",
+        "et": "Printimine ebaõnnestus. Pildistage ekraani või skannige kood.",
+    },
+    "scan_hint": {
+        "en": "Scan to follow your turn on your phone",
+        "fi": "Seuraa vuoroasi puhelimella",
+        "sv": "Följ din tur i telefonen",
+        "et": "Jälgige oma järjekorda telefonis",
+    },
+    "done": {
+        "en": "Done",
+        "fi": "Valmis",
+        "sv": "Klar",
+        "et": "Valmis",
+    },
+    "slow_down": {
+        "en": "One moment, please",
+        "fi": "Hetki, ole hyvä",
+        "sv": "Ett ögonblick",
+        "et": "Üks hetk, palun",
+    },
+    "unavailable": {
+        "en": "Sorry, no ticket could be issued. Please ask the staff.",
+        "fi": "Vuoronumeroa ei voitu antaa. Kysy henkilökunnalta.",
+        "sv": "Ingen kölapp kunde ges. Fråga personalen.",
+        "et": "Piletit ei saanud väljastada. Palun pöörduge töötaja poole.",
+    },
+}
+
+
+def tr(key: str, language: str, **values: object) -> str:
+    """The phrase ``key`` in ``language`` (English if missing), formatted."""
+    phrases = _PHRASES[key]
+    return phrases.get(language, phrases["en"]).format(**values)

@@ -1,0 +1,90 @@
+"""The tap-to-paper path, off the UI thread.
+
+One worker thread owns its own DB connection and the printer: it commits the
+ticket (number, ticket row, outbox row in one transaction), tells the UI the
+number, prints, records the outcome and tells the UI again. Jobs run one at a
+time, in tap order. Nothing here touches the network or Kivy: results go back
+through ``post``, which the app points at ``Clock.schedule_once``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiosk.config import KioskConfig
+from kiosk.paper import ticket_content
+from printer.backends import Backend
+from printer.errors import PrinterError
+from printer.layout import render_ticket
+from sync import state, tickets
+from sync.tickets import Service, Ticket
+
+log = logging.getLogger("vuoro.kiosk.issuing")
+
+Post = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """What the UI wants to hear, each called through ``post``."""
+
+    committed: Callable[[Ticket], None]
+    printed: Callable[[Ticket], None]
+    print_failed: Callable[[Ticket, str], None]
+    unavailable: Callable[[str], None]
+
+
+class TicketIssuer:
+    def __init__(self, db_path: Path, config: KioskConfig, backend: Backend, post: Post) -> None:
+        self.db_path = db_path
+        self.config = config
+        self.backend = backend
+        self.post = post
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ticket")
+        self._local = threading.local()
+
+    def request(self, service: Service, language: str, callbacks: Callbacks) -> Future:
+        """Queue one ticket; returns at once."""
+        return self._executor.submit(self._issue, service, language, callbacks)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _db(self):
+        if getattr(self._local, "db", None) is None:
+            self._local.db = state.connect(self.db_path)
+        return self._local.db
+
+    def _issue(self, service: Service, language: str, callbacks: Callbacks) -> None:
+        try:
+            self._issue_and_print(service, language, callbacks)
+        except Exception as exc:  # a bug must not leave the customer at "Printing…"
+            log.exception("ticket path failed")
+            self.post(callbacks.unavailable, repr(exc))
+
+    def _issue_and_print(self, service: Service, language: str, callbacks: Callbacks) -> None:
+        try:
+            ticket = tickets.issue_ticket(self._db(), service.id, language=language)
+        except (tickets.NoNumberAvailable, tickets.UnknownService, sqlite3.Error) as exc:
+            log.error("no ticket for %s: %s", service.id, exc)
+            self.post(callbacks.unavailable, str(exc))
+            return
+        log.info("committed %s (%s)", ticket.display, ticket.id)
+        self.post(callbacks.committed, ticket)
+        try:
+            data = render_ticket(ticket_content(self.config, ticket, service), self.backend.profile)
+            self.backend.send(data, ticket.display)
+        except PrinterError as exc:
+            log.error("print of %s failed: %s", ticket.display, exc)
+            tickets.mark_print_failed(self._db(), ticket.id, str(exc))
+            self.post(callbacks.print_failed, ticket, str(exc))
+            return
+        tickets.mark_printed(self._db(), ticket.id)
+        log.info("printed %s (%d bytes)", ticket.display, len(data))
+        self.post(callbacks.printed, ticket)

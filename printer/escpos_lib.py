@@ -1,0 +1,60 @@
+"""The one place python-escpos is imported, with its import-time habits tamed.
+
+python-escpos creates a temporary directory per import for its capabilities
+pickle unless ``ESCPOS_CAPABILITIES_PICKLE_DIR`` is set, so we point it at a
+per-user cache directory first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(tempfile.gettempdir(), "vuoro-cache")
+    path = Path(base) / f"vuoro-escpos-{os.getuid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@cache
+def escpos() -> ModuleType:
+    """``escpos.printer``, imported once the pickle dir is set."""
+    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(_cache_dir()))
+    import escpos.printer
+
+    return escpos.printer
+
+
+@cache
+def profile_codepages(profile: str) -> dict[int, str]:
+    """The profile's ESC t table: number → python codec (or a 128-char table)."""
+    escpos()
+    from escpos.capabilities import get_profile
+    from escpos.codepages import CodePages
+
+    pages: dict[int, str] = {}
+    for number, name in get_profile(profile).profile_data["codePages"].items():
+        try:
+            encoding = CodePages.get_encoding(name)
+        except (KeyError, ValueError):
+            continue
+        if "python_encode" in encoding:
+            pages[int(number)] = encoding["python_encode"]
+        elif "data" in encoding:
+            pages[int(number)] = "".join(encoding["data"])
+    return pages
+
+
+@cache
+def profile_media_width(profile: str) -> int:
+    """Printable width in dots, from the profile (576 for 80 mm, 384 for 58 mm)."""
+    escpos()
+    from escpos.capabilities import get_profile
+
+    pixels = get_profile(profile).profile_data.get("media", {}).get("width", {}).get("pixels")
+    return pixels if isinstance(pixels, int) and pixels >= 384 else 576

@@ -1,0 +1,167 @@
+"""The state DB: the only channel between the kiosk and the sync daemon.
+
+Both processes open the same SQLite file. WAL lets the kiosk commit a ticket
+while the daemon reads the outbox; ``synchronous=FULL`` makes a commit survive
+a power cut; the busy timeout turns short lock waits into waits, not errors.
+Migrations run on every open, each one in its own transaction, numbered by
+``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    """Config, services, leases, tickets and the outbox."""
+    db.execute(
+        """
+        CREATE TABLE config (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,          -- JSON
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE services (
+            id TEXT PRIMARY KEY,
+            prefix TEXT NOT NULL,
+            names TEXT NOT NULL,          -- JSON {language: name}
+            texts TEXT NOT NULL DEFAULT '{}',  -- JSON {language: ticket text}
+            position INTEGER NOT NULL,
+            is_open INTEGER NOT NULL DEFAULT 1,
+            listed INTEGER NOT NULL DEFAULT 1  -- 0: removed from config, kept for old tickets
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE leases (
+            id INTEGER PRIMARY KEY,
+            service_id TEXT NOT NULL REFERENCES services(id),
+            day TEXT NOT NULL,            -- branch-local ISO date
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            next INTEGER NOT NULL,
+            source TEXT NOT NULL,         -- standalone | server | reserve
+            CHECK (first <= last AND next >= first AND next <= last + 1)
+        )"""
+    )
+    db.execute("CREATE INDEX leases_by_service_day ON leases(service_id, day)")
+    db.execute(
+        """
+        CREATE TABLE tickets (
+            id TEXT PRIMARY KEY,          -- uuid4 hex, the server's dedupe key
+            public_token TEXT NOT NULL UNIQUE,
+            kiosk_seq INTEGER NOT NULL UNIQUE,
+            service_id TEXT NOT NULL REFERENCES services(id),
+            day TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            series TEXT NOT NULL DEFAULT '',
+            display TEXT NOT NULL,
+            language TEXT NOT NULL,
+            issued_at TEXT NOT NULL,      -- UTC wall clock, ISO 8601
+            issued_mono_ns INTEGER NOT NULL,
+            boot_id TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'committed'
+                CHECK (state IN ('committed', 'printed', 'print_failed', 'void')),
+            printed_at TEXT,
+            print_error TEXT,
+            UNIQUE (service_id, day, series, number)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ticket_id TEXT NOT NULL REFERENCES tickets(id),
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            parked_reason TEXT,
+            delivered_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox(delivered_at, parked_reason, id)")
+    db.execute(
+        """
+        CREATE TABLE queue_snapshot (
+            service_id TEXT PRIMARY KEY REFERENCES services(id) ON DELETE CASCADE,
+            waiting INTEGER NOT NULL,
+            estimated_wait_s INTEGER,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+#: Append only: position N is schema version N.
+MIGRATIONS: list[Migration] = [_m1_initial]
+
+
+class SchemaTooNew(RuntimeError):
+    """The DB was written by a newer Vuoro; refusing to guess at its meaning."""
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
+    """Open (creating if needed) the state DB and bring its schema up to date."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply pending migrations; safe when two processes start at once."""
+    while True:
+        with transaction(db):
+            version = schema_version(db)
+            if version > len(MIGRATIONS):
+                raise SchemaTooNew(
+                    f"state DB schema version {version} is newer than this program "
+                    f"knows ({len(MIGRATIONS)}); upgrade Vuoro"
+                )
+            if version == len(MIGRATIONS):
+                return version
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: take the write lock up front.
+
+    Taking it at BEGIN (not at the first write) means a second writer waits on
+    the busy timeout instead of failing half-way with SQLITE_BUSY.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def integrity_ok(db: sqlite_utils.Database) -> bool:
+    return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

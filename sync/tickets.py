@@ -1,0 +1,307 @@
+"""Verbs on the state DB that the kiosk uses: issue, record print outcome, void.
+
+Everything that changes a ticket lives here so the invariants of the design
+(commit before print, numbers never reused, unprinted tickets voided) are kept
+in one place, whichever process calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from sync.state import transaction
+
+STANDALONE_LEASE_SIZE = 9999
+
+
+class NoNumberAvailable(RuntimeError):
+    """No lease has a free number for this service and day."""
+
+
+class UnknownService(LookupError):
+    """The tapped service is not (or no longer) offered."""
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    prefix: str
+    names: dict[str, str]
+    texts: dict[str, str]
+    position: int
+    is_open: bool
+    waiting: int | None = None
+    estimated_wait_s: int | None = None
+
+    def name(self, language: str) -> str:
+        """The name in ``language``, else in any language given, else the id."""
+        return self.names.get(language) or next(iter(self.names.values()), self.id)
+
+    def text(self, language: str) -> str:
+        return self.texts.get(language) or next(iter(self.texts.values()), "")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: str
+    public_token: str
+    kiosk_seq: int
+    service_id: str
+    day: str
+    number: int
+    display: str
+    language: str
+    issued_at: str
+    state: str = "committed"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@cache
+def boot_id() -> str:
+    """Which boot a monotonic clock reading belongs to (it restarts at boot)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+# -- config and services ---------------------------------------------------
+
+
+def set_config(db: sqlite_utils.Database, key: str, value: object) -> None:
+    db["config"].upsert(
+        {"key": key, "value": json.dumps(value), "updated_at": _iso(now_utc())}, pk="key"
+    )
+
+
+def get_config(db: sqlite_utils.Database, key: str, default: object = None) -> object:
+    row = db.execute("SELECT value FROM config WHERE key = ?", [key]).fetchone()
+    return default if row is None else json.loads(row[0])
+
+
+def apply_standalone_config(
+    db: sqlite_utils.Database,
+    *,
+    branch: dict,
+    ticket: dict,
+    services: list[dict],
+) -> None:
+    """Make the local config file the source of truth (no server configured).
+
+    Services missing from the file are unlisted, not deleted: old tickets
+    still point at them.
+    """
+    with transaction(db):
+        set_config(db, "mode", "standalone")
+        set_config(db, "branch", branch)
+        set_config(db, "ticket", ticket)
+        db.execute("UPDATE services SET listed = 0")
+        for position, service in enumerate(services):
+            db["services"].upsert(
+                {
+                    "id": service["id"],
+                    "prefix": service["prefix"],
+                    "names": json.dumps(service["names"], ensure_ascii=False),
+                    "texts": json.dumps(service.get("texts", {}), ensure_ascii=False),
+                    "position": position,
+                    "is_open": 1,
+                    "listed": 1,
+                },
+                pk="id",
+            )
+
+
+def listed_services(db: sqlite_utils.Database) -> list[Service]:
+    """The services the home screen offers, in order, with the queue where known."""
+    rows = db.execute(
+        """SELECT s.id, s.prefix, s.names, s.texts, s.position, s.is_open,
+                  q.waiting, q.estimated_wait_s
+           FROM services s LEFT JOIN queue_snapshot q ON q.service_id = s.id
+           WHERE s.listed = 1 ORDER BY s.position"""
+    ).fetchall()
+    return [
+        Service(
+            id=r[0],
+            prefix=r[1],
+            names=json.loads(r[2]),
+            texts=json.loads(r[3]),
+            position=r[4],
+            is_open=bool(r[5]),
+            waiting=r[6],
+            estimated_wait_s=r[7],
+        )
+        for r in rows
+    ]
+
+
+# -- the tap ---------------------------------------------------------------
+
+
+def branch_day(db: sqlite_utils.Database, moment: datetime) -> str:
+    """The branch-local date: numbers restart at the branch's midnight."""
+    branch = get_config(db, "branch", {}) or {}
+    zone = ZoneInfo(branch.get("timezone") or "UTC")
+    return moment.astimezone(zone).date().isoformat()
+
+
+def _take_number(db: sqlite_utils.Database, service_id: str, day: str) -> int:
+    lease = db.execute(
+        """SELECT id, next FROM leases
+           WHERE service_id = ? AND day = ? AND next <= last
+           ORDER BY first LIMIT 1""",
+        [service_id, day],
+    ).fetchone()
+    if lease is None:
+        if get_config(db, "mode") != "standalone":
+            raise NoNumberAvailable(f"no number lease left for {service_id} on {day}")
+        used = db.execute(
+            "SELECT COALESCE(MAX(last), 0) FROM leases WHERE service_id = ? AND day = ?",
+            [service_id, day],
+        ).fetchone()[0]
+        if used >= STANDALONE_LEASE_SIZE:
+            raise NoNumberAvailable(f"all {used} numbers of {service_id} used on {day}")
+        lease_id = (
+            db["leases"]
+            .insert(
+                {
+                    "service_id": service_id,
+                    "day": day,
+                    "first": used + 1,
+                    "last": STANDALONE_LEASE_SIZE,
+                    "next": used + 1,
+                    "source": "standalone",
+                }
+            )
+            .last_pk
+        )
+        number = used + 1
+    else:
+        lease_id, number = lease
+    db.execute("UPDATE leases SET next = next + 1 WHERE id = ?", [lease_id])
+    return number
+
+
+def display_number(prefix: str, number: int) -> str:
+    return f"{prefix}{number:03d}"
+
+
+def issue_ticket(
+    db: sqlite_utils.Database,
+    service_id: str,
+    *,
+    language: str,
+    moment: datetime | None = None,
+) -> Ticket:
+    """One ``BEGIN IMMEDIATE`` transaction: number, ticket row, outbox row.
+
+    Returns only after COMMIT, so a ticket that is later printed always exists.
+    """
+    moment = moment or now_utc()
+    with transaction(db):
+        service = db.execute(
+            "SELECT prefix, is_open FROM services WHERE id = ? AND listed = 1", [service_id]
+        ).fetchone()
+        if service is None:
+            raise UnknownService(service_id)
+        day = branch_day(db, moment)
+        number = _take_number(db, service_id, day)
+        seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM tickets").fetchone()[0]
+        ticket = Ticket(
+            id=uuid.uuid4().hex,
+            public_token=secrets.token_urlsafe(16),
+            kiosk_seq=seq,
+            service_id=service_id,
+            day=day,
+            number=number,
+            display=display_number(service[0], number),
+            language=language,
+            issued_at=_iso(moment),
+        )
+        db["tickets"].insert(
+            {
+                "id": ticket.id,
+                "public_token": ticket.public_token,
+                "kiosk_seq": ticket.kiosk_seq,
+                "service_id": service_id,
+                "day": day,
+                "number": number,
+                "display": ticket.display,
+                "language": language,
+                "issued_at": ticket.issued_at,
+                "issued_mono_ns": time.monotonic_ns(),
+                "boot_id": boot_id(),
+            }
+        )
+        db["outbox"].insert({"ticket_id": ticket.id, "created_at": ticket.issued_at})
+    return ticket
+
+
+def mark_printed(db: sqlite_utils.Database, ticket_id: str) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE tickets SET state = 'printed', printed_at = ?, print_error = NULL "
+            "WHERE id = ? AND state IN ('committed', 'print_failed')",
+            [_iso(now_utc()), ticket_id],
+        )
+
+
+def mark_print_failed(db: sqlite_utils.Database, ticket_id: str, error: str) -> None:
+    """The ticket stays valid: the customer has it on screen."""
+    with transaction(db):
+        db.execute(
+            "UPDATE tickets SET state = 'print_failed', print_error = ? "
+            "WHERE id = ? AND state = 'committed'",
+            [error[:500], ticket_id],
+        )
+
+
+def void_unprinted(db: sqlite_utils.Database) -> list[str]:
+    """At start-up: tickets committed but never printed become void.
+
+    Only the kiosk calls this, before it issues anything, so no ticket of the
+    running process can be caught half-way.
+    """
+    with transaction(db):
+        voided = [
+            r[0]
+            for r in db.execute(
+                "SELECT display FROM tickets WHERE state = 'committed' ORDER BY kiosk_seq"
+            ).fetchall()
+        ]
+        db.execute(
+            "UPDATE tickets SET state = 'void', print_error = 'not printed before restart' "
+            "WHERE state = 'committed'"
+        )
+    return voided
+
+
+def get_ticket(db: sqlite_utils.Database, ticket_id: str) -> Ticket | None:
+    row = db.execute(
+        """SELECT id, public_token, kiosk_seq, service_id, day, number, display,
+                  language, issued_at, state FROM tickets WHERE id = ?""",
+        [ticket_id],
+    ).fetchone()
+    return None if row is None else Ticket(*row)
+
+
+def outbox_depth(db: sqlite_utils.Database) -> int:
+    return db.execute(
+        "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND parked_reason IS NULL"
+    ).fetchone()[0]

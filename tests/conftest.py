@@ -1,0 +1,62 @@
+"""Shared fixtures: state DBs, config files, and a virtual screen for the real app."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kiosk_driver import VirtualScreen
+
+TWO_SERVICES = """
+[kiosk]
+language = "fi"
+return_home_s = 2
+min_tap_interval_s = 0.5
+
+[branch]
+name = "Kaupungin palvelupiste Äänekoski"
+timezone = "Europe/Helsinki"
+
+[ticket]
+url_template = "https://jono.example.fi/t/{token}"
+footer = "Kiitos käynnistä – Tack – Aitäh: õ š ž"
+
+[printer]
+backend = "emulator"
+
+[[services]]
+id = "payments"
+prefix = "A"
+name = { fi = "Maksut", sv = "Betalningar", en = "Payments" }
+
+[[services]]
+id = "permits"
+prefix = "B"
+name = { fi = "Luvat ja lisenssit", en = "Permits" }
+text = { fi = "Ota henkilöllisyystodistus esiin" }
+"""
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a kiosk.toml (dedented) and return its path."""
+
+    def write(text: str = TWO_SERVICES, name: str = "kiosk.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def screen() -> Iterator[VirtualScreen]:
+    if not shutil.which("Xvfb") or not shutil.which("xdotool"):
+        pytest.fail("Xvfb and xdotool are needed: run `make test` (it installs them)")
+    display = VirtualScreen()
+    yield display
+    display.close()

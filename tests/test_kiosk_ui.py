@@ -1,0 +1,159 @@
+"""The real kiosk app on a virtual screen: real clicks, real keys, real paper.
+
+Each test starts ``vuoro-kiosk`` as its own process (one Kivy app per
+process), drives it with xdotool, and checks the state DB, the emulator's
+rendered PNGs (OCR and QR decoding of the pixels) and screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from printer.render import read_transcript
+from tests.conftest import TWO_SERVICES
+from tests.kiosk_driver import Kiosk, button_center, ocr_ticket_numbers
+
+pytestmark = pytest.mark.ui
+
+
+def decode_qr(image: Image.Image) -> list[str]:
+    return [code.text for code in zxingcpp.read_barcodes(image)]
+
+
+def png_of(kiosk: Kiosk, display: str) -> Path:
+    matches = [p for p in kiosk.printed_pngs() if p.stem.endswith(f"-{display}")]
+    assert len(matches) == 1, f"one printed PNG for {display}: {kiosk.printed_pngs()}"
+    return matches[0]
+
+
+def test_tap_and_digit_key_print_the_committed_ticket(screen, write_config, tmp_path):
+    kiosk = Kiosk(screen, tmp_path / "state", write_config())
+    try:
+        screen.click(*button_center(0, 2))
+        first = kiosk.wait_for_tickets(1, ("printed",))[0]
+        time.sleep(0.3)
+        on_screen = screen.screenshot()
+        screen.key("Return")  # ignored: within the double-tap grace period
+        time.sleep(1.2)
+        screen.key("Return")  # "Done": back home
+        time.sleep(0.3)
+        screen.key("2")
+        rows = kiosk.wait_for_tickets(2, ("printed",))
+    finally:
+        kiosk.stop()
+
+    assert [(r["display"], r["service_id"]) for r in rows] == [
+        ("A001", "payments"),
+        ("B001", "permits"),
+    ]
+    for row in rows:
+        url = f"https://jono.example.fi/t/{row['public_token']}"
+        png = png_of(kiosk, row["display"])
+        paper = Image.open(png)
+        assert decode_qr(paper) == [url], "the paper's QR code opens this ticket"
+        assert row["display"] in ocr_ticket_numbers(png), "the number is legible on paper"
+        transcript = read_transcript(png)
+        assert row["display"] in transcript.splitlines()
+        assert "Kaupungin palvelupiste Äänekoski" in transcript
+    assert "Ota henkilöllisyystodistus esiin" in read_transcript(png_of(kiosk, "B001"))
+    assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{first['public_token']}"], (
+        "the screen shows the same QR code as the paper"
+    )
+
+
+def test_sigkill_between_commit_and_print_voids_the_ticket(screen, write_config, tmp_path):
+    fifo = tmp_path / "hung-printer"
+    os.mkfifo(fifo)  # nobody reads: the print blocks after the commit
+    hung = write_config(
+        TWO_SERVICES.replace(
+            'backend = "emulator"', f'backend = "file"\npath = "{fifo}"\ntimeout_s = 120'
+        ),
+        name="hung.toml",
+    )
+    state = tmp_path / "state"
+    kiosk = Kiosk(screen, state, hung)
+    try:
+        screen.click(*button_center(0, 2))
+        committed = kiosk.wait_for_tickets(1, ("committed",))[0]
+        time.sleep(0.5)
+        assert kiosk.tickets()[0]["state"] == "committed", "still printing"
+    finally:
+        kiosk.kill()
+    assert committed["display"] == "A001"
+
+    kiosk = Kiosk(screen, state, write_config())
+    try:
+        assert "voided 1 ticket(s) committed but never printed: A001" in kiosk.log
+        screen.click(*button_center(0, 2))
+        rows = kiosk.wait_for_tickets(2, ("printed", "void"))
+    finally:
+        kiosk.stop()
+    assert [(r["display"], r["state"]) for r in rows] == [("A001", "void"), ("A002", "printed")]
+    assert [p.stem.rsplit("-", 1)[1] for p in kiosk.printed_pngs()] == ["A002"]
+
+
+def test_double_tap_and_tap_spam_give_one_ticket(screen, write_config, tmp_path):
+    kiosk = Kiosk(screen, tmp_path / "state", write_config())
+    try:
+        x, y = button_center(1, 2)
+        screen.xdotool("mousemove", str(x), str(y), "click", "--repeat", "2", "--delay", "60", "1")
+        screen.xdotool("click", "--repeat", "8", "--delay", "40", "1")
+        kiosk.wait_for_tickets(1, ("printed",))
+        time.sleep(1.5)
+        rows = kiosk.tickets()
+    finally:
+        kiosk.stop()
+    assert [r["display"] for r in rows] == ["B001"]
+
+
+def test_keyboard_only_in_kiosk_mode_and_escape_never_quits(screen, write_config, tmp_path):
+    kiosk = Kiosk(screen, tmp_path / "state", write_config(), extra_args=("--kiosk",))
+    try:
+        screen.key("Escape", "Escape")
+        screen.key("Tab", "Tab", "Return")  # focus the second button, press it
+        kiosk.wait_for_tickets(1, ("printed",))
+        time.sleep(1.2)
+        screen.key("Escape", "Return")  # Escape does nothing; Enter is "Done"
+        time.sleep(0.3)
+        screen.key("Up", "Return")  # focus moves back to the first button
+        rows = kiosk.wait_for_tickets(2, ("printed",))
+        screen.key("Escape")
+        time.sleep(0.5)
+        assert kiosk.alive(), "Escape must not quit the kiosk"
+    finally:
+        kiosk.stop()
+    assert [r["display"] for r in rows] == ["B001", "A001"]
+
+
+def test_long_and_emoji_names_render_safely(screen, write_config, tmp_path):
+    long_name = "Asumisen, rakentamisen ja ympäristön palvelut " * 7  # ~315 characters
+    config = write_config(
+        TWO_SERVICES.replace(
+            '{ fi = "Maksut", sv = "Betalningar", en = "Payments" }', f'"{long_name.strip()}"'
+        ).replace('{ fi = "Luvat ja lisenssit", en = "Permits" }', '"Lupa 🚗 ja 🛂 passi"')
+    )
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    try:
+        home = screen.screenshot()
+        screen.click(*button_center(0, 2))
+        kiosk.wait_for_tickets(1, ("printed",))
+        time.sleep(1.2)
+        screen.key("Return")
+        time.sleep(0.3)
+        screen.key("2")
+        kiosk.wait_for_tickets(2, ("printed",))
+        assert kiosk.alive()
+    finally:
+        kiosk.stop()
+    assert home.getbbox() is not None
+    long_paper = read_transcript(png_of(kiosk, "A001")).splitlines()
+    assert any(line.startswith("Asumisen, rakentamisen") for line in long_paper)
+    assert any(line.endswith("...") for line in long_paper), "cut after a few lines"
+    assert max(len(line) for line in long_paper) <= 48, "wrapped to the paper's 48 columns"
+    assert "Lupa ja passi" in read_transcript(png_of(kiosk, "B001"))
