@@ -18,8 +18,7 @@ help:
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
-	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || tools/sysdeps.sh venv
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); tools/sysdeps.sh venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[server,test]'
 	@touch $@

@@ -83,9 +83,14 @@ class _Locator:
                 return len(self.lines) or 1
         if key is None:
             return start + 1
-        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*[=.]")
         for number in range(start + (table is not None), len(self.lines)):
-            if table is not None and _HEADER.match(self.lines[number]):
+            header = _HEADER.match(self.lines[number])
+            if header and table is None:
+                name = header.group(2).strip('"')
+                if name == key or name.startswith(f"{key}."):
+                    return number + 1
+            elif header:
                 break
             if pattern.match(self.lines[number]):
                 return number + 1

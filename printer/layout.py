@@ -98,7 +98,11 @@ def _fit(text: str, columns: int) -> list[str]:
 def render_ticket(
     content: TicketContent, profile: str = DEFAULT_PROFILE, *, native_qr: bool = True
 ) -> bytes:
-    """The complete ticket, from init to cut, for ``profile``."""
+    """The complete ticket, from init to cut, for ``profile``.
+
+    The QR code is native (``GS ( k``, about 70 bytes) unless the profile
+    lacks it or ``native_qr`` is off; then it is sent as a raster image.
+    """
     p = escpos().Dummy(profile=profile)
     width = profile_media_width(profile)
     columns = width // FONT_A_WIDTH
@@ -136,7 +140,9 @@ def render_ticket(
     block(fields["issued"])
     p.ln()
     p.set(align="center")
-    p.qr(content.url, native=native_qr, size=QR_MODULE_DOTS, center=not native_qr)
+    native = native_qr and p.profile.supports("qrCode")  # else a small raster image
+    p.qr(content.url, native=native, size=QR_MODULE_DOTS, center=not native)
+    p.ln()
     block(fields["scan_hint"])
     block(fields["footer"])
     p.cut()

@@ -1,0 +1,84 @@
+"""The console scripts: help, rendering captured bytes, the emulator, DB status."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from printer.render import read_transcript
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize("script", ["vuoro-kiosk", "vuoro-printer", "vuoro-sync"])
+def test_every_console_script_explains_itself(script):
+    result = run(script, "--help")
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: {script}")
+
+
+def test_test_page_then_render_round_trip(tmp_path):
+    out = tmp_path / "printed"
+    assert run("vuoro-printer", "test", "--out", str(out)).returncode == 0
+    (captured,) = out.glob("*-test.bin")
+    result = run("vuoro-printer", "render", str(captured), str(tmp_path / "again.png"))
+    assert result.returncode == 0, result.stderr
+    transcript = read_transcript(tmp_path / "again.png")
+    assert "ÄÖÅ äöå Õ õ Š š Ž ž" in transcript and "T000" in transcript
+    codes = zxingcpp.read_barcodes(Image.open(tmp_path / "again.png"))
+    assert [c.text for c in codes] == ["https://example.org/vuoro-printer-test"]
+
+
+def test_render_names_a_missing_file():
+    result = run("vuoro-printer", "render", "/nonexistent.bin", "/tmp/x.png")
+    assert result.returncode == 2 and "No such file" in result.stderr
+
+
+def test_the_emulator_is_a_network_printer(tmp_path):
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    out = tmp_path / "printed"
+    emulator = subprocess.Popen(
+        [str(BIN / "vuoro-printer"), "emulator", "--port", str(port), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert "emulated printer on" in emulator.stdout.readline()
+        result = run("vuoro-printer", "test", "--host", "127.0.0.1", "--port", str(port))
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 20
+        while not list(out.glob("*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (png,) = out.glob("*.png")
+        assert "Printer test" in read_transcript(png)
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
+def test_sync_status_reports_the_state_db(tmp_path):
+    db = tmp_path / "state.db"
+    assert run("vuoro-sync", "--db", str(db), "status").returncode == 2
+    assert run("vuoro-sync", "--db", str(db), "migrate").returncode == 0
+    result = run("vuoro-sync", "--db", str(db), "status")
+    assert result.returncode == 0
+    assert "outbox waiting: 0" in result.stdout and "integrity: ok" in result.stdout

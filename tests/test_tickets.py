@@ -1,0 +1,148 @@
+"""Issuing tickets: one transaction, numbers never reused, unprinted ones void."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime
+
+import pytest
+
+from sync import state, tickets
+
+SERVICES = [
+    {"id": "payments", "prefix": "A", "names": {"fi": "Maksut"}},
+    {"id": "permits", "prefix": "B", "names": {"fi": "Luvat"}, "texts": {"fi": "Ota henkkarit"}},
+]
+
+
+def standalone_db(path):
+    db = state.connect(path)
+    tickets.apply_standalone_config(
+        db,
+        branch={"name": "Testikonttori", "timezone": "Europe/Helsinki"},
+        ticket={"url_template": "https://q.example/t/{token}"},
+        services=SERVICES,
+    )
+    return db
+
+
+@pytest.fixture
+def db(tmp_path):
+    return standalone_db(tmp_path / "state.db")
+
+
+def test_numbers_count_up_per_service_and_each_ticket_has_an_outbox_row(db):
+    issued = [
+        tickets.issue_ticket(db, s, language="fi") for s in ("payments", "payments", "permits")
+    ]
+    assert [t.display for t in issued] == ["A001", "A002", "B001"]
+    assert [t.kiosk_seq for t in issued] == [1, 2, 3]
+    assert len({t.public_token for t in issued}) == 3
+    assert all(len(t.public_token) == 22 for t in issued)  # 128 random bits, URL-safe
+    assert [r["ticket_id"] for r in db["outbox"].rows] == [t.id for t in issued]
+    assert {r["state"] for r in db["tickets"].rows} == {"committed"}
+
+
+def test_numbers_restart_at_the_branch_local_midnight(db):
+    before = datetime(2026, 11, 23, 21, 59, tzinfo=UTC)  # 23:59 in Helsinki
+    after = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)  # 00:00 in Helsinki
+    a = tickets.issue_ticket(db, "payments", language="fi", moment=before)
+    b = tickets.issue_ticket(db, "payments", language="fi", moment=before)
+    c = tickets.issue_ticket(db, "payments", language="fi", moment=after)
+    assert [(t.day, t.display) for t in (a, b, c)] == [
+        ("2026-11-23", "A001"),
+        ("2026-11-23", "A002"),
+        ("2026-11-24", "A001"),
+    ]
+
+
+def test_print_outcomes_and_voiding_at_start_up(db):
+    printed = tickets.issue_ticket(db, "payments", language="fi")
+    failed = tickets.issue_ticket(db, "payments", language="fi")
+    lost = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.mark_printed(db, printed.id)
+    tickets.mark_print_failed(db, failed.id, "paper out")
+    assert tickets.void_unprinted(db) == [lost.display]
+    states = {r["display"]: (r["state"], r["print_error"]) for r in db["tickets"].rows}
+    assert states == {
+        "A001": ("printed", None),
+        "A002": ("print_failed", "paper out"),
+        "A003": ("void", "not printed before restart"),
+    }
+    assert tickets.issue_ticket(db, "payments", language="fi").display == "A004"
+    assert tickets.void_unprinted(db) == ["A004"]
+
+
+def test_a_void_ticket_is_never_marked_printed_afterwards(db):
+    ticket = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.void_unprinted(db)
+    tickets.mark_printed(db, ticket.id)
+    assert tickets.get_ticket(db, ticket.id).state == "void"
+
+
+def test_unknown_and_unlisted_services_are_refused_and_nothing_is_written(db):
+    with pytest.raises(tickets.UnknownService):
+        tickets.issue_ticket(db, "nope", language="fi")
+    tickets.apply_standalone_config(
+        db, branch={"timezone": "UTC"}, ticket={}, services=SERVICES[:1]
+    )
+    with pytest.raises(tickets.UnknownService):
+        tickets.issue_ticket(db, "permits", language="fi")
+    assert db["tickets"].count == 0 and db["outbox"].count == 0
+    assert [s.id for s in tickets.listed_services(db)] == ["payments"]
+
+
+def test_without_a_lease_outside_standalone_mode_no_number_is_invented(db):
+    tickets.set_config(db, "mode", "paired")
+    with pytest.raises(tickets.NoNumberAvailable):
+        tickets.issue_ticket(db, "payments", language="fi")
+    assert db["tickets"].count == 0 and db["outbox"].count == 0
+
+
+def test_a_failure_inside_the_transaction_leaves_no_half_ticket(db, monkeypatch):
+    tickets.issue_ticket(db, "payments", language="fi")
+
+    def broken_insert(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(tickets.uuid, "uuid4", broken_insert)
+    with pytest.raises(OSError):
+        tickets.issue_ticket(db, "payments", language="fi")
+    monkeypatch.undo()
+    assert db["tickets"].count == 1 and db["outbox"].count == 1
+    assert tickets.issue_ticket(db, "payments", language="fi").display == "A002"
+
+
+def test_listed_services_carry_names_texts_and_the_queue_snapshot(db):
+    db["queue_snapshot"].insert(
+        {"service_id": "permits", "waiting": 4, "estimated_wait_s": 600, "updated_at": "x"}
+    )
+    payments, permits = tickets.listed_services(db)
+    assert (payments.name("fi"), payments.name("sv"), payments.waiting) == (
+        "Maksut",
+        "Maksut",
+        None,
+    )
+    assert (permits.text("fi"), permits.waiting, permits.estimated_wait_s) == (
+        "Ota henkkarit",
+        4,
+        600,
+    )
+
+
+def _issue_many(args: tuple[str, int]) -> list[str]:
+    path, count = args
+    db = state.connect(path)
+    return [tickets.issue_ticket(db, "payments", language="fi").display for _ in range(count)]
+
+
+def test_concurrent_writers_never_share_a_number(tmp_path):
+    path = tmp_path / "state.db"
+    standalone_db(path).close()
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.map(_issue_many, [(str(path), 25)] * 4)
+    numbers = [n for chunk in results for n in chunk]
+    assert len(numbers) == 100
+    assert sorted(numbers) == [f"A{i:03d}" for i in range(1, 101)]
+    db = state.connect(path)
+    assert db["outbox"].count == 100 and state.integrity_ok(db)
