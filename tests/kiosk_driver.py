@@ -224,7 +224,7 @@ def screenshots(out_dir: Path) -> None:
             screen.screenshot().save(out_dir / "kiosk-home.png")
             screen.click(*button_center(1, 3))
             kiosk.wait_for_tickets(1, ("printed",))
-            time.sleep(0.5)
+            time.sleep(1.3)  # past the double-tap grace: "Done" is live
             screen.screenshot().save(out_dir / "kiosk-ticket.png")
             png = kiosk.wait_for_pngs(1)[0]
             Image.open(png).save(out_dir / "printed-ticket.png")
