@@ -33,6 +33,7 @@ log = logging.getLogger("vuoro.kiosk")
 
 DONE_GRACE_S = 1.0  # a second tap of a double tap must not dismiss the ticket
 REFRESH_S = 5.0
+LANGUAGE_IDLE_S = 30.0  # a chosen language reverts to the default for the next customer
 PRINT_FAILED_HOLD = 3  # the customer needs time to photograph the screen
 
 KEY_TAB, KEY_ENTER, KEY_SPACE, KEY_ESCAPE = 9, 13, 32, 27
@@ -55,6 +56,7 @@ class KioskApp(App):
         self.busy = False
         self._current: Service | None = None
         self._go_home_event = None
+        self._language_reset = None
 
     # -- building ---------------------------------------------------------
 
@@ -92,12 +94,23 @@ class KioskApp(App):
         if self.busy and self.screens.current != "home":
             return
         self.services = tickets.listed_services(self.db)
+        self.home.show_languages(self.settings.languages, self.language, self.set_language)
         self.home.show_services(self.services, self.language, self.choose)
         self._tick_clock()
 
     def _tick_clock(self) -> None:
         zone = ZoneInfo(self.settings.branch["timezone"])
         self.home.clock = datetime.now(zone).strftime("%H:%M")
+
+    def set_language(self, language: str) -> None:
+        """The customer's language until their ticket, or until they walk away."""
+        self.language = language
+        if self._language_reset is not None:
+            self._language_reset.cancel()
+        self._language_reset = Clock.schedule_once(
+            lambda _dt: self.set_language(self.settings.language), LANGUAGE_IDLE_S
+        )
+        self.refresh()
 
     def choose(self, service: Service) -> None:
         """A deliberate tap (or key) on a service: start one ticket."""
@@ -148,9 +161,13 @@ class KioskApp(App):
         if self._go_home_event is not None:
             self._go_home_event.cancel()
             self._go_home_event = None
+        self._language_reset = None
         self.busy = False
         self.screens.current = "home"
-        self.refresh()
+        if self.language != self.settings.language:
+            self.set_language(self.settings.language)  # the next customer starts afresh
+        else:
+            self.refresh()
 
     # -- keys ---------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class ServiceConfig:
 class KioskConfig:
     source: str
     language: str = "en"
+    languages: tuple[str, ...] = ("en",)
     kiosk_mode: bool = False
     return_home_s: float = 8.0
     min_tap_interval_s: float = 1.5
@@ -236,7 +237,14 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
     kiosk = data.get("kiosk", {})
     c.known_keys(
         kiosk,
-        {"language", "kiosk_mode", "return_home_s", "min_tap_interval_s", "max_tickets_per_minute"},
+        {
+            "language",
+            "languages",
+            "kiosk_mode",
+            "return_home_s",
+            "min_tap_interval_s",
+            "max_tickets_per_minute",
+        },
         "kiosk",
     )
     language = c.value(
@@ -247,6 +255,21 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
         default="en",
         check=lambda v: None if v in LANGUAGES else f"must be one of {', '.join(LANGUAGES)}",
     )
+
+    languages = c.value(
+        kiosk,
+        "languages",
+        list,
+        "kiosk",
+        default=[language],
+        check=lambda v: (
+            None
+            if v and all(x in LANGUAGES for x in v) and len(set(v)) == len(v)
+            else f"must list languages from {', '.join(LANGUAGES)}, each once"
+        ),
+    )
+    if language not in languages:
+        languages = [language, *languages]
 
     branch = data.get("branch", {})
     c.known_keys(branch, {"name", "timezone"}, "branch")
@@ -316,6 +339,7 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
     return KioskConfig(
         source=file,
         language=language,
+        languages=tuple(languages),
         kiosk_mode=c.value(kiosk, "kiosk_mode", bool, "kiosk", default=False) or False,
         return_home_s=float(
             c.value(kiosk, "return_home_s", (int, float), "kiosk", default=8, check=_positive)

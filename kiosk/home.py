@@ -8,7 +8,7 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import Screen
 
-from kiosk.i18n import tr
+from kiosk.i18n import ENDONYMS, tr
 from sync.tickets import Service
 
 
@@ -18,6 +18,11 @@ class ServiceButton(Button):
     detail = StringProperty("")
     is_open = BooleanProperty(True)
     focused = BooleanProperty(False)
+
+
+class LanguageButton(Button):
+    language = StringProperty("")
+    selected = BooleanProperty(False)
 
 
 class HomeScreen(Screen):
@@ -56,6 +61,22 @@ class HomeScreen(Screen):
             button.bind(on_release=lambda _b, s=service: choose(s))
             grid.add_widget(button)
         self._paint_focus()
+
+    def show_languages(
+        self, languages: tuple[str, ...], current: str, choose: Callable[[str], None]
+    ) -> None:
+        """One button per language, in its own name; none when there is one."""
+        box = self.ids.languages
+        if len(box.children) != len(languages) or len(languages) < 2:
+            box.clear_widgets()
+            if len(languages) < 2:
+                return
+            for language in languages:
+                button = LanguageButton(language=language, text=ENDONYMS[language])
+                button.bind(on_release=lambda b: choose(b.language))
+                box.add_widget(button)
+        for button in box.children:
+            button.selected = button.language == current
 
     @property
     def service_buttons(self) -> list[ServiceButton]:

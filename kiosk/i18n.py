@@ -8,6 +8,9 @@ from __future__ import annotations
 
 LANGUAGES = ("en", "fi", "sv", "et")
 
+#: Each language's name in itself, for the language buttons.
+ENDONYMS = {"en": "English", "fi": "Suomi", "sv": "Svenska", "et": "Eesti"}
+
 _PHRASES: dict[str, dict[str, str]] = {
     "choose": {
         "en": "Choose a service to get your number",

@@ -63,16 +63,9 @@ class TicketIssuer:
 
     def _issue(self, service: Service, language: str, callbacks: Callbacks) -> None:
         try:
-            self._issue_and_print(service, language, callbacks)
-        except Exception as exc:  # a bug must not leave the customer at "Printing…"
-            log.exception("ticket path failed")
-            self.post(callbacks.unavailable, repr(exc))
-
-    def _issue_and_print(self, service: Service, language: str, callbacks: Callbacks) -> None:
-        try:
             ticket = tickets.issue_ticket(self._db(), service.id, language=language)
-        except (tickets.NoNumberAvailable, tickets.UnknownService, sqlite3.Error) as exc:
-            log.error("no ticket for %s: %s", service.id, exc)
+        except Exception as exc:  # nothing committed: the customer has no number
+            log.exception("no ticket for %s", service.id)
             self.post(callbacks.unavailable, str(exc))
             return
         log.info("committed %s (%s)", ticket.display, ticket.id)
@@ -80,11 +73,21 @@ class TicketIssuer:
         try:
             data = render_ticket(ticket_content(self.config, ticket, service), self.backend.profile)
             self.backend.send(data, ticket.display)
-        except PrinterError as exc:
-            log.error("print of %s failed: %s", ticket.display, exc)
-            tickets.mark_print_failed(self._db(), ticket.id, str(exc))
+        except Exception as exc:  # committed: the ticket stays valid, shown on screen
+            if isinstance(exc, PrinterError):
+                log.error("print of %s failed: %s", ticket.display, exc)
+            else:
+                log.exception("print of %s failed", ticket.display)
+            self._record(tickets.mark_print_failed, ticket, str(exc) or repr(exc))
             self.post(callbacks.print_failed, ticket, str(exc))
             return
-        tickets.mark_printed(self._db(), ticket.id)
+        self._record(tickets.mark_printed, ticket)
         log.info("printed %s (%d bytes)", ticket.display, len(data))
         self.post(callbacks.printed, ticket)
+
+    def _record(self, verb: Callable[..., None], ticket: Ticket, *args: str) -> None:
+        """Record a print outcome; a DB failure here is logged, not shown."""
+        try:
+            verb(self._db(), ticket.id, *args)
+        except sqlite3.Error:
+            log.exception("could not record the print outcome of %s", ticket.display)

@@ -182,6 +182,28 @@ def button_center(index: int, count: int) -> tuple[int, int]:
     return width // 2, int(top + index * (row + 22) + row / 2)
 
 
+def language_button_center(index: int, count: int) -> tuple[int, int]:
+    """The Nth language button in the top bar (home.kv: 120 dp wide, 8 dp apart,
+    left of the 110 dp clock, inside 24 dp padding; the bar is 13% high)."""
+    width, height = SCREEN
+    right = width - 24 - 110
+    left = right - (count * 120 + (count - 1) * 8)
+    return int(left + index * 128 + 60), int(height * 0.13 / 2)
+
+
+def ocr_text(image: Image.Image) -> str:
+    """What tesseract reads on a screenshot."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return subprocess.run(
+        ["tesseract", "stdin", "-", "--psm", "11"],
+        input=buffer.getvalue(),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode(errors="replace")
+
+
 def ocr_ticket_numbers(png: Path) -> set[str]:
     """Queue numbers tesseract reads off a printed ticket's pixels.
 

@@ -86,6 +86,9 @@ def test_a_300_character_name_and_emoji_are_accepted_for_safe_rendering():
         (("https://jono.example.fi/t/{token}", "javascript:alert(1)"), "must be an http(s) URL"),
         (("https://jono.example.fi/t/{token}", "https://jono.example.fi/"), "containing {token}"),
         (('en = "Permits"', 'xx = "Permits"'), "unknown language 'xx'"),
+        (('language = "fi"', 'language = "fi"\nlanguages = ["fi", "xx"]'), "must list languages"),
+        (('language = "fi"', 'language = "fi"\nlanguages = ["fi", "fi"]'), "each once"),
+        (('language = "fi"', 'language = "fi"\nlanguages = "fi"'), "must be list"),
         (('en = "Permits"', f'en = "{"x" * 501}"'), "the limit is 500"),
     ],
 )
@@ -95,6 +98,14 @@ def test_impossible_values_get_a_clear_located_error(change, message):
     error = error_for(TWO_SERVICES.replace(old, new, 1))
     assert message in str(error)
     assert error.line is not None and error.line > 0
+
+
+def test_the_default_language_is_always_offered():
+    settings = config.parse(
+        TWO_SERVICES.replace('language = "fi"', 'language = "fi"\nlanguages = ["sv", "en"]')
+    )
+    assert settings.languages == ("fi", "sv", "en")
+    assert config.parse(TWO_SERVICES).languages == ("fi",)
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path):

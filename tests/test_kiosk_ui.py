@@ -17,7 +17,13 @@ from PIL import Image
 
 from printer.render import read_transcript
 from tests.conftest import TWO_SERVICES
-from tests.kiosk_driver import Kiosk, button_center, ocr_ticket_numbers
+from tests.kiosk_driver import (
+    Kiosk,
+    button_center,
+    language_button_center,
+    ocr_text,
+    ocr_ticket_numbers,
+)
 
 pytestmark = pytest.mark.ui
 
@@ -157,3 +163,53 @@ def test_long_and_emoji_names_render_safely(screen, write_config, tmp_path):
     assert any(line.endswith("...") for line in long_paper), "cut after a few lines"
     assert max(len(line) for line in long_paper) <= 48, "wrapped to the paper's 48 columns"
     assert "Lupa ja passi" in read_transcript(png_of(kiosk, "B001"))
+
+
+def test_a_failed_print_still_gives_the_customer_the_ticket_on_screen(
+    screen, write_config, tmp_path
+):
+    offline = write_config(
+        TWO_SERVICES.replace(
+            'backend = "emulator"',
+            'backend = "network"\nhost = "127.0.0.1"\nport = 9\ntimeout_s = 1',
+        ),
+        name="offline.toml",
+    )
+    kiosk = Kiosk(screen, tmp_path / "state", offline)
+    try:
+        screen.key("1")
+        (row,) = kiosk.wait_for_tickets(1, ("print_failed",))
+        time.sleep(0.4)
+        on_screen = screen.screenshot()
+    finally:
+        kiosk.stop()
+    assert row["display"] == "A001" and "127.0.0.1:9" in row["print_error"]
+    assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{row['public_token']}"]
+    assert "print of A001 failed" in kiosk.log
+
+
+def test_a_customer_can_switch_language_for_their_ticket_only(screen, write_config, tmp_path):
+    config = write_config(
+        TWO_SERVICES.replace('language = "fi"', 'language = "fi"\nlanguages = ["fi", "sv", "en"]')
+    )
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    try:
+        screen.click(*language_button_center(1, 3))  # Svenska
+        time.sleep(0.3)
+        swedish_home = screen.screenshot()
+        screen.click(*button_center(0, 2))
+        kiosk.wait_for_tickets(1, ("printed",))
+        time.sleep(1.2)
+        screen.key("Return")  # home again: back to Finnish for the next customer
+        time.sleep(0.3)
+        screen.key("1")
+        rows = kiosk.wait_for_tickets(2, ("printed",))
+    finally:
+        kiosk.stop()
+    assert [(r["display"], r["language"]) for r in rows] == [("A001", "sv"), ("A002", "fi")]
+    swedish = read_transcript(png_of(kiosk, "A001"))
+    assert "Betalningar" in swedish and "Följ din tur i telefonen" in swedish
+    finnish = read_transcript(png_of(kiosk, "A002"))
+    assert "Maksut" in finnish and "Seuraa vuoroasi puhelimella" in finnish
+    seen = ocr_text(swedish_home)
+    assert "Betalningar" in seen and "ett k" in seen, seen  # "Välj tjänst och ta ett könummer"

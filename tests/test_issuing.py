@@ -1,0 +1,73 @@
+"""The tap-to-paper worker: commit, tell the UI, print, record, tell the UI."""
+
+from __future__ import annotations
+
+import threading
+
+from kiosk import config
+from kiosk.issuing import Callbacks, TicketIssuer
+from printer.errors import PaperOut
+from printer.render import render_bytes
+from sync import state, tickets
+from tests.conftest import TWO_SERVICES
+
+
+class RecordingBackend:
+    profile = "TM-T20II"
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.jobs: list[tuple[str, bytes]] = []
+
+    def send(self, data: bytes, job: str) -> None:
+        if self.error:
+            raise self.error
+        self.jobs.append((job, data))
+
+
+def issue_one(tmp_path, backend) -> tuple[list, state.sqlite_utils.Database]:
+    settings = config.parse(TWO_SERVICES)
+    db = state.connect(tmp_path / "state.db")
+    tickets.apply_standalone_config(
+        db,
+        branch=settings.branch,
+        ticket=settings.ticket,
+        services=[{"id": s.id, "prefix": s.prefix, "names": s.names} for s in settings.services],
+    )
+    events: list = []
+    done = threading.Event()
+    issuer = TicketIssuer(tmp_path / "state.db", settings, backend, lambda fn, *a: fn(*a))
+    callbacks = Callbacks(
+        committed=lambda t: events.append(("committed", t.display)),
+        printed=lambda t: (events.append(("printed", t.display)), done.set()),
+        print_failed=lambda t, e: (events.append(("print_failed", t.display, e)), done.set()),
+        unavailable=lambda e: (events.append(("unavailable", e)), done.set()),
+    )
+    service = tickets.listed_services(db)[0]
+    issuer.request(service, "fi", callbacks)
+    assert done.wait(30)
+    issuer.shutdown()
+    return events, db
+
+
+def test_a_printed_ticket_is_committed_first_and_recorded_after(tmp_path):
+    backend = RecordingBackend()
+    events, db = issue_one(tmp_path, backend)
+    assert events == [("committed", "A001"), ("printed", "A001")]
+    ((job, data),) = backend.jobs
+    assert job == "A001" and "A001" in render_bytes(data)[0].lines
+    assert [r["state"] for r in db["tickets"].rows] == ["printed"]
+
+
+def test_a_failed_print_keeps_the_ticket_valid_and_says_why(tmp_path):
+    events, db = issue_one(tmp_path, RecordingBackend(PaperOut("paper out")))
+    assert events == [("committed", "A001"), ("print_failed", "A001", "paper out")]
+    row = next(iter(db["tickets"].rows))
+    assert (row["state"], row["print_error"]) == ("print_failed", "paper out")
+    assert db["outbox"].count == 1
+
+
+def test_an_unexpected_error_while_printing_is_a_print_failure_not_a_lost_ticket(tmp_path):
+    events, db = issue_one(tmp_path, RecordingBackend(RuntimeError("driver bug")))
+    assert events[-1] == ("print_failed", "A001", "driver bug")
+    assert next(iter(db["tickets"].rows))["state"] == "print_failed"
