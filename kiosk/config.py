@@ -188,6 +188,10 @@ def _label(table: str | None, index: int | None) -> str:
     return f"[[{table}]] #{index + 1}" if index is not None else f"[{table}]"
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[object], str | None]:
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
 def _short_text(value: object) -> str | None:
     return f"is longer than {MAX_TEXT} characters" if len(str(value)) > MAX_TEXT else None
 
@@ -253,7 +257,7 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
         str,
         "kiosk",
         default="en",
-        check=lambda v: None if v in LANGUAGES else f"must be one of {', '.join(LANGUAGES)}",
+        check=_one_of(LANGUAGES),
     )
 
     languages = c.value(
@@ -282,7 +286,7 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
         str,
         "printer",
         default="emulator",
-        check=lambda v: None if v in PRINTER_KEYS else f"must be one of {', '.join(PRINTER_KEYS)}",
+        check=_one_of(tuple(PRINTER_KEYS)),
     )
     c.known_keys(printer, PRINTER_KEYS[backend], "printer")
     required = {"file": ["path"], "network": ["host"], "usb": ["vendor_id", "product_id"]}

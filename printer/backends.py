@@ -104,10 +104,10 @@ class FileBackend:
             try:
                 return os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_APPEND)
             except OSError as exc:
-                if exc.errno != errno.ENXIO or time.monotonic() > deadline:
-                    if exc.errno == errno.ENXIO:
-                        raise PrinterTimeout(f"{self.path}: nobody is reading") from exc
+                if exc.errno != errno.ENXIO:  # ENXIO: nobody reads the other end yet
                     raise
+                if time.monotonic() > deadline:
+                    raise PrinterTimeout(f"{self.path}: nobody is reading") from exc
                 time.sleep(0.05)
 
 
@@ -147,8 +147,6 @@ class UsbBackend:
         self.profile, self.timeout = profile, timeout
 
     def send(self, data: bytes, job: str) -> None:
-        import usb.core  # pyusb, imported only where USB is used
-
         try:
             device = escpos().Usb(
                 self.vendor_id,
@@ -159,14 +157,10 @@ class UsbBackend:
             device.open()
             device._raw(data)
             device.close()
-        except (usb.core.USBError, usb.core.NoBackendError, ValueError) as exc:
+        except Exception as exc:  # pyusb's and python-escpos' own errors, mapped
+            if type(exc).__module__.split(".")[0] not in ("usb", "escpos"):
+                raise
             raise PrinterOffline(f"USB {self.vendor_id:04x}:{self.product_id:04x}: {exc}") from exc
-        except Exception as exc:  # python-escpos raises its own DeviceNotFoundError et al.
-            if type(exc).__module__.startswith("escpos"):
-                raise PrinterOffline(
-                    f"USB {self.vendor_id:04x}:{self.product_id:04x}: {exc}"
-                ) from exc
-            raise
 
 
 def _int_id(value: object, key: str) -> int:

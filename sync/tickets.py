@@ -32,6 +32,10 @@ class UnknownService(LookupError):
     """The tapped service is not (or no longer) offered."""
 
 
+class ServiceClosed(RuntimeError):
+    """The service is offered but closed just now."""
+
+
 @dataclass(frozen=True)
 class Service:
     id: str
@@ -220,6 +224,8 @@ def issue_ticket(
         ).fetchone()
         if service is None:
             raise UnknownService(service_id)
+        if not service[1]:
+            raise ServiceClosed(service_id)
         day = branch_day(db, moment)
         number = _take_number(db, service_id, day)
         seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM tickets").fetchone()[0]

@@ -215,15 +215,7 @@ def ocr_ticket_numbers(png: Path) -> set[str]:
     image = Image.open(png)
     numbers = set()
     for variant in (image, image.filter(ImageFilter.GaussianBlur(4))):
-        buffer = io.BytesIO()
-        variant.save(buffer, format="PNG")
-        text = subprocess.run(
-            ["tesseract", "stdin", "-", "--psm", "11"],
-            input=buffer.getvalue(),
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout.decode(errors="replace")
+        text = ocr_text(variant)
         for token in text.split():
             match = re.fullmatch(r"([A-Z]{1,3})([0-9OQIl\]]{3,4})", token)
             if match:

@@ -92,6 +92,13 @@ def test_unknown_and_unlisted_services_are_refused_and_nothing_is_written(db):
     assert [s.id for s in tickets.listed_services(db)] == ["payments"]
 
 
+def test_a_closed_service_issues_nothing(db):
+    db.execute("UPDATE services SET is_open = 0 WHERE id = 'payments'")
+    with pytest.raises(tickets.ServiceClosed):
+        tickets.issue_ticket(db, "payments", language="fi")
+    assert db["tickets"].count == 0 and tickets.listed_services(db)[0].is_open is False
+
+
 def test_without_a_lease_outside_standalone_mode_no_number_is_invented(db):
     tickets.set_config(db, "mode", "paired")
     with pytest.raises(tickets.NoNumberAvailable):
