@@ -214,11 +214,13 @@ def _url_template(value: object) -> str | None:
     return None
 
 
+_LINK_KEYS = {"backend", "profile", "timeout_s", "status", "status_timeout_s"}
 PRINTER_KEYS = {
     "emulator": {"backend", "profile", "out", "timeout_s"},
     "file": {"backend", "profile", "path", "timeout_s"},
-    "network": {"backend", "profile", "host", "port", "timeout_s"},
-    "usb": {"backend", "profile", "vendor_id", "product_id", "timeout_s"},
+    "network": _LINK_KEYS | {"host", "port"},
+    "serial": _LINK_KEYS | {"device", "baudrate"},
+    "usb": _LINK_KEYS | {"vendor_id", "product_id"},
 }
 
 
@@ -289,9 +291,12 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
         check=_one_of(tuple(PRINTER_KEYS)),
     )
     c.known_keys(printer, PRINTER_KEYS[backend], "printer")
-    required = {"file": ["path"], "network": ["host"], "usb": ["vendor_id", "product_id"]}
+    required = {"file": ["path"], "network": ["host"], "serial": ["device"]}
     for key in required.get(backend, []):
         c.value(printer, key, (str, int), "printer")
+    for key in ("timeout_s", "status_timeout_s", "port", "baudrate"):
+        c.value(printer, key, (int, float), "printer", default=1, check=_positive)
+    c.value(printer, "status", bool, "printer", default=True)
 
     services_data = data.get("services")
     if not services_data:

@@ -7,62 +7,60 @@ whatever the link.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import re
 import socket
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from printer.errors import PrinterConfigError, PrinterOffline, PrinterTimeout
-from printer.escpos_lib import escpos, profile_codepages, profile_media_width
+from printer.emulator import EmulatedPrinter
+from printer.errors import CoverOpen, PaperOut, PrinterConfigError, PrinterOffline, PrinterTimeout
 from printer.layout import DEFAULT_PROFILE
-from printer.render import render_bytes
+from printer.status import QUERIES, QUERY_BYTES, UNKNOWN, Paper, PrinterStatus
+from printer.status import parse as parse_status
 
 DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_STATUS_TIMEOUT_S = 1.0
+HEALTHY = PrinterStatus(answered=True, online=True, paper=Paper.OK)
 
 
 class Backend(Protocol):
-    """Sends one job's bytes; raises a :class:`printer.errors.PrinterError`."""
+    """Sends one job's bytes; raises a :class:`printer.errors.PrinterError`.
+
+    ``send`` returns the status seen after the job (``UNKNOWN`` for one-way
+    links); ``status`` asks without printing.
+    """
 
     profile: str
 
-    def send(self, data: bytes, job: str) -> None: ...
+    def send(self, data: bytes, job: str) -> PrinterStatus: ...
 
-
-def _safe_name(job: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", job)[:40] or "job"
+    def status(self) -> PrinterStatus: ...
 
 
 class EmulatorBackend:
-    """The development printer: keeps the raw bytes and renders them to PNG.
-
-    Every job becomes ``<time>-<job>.bin`` (exactly what a printer would get)
-    and ``<time>-<job>.png`` (what it would print), in ``out_dir``.
-    """
+    """The development printer, in process: an :class:`EmulatedPrinter` that
+    keeps each ticket's raw bytes (``.bin``) and its rendering (``.png``) in
+    ``out_dir``, and is always healthy."""
 
     def __init__(self, out_dir: str | os.PathLike[str], profile: str = DEFAULT_PROFILE) -> None:
         self.out_dir = Path(out_dir)
         self.profile = profile
+        self._printer = EmulatedPrinter(self.out_dir, profile)
 
-    def send(self, data: bytes, job: str) -> None:
+    def send(self, data: bytes, job: str) -> PrinterStatus:
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._printer.receive(data)
+            self._printer.end_of_job()
         except OSError as exc:
             raise PrinterOffline(f"emulator output {self.out_dir}: {exc.strerror}") from exc
-        stem = f"{datetime.now():%Y%m%d-%H%M%S-%f}-{_safe_name(job)}"
-        (self.out_dir / f"{stem}.bin").write_bytes(data)
-        pages = render_bytes(
-            data, profile_media_width(self.profile), profile_codepages(self.profile)
-        )
-        for index, page in enumerate(pages):
-            suffix = "" if index == 0 else f"-{index + 1}"
-            tmp = self.out_dir / f".{stem}{suffix}.png.tmp"
-            page.save_png(tmp)
-            tmp.rename(self.out_dir / f"{stem}{suffix}.png")  # readers never see half a PNG
+        return HEALTHY
+
+    def status(self) -> PrinterStatus:
+        return HEALTHY
 
 
 class FileBackend:
@@ -75,7 +73,13 @@ class FileBackend:
         self.profile = profile
         self.timeout = timeout
 
-    def send(self, data: bytes, job: str) -> None:
+    def status(self) -> PrinterStatus:
+        """A one-way link cannot say more than whether the device is there."""
+        if not os.path.exists(self.path):
+            raise PrinterOffline(f"{self.path}: no such device")
+        return UNKNOWN
+
+    def send(self, data: bytes, job: str) -> PrinterStatus:
         deadline = time.monotonic() + self.timeout
         try:
             fd = self._open(deadline)
@@ -97,6 +101,7 @@ class FileBackend:
             raise PrinterOffline(f"{self.path}: {exc.strerror}") from exc
         finally:
             os.close(fd)
+        return UNKNOWN
 
     def _open(self, deadline: float) -> int:
         """Open without blocking forever (a FIFO or a stuck device would)."""
@@ -111,56 +116,295 @@ class FileBackend:
                 time.sleep(0.05)
 
 
-class NetworkBackend:
+class _Link(Protocol):
+    """A two-way byte link, opened per job (so an unplugged printer is found again)."""
+
+    def write(self, data: bytes, deadline: float) -> None: ...
+
+    def read(self, size: int, deadline: float) -> bytes: ...
+
+    def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _remaining(deadline: float, what: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise PrinterTimeout(f"{what}: timed out")
+    return left
+
+
+class LinkBackend:
+    """The status protocol over any two-way link.
+
+    Before a ticket: ask (``DLE EOT``) and refuse to print on paper out, cover
+    open or offline. After it: ask again, so paper running out mid-ticket, a
+    dropped link or a printer that swallowed the bytes and went silent is a
+    failure, never a "printed". The whole job has one deadline.
+    """
+
+    def __init__(
+        self,
+        profile: str = DEFAULT_PROFILE,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        status_timeout: float = DEFAULT_STATUS_TIMEOUT_S,
+        query_status: bool = True,
+    ) -> None:
+        self.profile = profile
+        self.timeout = timeout
+        self.status_timeout = status_timeout
+        self.query_status = query_status
+
+    name = "printer"
+
+    def _open(self, deadline: float) -> _Link:
+        raise NotImplementedError
+
+    def send(self, data: bytes, job: str) -> PrinterStatus:
+        deadline = time.monotonic() + self.timeout
+        link = self._open(deadline)
+        try:
+            if not self.query_status:
+                link.write(data, deadline)
+                return UNKNOWN
+            before = self._ask(link, min(deadline, time.monotonic() + self.status_timeout))
+            _refuse_unless_printable(before, self.name)
+            link.write(data, deadline)
+            after = self._ask(link, deadline)
+            if not after.answered:
+                raise PrinterTimeout(
+                    f"{self.name}: no answer after the ticket; it may not have printed"
+                )
+            _refuse_unless_printable(after, self.name)
+            return after
+        finally:
+            link.close()
+
+    def status(self) -> PrinterStatus:
+        """Ask without printing (for the idle screen and the heartbeat)."""
+        if not self.query_status:
+            return UNKNOWN
+        deadline = time.monotonic() + self.status_timeout
+        link = self._open(time.monotonic() + self.timeout)
+        try:
+            return self._ask(link, deadline)
+        finally:
+            link.close()
+
+    def _ask(self, link: _Link, until: float) -> PrinterStatus:
+        link.drain()
+        link.write(QUERY_BYTES, until)
+        reply = b""
+        while len(reply) < len(QUERIES) and time.monotonic() < until:
+            chunk = link.read(len(QUERIES) - len(reply), until)
+            if not chunk:
+                break
+            reply += chunk
+        return parse_status(reply)
+
+
+def _refuse_unless_printable(status: PrinterStatus, name: str) -> None:
+    if status.can_print:
+        return
+    if status.cover_open:
+        raise CoverOpen(f"{name}: cover open")
+    if status.paper is Paper.OUT:
+        raise PaperOut(f"{name}: paper out")
+    raise PrinterOffline(f"{name}: {status.state}")
+
+
+class _TcpLink:
+    def __init__(self, host: str, port: int, deadline: float) -> None:
+        self.where = f"{host}:{port}"
+        try:
+            self.sock = socket.create_connection(
+                (host, port), timeout=_remaining(deadline, self.where)
+            )
+        except TimeoutError as exc:
+            raise PrinterTimeout(f"{self.where}: no connection") from exc
+        except OSError as exc:
+            raise PrinterOffline(f"{self.where}: {exc.strerror or exc}") from exc
+
+    def write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            self.sock.settimeout(_remaining(deadline, f"{self.where}: printer stopped taking data"))
+            try:
+                view = view[self.sock.send(view) :]
+            except TimeoutError as exc:
+                raise PrinterTimeout(f"{self.where}: printer stopped taking data") from exc
+            except OSError as exc:
+                raise PrinterOffline(f"{self.where}: {exc.strerror or exc}") from exc
+
+    def read(self, size: int, deadline: float) -> bytes:
+        try:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            return self.sock.recv(size)
+        except OSError:  # a timeout or a reset: no answer
+            return b""
+
+    def drain(self) -> None:
+        self.sock.setblocking(False)
+        try:
+            while self.sock.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class NetworkBackend(LinkBackend):
     """A printer on TCP (port 9100 by convention), one connection per job."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 9100,
-        profile: str = DEFAULT_PROFILE,
-        timeout: float = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        self.host, self.port, self.profile, self.timeout = host, port, profile, timeout
+    def __init__(self, host: str, port: int = 9100, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.host, self.port = host, port
+        self.name = f"{host}:{port}"
 
-    def send(self, data: bytes, job: str) -> None:
+    def _open(self, deadline: float) -> _Link:
+        return _TcpLink(self.host, self.port, deadline)
+
+
+class _SerialLink:
+    def __init__(self, device: str, baudrate: int, deadline: float) -> None:
+        import serial  # pyserial, imported only where serial is used
+
+        self.errors = (serial.SerialException, OSError)
+        self.timeout_error = serial.SerialTimeoutException
+        self.where = device
         try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
-                sock.sendall(data)
-        except TimeoutError as exc:
-            raise PrinterTimeout(f"{self.host}:{self.port}: timed out") from exc
-        except OSError as exc:
-            raise PrinterOffline(f"{self.host}:{self.port}: {exc.strerror or exc}") from exc
+            self.port = serial.Serial(device, baudrate, timeout=0, write_timeout=0.1)
+        except self.errors as exc:
+            raise PrinterOffline(f"{device}: {exc}") from exc
 
-
-class UsbBackend:
-    """A USB printer by vendor and product id, through python-escpos and pyusb."""
-
-    def __init__(
-        self,
-        vendor_id: int,
-        product_id: int,
-        profile: str = DEFAULT_PROFILE,
-        timeout: float = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        self.vendor_id, self.product_id = vendor_id, product_id
-        self.profile, self.timeout = profile, timeout
-
-    def send(self, data: bytes, job: str) -> None:
+    def write(self, data: bytes, deadline: float) -> None:
         try:
-            device = escpos().Usb(
-                self.vendor_id,
-                self.product_id,
-                timeout=int(self.timeout * 1000),
-                profile=self.profile,
+            self.port.write_timeout = _remaining(
+                deadline, f"{self.where}: printer stopped taking data"
             )
-            device.open()
-            device._raw(data)
-            device.close()
-        except Exception as exc:  # pyusb's and python-escpos' own errors, mapped
-            if type(exc).__module__.split(".")[0] not in ("usb", "escpos"):
-                raise
-            raise PrinterOffline(f"USB {self.vendor_id:04x}:{self.product_id:04x}: {exc}") from exc
+            self.port.write(data)
+        except self.timeout_error as exc:
+            raise PrinterTimeout(f"{self.where}: printer stopped taking data") from exc
+        except self.errors as exc:
+            raise PrinterOffline(f"{self.where}: {exc}") from exc
+
+    def read(self, size: int, deadline: float) -> bytes:
+        try:
+            self.port.timeout = max(deadline - time.monotonic(), 0.001)
+            return self.port.read(size)
+        except self.errors:
+            return b""
+
+    def drain(self) -> None:
+        with contextlib.suppress(self.errors):
+            self.port.reset_input_buffer()
+
+    def close(self) -> None:
+        self.port.close()
+
+
+class SerialBackend(LinkBackend):
+    """A serial printer (``/dev/ttyUSB0``, ``/dev/serial0``) at a fixed baud rate."""
+
+    def __init__(self, device: str, baudrate: int = 9600, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.device, self.baudrate = device, baudrate
+        self.name = device
+
+    def _open(self, deadline: float) -> _Link:
+        return _SerialLink(self.device, self.baudrate, deadline)
+
+
+PRINTER_CLASS = 7  # USB interface class of printers
+
+
+class _UsbLink:
+    def __init__(self, vendor_id: int | None, product_id: int | None) -> None:
+        import usb.core  # pyusb, imported only where USB is used
+        import usb.util
+
+        self.usb = usb
+        self.where = f"USB {vendor_id:04x}:{product_id:04x}" if vendor_id else "USB printer"
+        try:
+            if vendor_id is not None and product_id is not None:
+                device = usb.core.find(idVendor=vendor_id, idProduct=product_id)
+            else:
+                device = next(
+                    (d for d in usb.core.find(find_all=True) if _has_printer_interface(d)), None
+                )
+            if device is None:
+                raise PrinterOffline(f"{self.where}: not connected")
+            self.device = device
+            if device.is_kernel_driver_active(0):
+                device.detach_kernel_driver(0)
+            interface = device.get_active_configuration()[(0, 0)]
+
+            def endpoint(direction: int):
+                return usb.util.find_descriptor(
+                    interface,
+                    custom_match=lambda e: (
+                        usb.util.endpoint_direction(e.bEndpointAddress) == direction
+                        and usb.util.endpoint_type(e.bmAttributes) == usb.util.ENDPOINT_TYPE_BULK
+                    ),
+                )
+
+            self.out_ep = endpoint(usb.util.ENDPOINT_OUT)
+            self.in_ep = endpoint(usb.util.ENDPOINT_IN)  # None: a one-way printer
+        except (usb.core.USBError, usb.core.NoBackendError) as exc:
+            raise PrinterOffline(f"{self.where}: {exc}") from exc
+        if self.out_ep is None:
+            raise PrinterOffline(f"{self.where}: no bulk OUT endpoint")
+
+    def write(self, data: bytes, deadline: float) -> None:
+        milliseconds = int(_remaining(deadline, self.where) * 1000) or 1
+        try:
+            self.out_ep.write(data, timeout=milliseconds)
+        except self.usb.core.USBTimeoutError as exc:
+            raise PrinterTimeout(f"{self.where}: printer stopped taking data") from exc
+        except self.usb.core.USBError as exc:
+            raise PrinterOffline(f"{self.where}: {exc}") from exc
+
+    def read(self, size: int, deadline: float) -> bytes:
+        if self.in_ep is None:
+            return b""
+        milliseconds = max(int((deadline - time.monotonic()) * 1000), 1)
+        try:
+            return bytes(self.in_ep.read(self.in_ep.wMaxPacketSize, timeout=milliseconds))
+        except self.usb.core.USBError:
+            return b""
+
+    def drain(self) -> None:
+        while self.read(64, time.monotonic() + 0.005):
+            pass
+
+    def close(self) -> None:
+        self.usb.util.dispose_resources(self.device)
+
+
+def _has_printer_interface(device) -> bool:
+    try:
+        return any(
+            interface.bInterfaceClass == PRINTER_CLASS for config in device for interface in config
+        )
+    except Exception:  # a device we may not even read the descriptors of
+        return False
+
+
+class UsbBackend(LinkBackend):
+    """A USB printer by vendor and product id, or the first printer-class device."""
+
+    def __init__(
+        self, vendor_id: int | None = None, product_id: int | None = None, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vendor_id, self.product_id = vendor_id, product_id
+        self.name = f"USB {vendor_id:04x}:{product_id:04x}" if vendor_id else "USB printer"
+
+    def _open(self, deadline: float) -> _Link:
+        return _UsbLink(self.vendor_id, self.product_id)
 
 
 def _int_id(value: object, key: str) -> int:
@@ -177,19 +421,28 @@ def open_backend(section: Mapping[str, object], base_dir: Path) -> Backend:
     kind = section.get("backend", "emulator")
     profile = str(section.get("profile", DEFAULT_PROFILE))
     timeout = float(section.get("timeout_s", DEFAULT_TIMEOUT_S))
+    link = {
+        "profile": profile,
+        "timeout": timeout,
+        "status_timeout": float(section.get("status_timeout_s", DEFAULT_STATUS_TIMEOUT_S)),
+        "query_status": bool(section.get("status", True)),
+    }
     if kind == "emulator":
         return EmulatorBackend(base_dir / str(section.get("out", "printed")), profile)
     if kind == "file":
         return FileBackend(str(section["path"]), profile, timeout)
     if kind == "network":
-        return NetworkBackend(
-            str(section["host"]), int(section.get("port", 9100)), profile, timeout
-        )
+        return NetworkBackend(str(section["host"]), int(section.get("port", 9100)), **link)
+    if kind == "serial":
+        return SerialBackend(str(section["device"]), int(section.get("baudrate", 9600)), **link)
     if kind == "usb":
+        if ("vendor_id" in section) != ("product_id" in section):
+            raise PrinterConfigError("give both vendor_id and product_id, or neither (auto-detect)")
+        if "vendor_id" not in section:
+            return UsbBackend(**link)
         return UsbBackend(
             _int_id(section["vendor_id"], "vendor_id"),
             _int_id(section["product_id"], "product_id"),
-            profile,
-            timeout,
+            **link,
         )
     raise PrinterConfigError(f"unknown printer backend {kind!r}")

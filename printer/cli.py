@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from printer.backends import EmulatorBackend, NetworkBackend
+from printer.emulator import EmulatedPrinter, Faults, serve_pty, serve_tcp
 from printer.errors import PrinterError
 from printer.escpos_lib import profile_codepages, profile_media_width
 from printer.layout import DEFAULT_PROFILE, TicketContent, render_ticket
@@ -25,11 +25,24 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("input", type=Path, help="raw ESC/POS bytes (.bin)")
     render.add_argument("output", type=Path, help="PNG to write (-2, -3… for further cuts)")
     render.add_argument("--profile", default=DEFAULT_PROFILE, help="printer profile")
-    emu = sub.add_parser("emulator", help="act as a network printer, rendering each ticket")
+    emu = sub.add_parser(
+        "emulator",
+        help="act as a printer on TCP (or a serial pty), rendering each ticket",
+        description="An emulated printer: answers status queries, renders every cut "
+        "ticket to PNG, and misbehaves on request.",
+    )
     emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=9100)
+    emu.add_argument("--port", type=int, default=9100, help="TCP port (0: any free port)")
+    emu.add_argument("--pty", action="store_true", help="a serial printer on a pseudo-terminal")
     emu.add_argument("--out", type=Path, default=Path("var/printed"))
     emu.add_argument("--profile", default=DEFAULT_PROFILE)
+    emu.add_argument("--paper-near-end", action="store_true", help="report the roll near its end")
+    emu.add_argument("--paper-out", action="store_true", help="no paper: print nothing")
+    emu.add_argument("--cover-open", action="store_true", help="cover open: print nothing")
+    emu.add_argument("--hang", action="store_true", help="accept, then never read or answer")
+    emu.add_argument("--mute", action="store_true", help="print, but never answer status")
+    emu.add_argument("--drop-after", type=int, metavar="BYTES", help="reset the link after BYTES")
+    emu.add_argument("--slow", type=int, metavar="BYTES_PER_S", help="take bytes this slowly")
     test = sub.add_parser("test", help="print a test page")
     test.add_argument("--host", help="network printer host (default: emulator to --out)")
     test.add_argument("--port", type=int, default=9100)
@@ -76,27 +89,32 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    """A plain TCP printer: each connection's bytes are rendered at every cut."""
-    out = EmulatorBackend(args.out, args.profile)
-    server = socket.create_server((args.host, args.port), reuse_port=False)
-    print(f"emulated printer on {args.host}:{args.port}, tickets to {args.out}", flush=True)
+    faults = Faults(
+        paper_near_end=args.paper_near_end,
+        paper_out=args.paper_out,
+        cover_open=args.cover_open,
+        hang=args.hang,
+        mute=args.mute,
+        drop_after=args.drop_after,
+        bytes_per_second=args.slow,
+    )
+    printer = EmulatedPrinter(args.out, args.profile, faults)
     try:
-        while True:
-            conn, _peer = server.accept()
-            with conn:
-                conn.settimeout(30)
-                chunks = []
-                try:
-                    while chunk := conn.recv(65536):
-                        chunks.append(chunk)
-                except TimeoutError:
-                    log.warning("client went quiet; rendering what arrived")
-                if chunks:
-                    out.send(b"".join(chunks), "net")
+        if args.pty:
+            serve_pty(printer, lambda path: print(f"emulated printer on {path}", flush=True))
+        else:
+            serve_tcp(
+                printer,
+                args.host,
+                args.port,
+                lambda port: print(f"emulated printer on {args.host}:{port}", flush=True),
+            )
     except KeyboardInterrupt:
         return 0
-    finally:
-        server.close()
+    except OSError as exc:
+        print(f"vuoro-printer: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _test(args: argparse.Namespace) -> int:

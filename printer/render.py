@@ -125,8 +125,15 @@ def _glyph(char: str, font: int, bold: bool, width: int, height: int) -> Image.I
 class EscPosRenderer:
     """Feed it bytes; it returns a :class:`Ticket` at every cut."""
 
-    def __init__(self, width: int = 576, codepages: dict[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        width: int = 576,
+        codepages: dict[int, str] | None = None,
+        on_status_query: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_status_query(n)`` is called for each ``DLE EOT n`` in the stream."""
         self.width = width
+        self.on_status_query = on_status_query
         self.codepages = codepages or STANDARD_CODEPAGES
         self._pending = b""
         self._reset()
@@ -313,7 +320,9 @@ class EscPosRenderer:
         if buf[pos + 1] == 0x14:  # DLE DC4 fn m t
             _need(buf, pos + 5)
             return pos + 5, None
-        return pos + 3, None  # DLE EOT n / DLE ENQ n: status, nothing printed
+        if buf[pos + 1] == 0x04 and self.on_status_query:  # DLE EOT n: real-time status
+            self.on_status_query(buf[pos + 2])
+        return pos + 3, None  # DLE ENQ n and the like: nothing printed
 
     def _print_mode(self, n: int) -> None:
         self.style.font = n & 1

@@ -67,7 +67,7 @@ def test_a_device_that_stops_reading_times_out(tmp_path):
         os.close(reader)
 
 
-def test_a_network_printer_receives_the_bytes():
+def test_a_one_way_network_printer_receives_the_bytes():
     server = socket.create_server(("127.0.0.1", 0))
     received = []
 
@@ -79,7 +79,8 @@ def test_a_network_printer_receives_the_bytes():
 
     thread = threading.Thread(target=accept)
     thread.start()
-    NetworkBackend("127.0.0.1", server.getsockname()[1], timeout=5).send(TICKET, "A001")
+    backend = NetworkBackend("127.0.0.1", server.getsockname()[1], timeout=5, query_status=False)
+    assert backend.send(TICKET, "A001").state == "unknown", "it cannot say more"
     thread.join(timeout=5)
     server.close()
     assert b"".join(received) == TICKET
@@ -97,9 +98,15 @@ def test_config_sections_choose_the_backend(tmp_path):
     assert isinstance(open_backend({"backend": "emulator"}, tmp_path), EmulatorBackend)
     assert open_backend({}, tmp_path).out_dir == Path(tmp_path / "printed")
     net = open_backend({"backend": "network", "host": "10.0.0.5", "timeout_s": 2}, tmp_path)
-    assert (net.host, net.port, net.timeout) == ("10.0.0.5", 9100, 2.0)
+    assert (net.host, net.port, net.timeout, net.query_status) == ("10.0.0.5", 9100, 2.0, True)
     usb = open_backend({"backend": "usb", "vendor_id": "04b8", "product_id": "0e15"}, tmp_path)
     assert (usb.vendor_id, usb.product_id) == (0x04B8, 0x0E15)
+    auto = open_backend({"backend": "usb", "status": False}, tmp_path)
+    assert (auto.vendor_id, auto.name, auto.query_status) == (None, "USB printer", False)
+    serial = open_backend({"backend": "serial", "device": "/dev/ttyUSB0"}, tmp_path)
+    assert (serial.device, serial.baudrate) == ("/dev/ttyUSB0", 9600)
+    with pytest.raises(PrinterConfigError, match="both vendor_id and product_id"):
+        open_backend({"backend": "usb", "vendor_id": "04b8"}, tmp_path)
     with pytest.raises(PrinterConfigError, match="hex id"):
         open_backend({"backend": "usb", "vendor_id": "epson", "product_id": 1}, tmp_path)
     with pytest.raises(PrinterConfigError, match="unknown printer backend"):
