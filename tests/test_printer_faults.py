@@ -92,7 +92,7 @@ def timed_send(backend) -> tuple[float, object]:
 @pytest.mark.parametrize("pty", [False, True], ids=["tcp", "serial"])
 def test_a_healthy_printer_prints_and_says_so(emulator, pty):
     printer = emulator(pty=pty)
-    elapsed, status = timed_send(printer.backend())
+    _, status = timed_send(printer.backend())
     assert not isinstance(status, Exception), status
     assert status.state == "ok"
     (png,) = printer.wait_printed(1)
