@@ -27,6 +27,7 @@ from kiosk.paper import ticket_url
 from kiosk.ticket import TicketScreen
 from printer.backends import Backend
 from sync import state, tickets
+from sync.devices import NO_PAPER_STATES
 from sync.tickets import Service, Ticket
 
 log = logging.getLogger("vuoro.kiosk")
@@ -34,6 +35,7 @@ log = logging.getLogger("vuoro.kiosk")
 DONE_GRACE_S = 1.0  # a second tap of a double tap must not dismiss the ticket
 REFRESH_S = 5.0
 LANGUAGE_IDLE_S = 30.0  # a chosen language reverts to the default for the next customer
+PRINTER_POLL_S = 20.0  # how often an idle kiosk asks the printer how it is
 PRINT_FAILED_HOLD = 3  # the customer needs time to photograph the screen
 
 KEY_TAB, KEY_ENTER, KEY_SPACE, KEY_ESCAPE = 9, 13, 32, 27
@@ -57,6 +59,7 @@ class KioskApp(App):
         self._current: Service | None = None
         self._go_home_event = None
         self._language_reset = None
+        self.printer_state = "unknown"
 
     # -- building ---------------------------------------------------------
 
@@ -78,6 +81,8 @@ class KioskApp(App):
         self.refresh()
         Clock.schedule_interval(lambda _dt: self._tick_clock(), 1.0)
         Clock.schedule_interval(lambda _dt: self.refresh(), REFRESH_S)
+        Clock.schedule_interval(lambda _dt: self.check_printer(), PRINTER_POLL_S)
+        self.check_printer()
         Clock.schedule_once(lambda _dt: Clock.schedule_once(self._announce_ready, 0.2), 0)
         return screens
 
@@ -96,7 +101,25 @@ class KioskApp(App):
         self.services = tickets.listed_services(self.db)
         self.home.show_languages(self.settings.languages, self.language, self.set_language)
         self.home.show_services(self.services, self.language, self.choose)
+        self._show_printer_notice()
         self._tick_clock()
+
+    def check_printer(self) -> None:
+        if not self.busy:
+            self.issuer.check_printer(self._printer_state_seen)
+
+    def _printer_state_seen(self, state: str) -> None:
+        self.printer_state = state
+        self._show_printer_notice()
+
+    def _show_printer_notice(self) -> None:
+        """Tell customers before they tap when no paper will come out."""
+        if self.printer_state == "paper_out":
+            self.home.notice = tr("no_paper", self.language)
+        elif self.printer_state in NO_PAPER_STATES:
+            self.home.notice = tr("no_printer", self.language)
+        else:
+            self.home.notice = ""
 
     def _tick_clock(self) -> None:
         zone = ZoneInfo(self.settings.branch["timezone"])
@@ -162,8 +185,10 @@ class KioskApp(App):
             self._go_home_event.cancel()
             self._go_home_event = None
         self._language_reset = None
+        self.printer_state = "unknown"
         self.busy = False
         self.screens.current = "home"
+        self.check_printer()
         if self.language != self.settings.language:
             self.set_language(self.settings.language)  # the next customer starts afresh
         else:

@@ -29,6 +29,7 @@ class HomeScreen(Screen):
     branch_name = StringProperty("")
     clock = StringProperty("")
     prompt = StringProperty("")
+    notice = StringProperty("")  # printer trouble, said instead of the prompt
     columns = NumericProperty(1)
     focus_index = NumericProperty(-1)
     _shown: tuple = ()

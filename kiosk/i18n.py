@@ -54,6 +54,18 @@ _PHRASES: dict[str, dict[str, str]] = {
         "sv": "Följ din tur i telefonen",
         "et": "Jälgige oma järjekorda telefonis",
     },
+    "no_paper": {
+        "en": "The printer is out of paper: your number will be shown on the screen",
+        "fi": "Tulostimesta on paperi lopussa: vuoronumerosi näytetään näytöllä",
+        "sv": "Skrivaren har slut på papper: ditt nummer visas på skärmen",
+        "et": "Printeris on paber otsas: teie number kuvatakse ekraanil",
+    },
+    "no_printer": {
+        "en": "The printer is not working: your number will be shown on the screen",
+        "fi": "Tulostin ei toimi: vuoronumerosi näytetään näytöllä",
+        "sv": "Skrivaren fungerar inte: ditt nummer visas på skärmen",
+        "et": "Printer ei tööta: teie number kuvatakse ekraanil",
+    },
     "done": {
         "en": "Done",
         "fi": "Valmis",

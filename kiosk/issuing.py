@@ -20,9 +20,9 @@ from pathlib import Path
 from kiosk.config import KioskConfig
 from kiosk.paper import ticket_content
 from printer.backends import Backend
-from printer.errors import PrinterError
+from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterTimeout
 from printer.layout import render_ticket
-from sync import state, tickets
+from sync import devices, state, tickets
 from sync.tickets import Service, Ticket
 
 log = logging.getLogger("vuoro.kiosk.issuing")
@@ -61,6 +61,25 @@ class TicketIssuer:
             self._local.db = state.connect(self.db_path)
         return self._local.db
 
+    def check_printer(self, report: Callable[[str], None]) -> Future:
+        """Ask the printer how it is (off the UI thread); record and report its state."""
+        return self._executor.submit(self._check_printer, report)
+
+    def _check_printer(self, report: Callable[[str], None]) -> None:
+        try:
+            status = self.backend.status()
+            state_name, detail = status.state, ""
+        except PrinterError as exc:
+            state_name, detail = printer_state_of(exc), str(exc)
+        self._record_printer(state_name, detail)
+        self.post(report, state_name)
+
+    def _record_printer(self, state_name: str, detail: str = "") -> None:
+        try:
+            devices.record(self._db(), "printer", state_name, detail)
+        except sqlite3.Error:
+            log.exception("could not record the printer state")
+
     def _issue(self, service: Service, language: str, callbacks: Callbacks) -> None:
         try:
             ticket = tickets.issue_ticket(self._db(), service.id, language=language)
@@ -72,16 +91,20 @@ class TicketIssuer:
         self.post(callbacks.committed, ticket)
         try:
             data = render_ticket(ticket_content(self.config, ticket, service), self.backend.profile)
-            self.backend.send(data, ticket.display)
+            printer_status = self.backend.send(data, ticket.display)
         except Exception as exc:  # committed: the ticket stays valid, shown on screen
             if isinstance(exc, PrinterError):
                 log.error("print of %s failed: %s", ticket.display, exc)
             else:
                 log.exception("print of %s failed", ticket.display)
             self._record(tickets.mark_print_failed, ticket, str(exc) or repr(exc))
+            self._record_printer(printer_state_of(exc), str(exc))
             self.post(callbacks.print_failed, ticket, str(exc))
             return
         self._record(tickets.mark_printed, ticket)
+        self._record_printer(printer_status.state)
+        if printer_status.state == "paper_near_end":
+            log.warning("printer paper near its end: change the roll soon")
         log.info("printed %s (%d bytes)", ticket.display, len(data))
         self.post(callbacks.printed, ticket)
 
@@ -91,3 +114,16 @@ class TicketIssuer:
             verb(self._db(), ticket.id, *args)
         except sqlite3.Error:
             log.exception("could not record the print outcome of %s", ticket.display)
+
+
+def printer_state_of(error: Exception) -> str:
+    """The state word a print error stands for (see :mod:`sync.devices`)."""
+    if isinstance(error, PaperOut):
+        return "paper_out"
+    if isinstance(error, CoverOpen):
+        return "cover_open"
+    if isinstance(error, PrinterTimeout):
+        return "not_responding"
+    if isinstance(error, PrinterError):
+        return "offline"
+    return "error"

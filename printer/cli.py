@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tomllib
 from datetime import datetime
 from pathlib import Path
 
-from printer.backends import EmulatorBackend, NetworkBackend
+from printer.backends import Backend, open_backend
 from printer.emulator import EmulatedPrinter, Faults, serve_pty, serve_tcp
 from printer.errors import PrinterError
 from printer.escpos_lib import profile_codepages, profile_media_width
@@ -43,12 +44,44 @@ def parser() -> argparse.ArgumentParser:
     emu.add_argument("--mute", action="store_true", help="print, but never answer status")
     emu.add_argument("--drop-after", type=int, metavar="BYTES", help="reset the link after BYTES")
     emu.add_argument("--slow", type=int, metavar="BYTES_PER_S", help="take bytes this slowly")
-    test = sub.add_parser("test", help="print a test page")
-    test.add_argument("--host", help="network printer host (default: emulator to --out)")
-    test.add_argument("--port", type=int, default=9100)
-    test.add_argument("--out", type=Path, default=Path("var/printed"))
-    test.add_argument("--profile", default=DEFAULT_PROFILE)
+    for name, text in (("test", "print a test page"), ("status", "ask the printer how it is")):
+        target = sub.add_parser(
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}. "
+            "Without a target: the emulator, writing to --out.",
+        )
+        where = target.add_mutually_exclusive_group()
+        where.add_argument("--config", type=Path, help="the printer of this kiosk.toml")
+        where.add_argument("--host", help="a network printer")
+        where.add_argument("--serial", metavar="DEVICE", help="a serial printer, e.g. /dev/ttyUSB0")
+        where.add_argument("--usb", metavar="VID:PID", help="a USB printer, or 'auto'")
+        target.add_argument("--port", type=int, default=9100)
+        target.add_argument("--baudrate", type=int, default=9600)
+        target.add_argument("--out", type=Path, default=Path("var/printed"))
+        target.add_argument("--profile", help=f"printer profile (default {DEFAULT_PROFILE})")
     return p
+
+
+def _backend(args: argparse.Namespace) -> Backend:
+    """The printer a test or status command is aimed at."""
+    if args.config:
+        with args.config.open("rb") as f:
+            section = dict(tomllib.load(f).get("printer", {}))
+    elif args.host:
+        section = {"backend": "network", "host": args.host, "port": args.port}
+    elif args.serial:
+        section = {"backend": "serial", "device": args.serial, "baudrate": args.baudrate}
+    elif args.usb and args.usb != "auto":
+        vendor, _, product = args.usb.partition(":")
+        section = {"backend": "usb", "vendor_id": vendor, "product_id": product}
+    elif args.usb:
+        section = {"backend": "usb"}
+    else:
+        section = {"backend": "emulator", "out": str(args.out.resolve())}
+    if args.profile:
+        section["profile"] = args.profile
+    return open_backend(section, Path.cwd())
 
 
 def test_page(profile: str) -> bytes:
@@ -118,24 +151,37 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    backend = (
-        NetworkBackend(args.host, args.port, args.profile)
-        if args.host
-        else EmulatorBackend(args.out, args.profile)
-    )
     try:
-        backend.send(test_page(args.profile), "test")
+        backend = _backend(args)
+        status = backend.send(test_page(backend.profile), "test")
+    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+        print(f"vuoro-printer: {exc}", file=sys.stderr)
+        return 2
     except PrinterError as exc:
         print(f"vuoro-printer: {exc}", file=sys.stderr)
         return 1
-    print("test page sent" + ("" if args.host else f" to {args.out}"))
+    print(f"test page printed; printer state: {status.state}")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        status = _backend(args).status()
+    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+        print(f"vuoro-printer: {exc}", file=sys.stderr)
+        return 2
+    except PrinterError as exc:
+        print(f"offline: {exc}")
+        return 1
+    print(status.state)
+    return 0 if status.state in ("ok", "paper_near_end") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return {"render": _render, "emulator": _emulator, "test": _test}[args.command](args)
+    commands = {"render": _render, "emulator": _emulator, "test": _test, "status": _status}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -102,10 +102,23 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m2_device_status(db: sqlite_utils.Database) -> None:
+    """What the kiosk last knew of its devices, for the admin menu and heartbeat."""
+    db.execute(
+        """
+        CREATE TABLE device_status (
+            component TEXT PRIMARY KEY,   -- printer
+            state TEXT NOT NULL,          -- ok, paper_near_end, paper_out, cover_open, ...
+            detail TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
-MIGRATIONS: list[Migration] = [_m1_initial]
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_device_status]
 
 
 class SchemaTooNew(RuntimeError):

@@ -73,7 +73,7 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
@@ -91,7 +91,7 @@ def boot_id() -> str:
 
 def set_config(db: sqlite_utils.Database, key: str, value: object) -> None:
     db["config"].upsert(
-        {"key": key, "value": json.dumps(value), "updated_at": _iso(now_utc())}, pk="key"
+        {"key": key, "value": json.dumps(value), "updated_at": iso(now_utc())}, pk="key"
     )
 
 
@@ -238,7 +238,7 @@ def issue_ticket(
             number=number,
             display=display_number(service[0], number),
             language=language,
-            issued_at=_iso(moment),
+            issued_at=iso(moment),
         )
         db["tickets"].insert(
             {
@@ -264,7 +264,7 @@ def mark_printed(db: sqlite_utils.Database, ticket_id: str) -> None:
         db.execute(
             "UPDATE tickets SET state = 'printed', printed_at = ?, print_error = NULL "
             "WHERE id = ? AND state IN ('committed', 'print_failed')",
-            [_iso(now_utc()), ticket_id],
+            [iso(now_utc()), ticket_id],
         )
 
 

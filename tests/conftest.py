@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator_process import Emulator
 from tests.kiosk_driver import VirtualScreen
 
 TWO_SERVICES = """
@@ -60,3 +61,17 @@ def screen() -> Iterator[VirtualScreen]:
     display = VirtualScreen()
     yield display
     display.close()
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
+    """Start printer emulators (flags as for `vuoro-printer emulator`); all stop after the test."""
+    started: list[Emulator] = []
+
+    def start(*flags: str, pty: bool = False) -> Emulator:
+        started.append(Emulator(tmp_path / f"emulated{len(started)}", *flags, pty=pty))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.stop()

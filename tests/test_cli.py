@@ -36,7 +36,7 @@ def test_every_console_script_explains_itself(script):
 def test_test_page_then_render_round_trip(tmp_path):
     out = tmp_path / "printed"
     assert run("vuoro-printer", "test", "--out", str(out)).returncode == 0
-    (captured,) = out.glob("*-test.bin")
+    (captured,) = out.glob("*-T000.bin")
     result = run("vuoro-printer", "render", str(captured), str(tmp_path / "again.png"))
     assert result.returncode == 0, result.stderr
     transcript = read_transcript(tmp_path / "again.png")
@@ -65,6 +65,9 @@ def test_the_emulator_is_a_network_printer(tmp_path):
         assert "emulated printer on" in emulator.stdout.readline()
         result = run("vuoro-printer", "test", "--host", "127.0.0.1", "--port", str(port))
         assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "test page printed; printer state: ok"
+        status = run("vuoro-printer", "status", "--host", "127.0.0.1", "--port", str(port))
+        assert (status.returncode, status.stdout) == (0, "ok\n")
         deadline = time.monotonic() + 20
         while not list(out.glob("*.png")) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -73,6 +76,24 @@ def test_the_emulator_is_a_network_printer(tmp_path):
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
+
+
+def test_status_of_a_printer_that_is_not_there():
+    result = run("vuoro-printer", "status", "--host", "127.0.0.1", "--port", "9")
+    assert result.returncode == 1 and result.stdout.startswith("offline: 127.0.0.1:9")
+
+
+def test_the_kiosk_config_names_the_printer_to_test(tmp_path, write_config):
+    config = write_config()  # the emulator, writing under the current folder's "printed"
+    result = subprocess.run(
+        [str(BIN / "vuoro-printer"), "test", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "printed").glob("*-T000.png"))
 
 
 def test_sync_status_reports_the_state_db(tmp_path):

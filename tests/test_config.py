@@ -80,7 +80,10 @@ def test_a_300_character_name_and_emoji_are_accepted_for_safe_rendering():
         (("return_home_s = 2", 'return_home_s = "soon"'), "'return_home_s' in [kiosk] must be int"),
         (("return_home_s = 2", "return_home_s = -1"), "must be more than 0"),
         (("return_home_s = 2", "return_home_s = true"), "must be int or float"),
-        (('backend = "emulator"', 'backend = "lp"'), "must be one of emulator, file, network, usb"),
+        (
+            ('backend = "emulator"', 'backend = "lp"'),
+            "must be one of emulator, file, network, serial, usb",
+        ),
         (('backend = "emulator"', 'backend = "network"'), "[printer] needs 'host'"),
         (('backend = "emulator"', 'backend = "emulator"\nhost = "x"'), "unknown key 'host'"),
         (("https://jono.example.fi/t/{token}", "javascript:alert(1)"), "must be an http(s) URL"),

@@ -6,9 +6,10 @@ import threading
 
 from kiosk import config
 from kiosk.issuing import Callbacks, TicketIssuer
+from printer.backends import HEALTHY
 from printer.errors import PaperOut
 from printer.render import render_bytes
-from sync import state, tickets
+from sync import devices, state, tickets
 from tests.conftest import TWO_SERVICES
 
 
@@ -23,6 +24,10 @@ class RecordingBackend:
         if self.error:
             raise self.error
         self.jobs.append((job, data))
+        return HEALTHY
+
+    def status(self):
+        return HEALTHY
 
 
 def issue_one(tmp_path, backend) -> tuple[list, state.sqlite_utils.Database]:
@@ -57,6 +62,7 @@ def test_a_printed_ticket_is_committed_first_and_recorded_after(tmp_path):
     ((job, data),) = backend.jobs
     assert job == "A001" and "A001" in render_bytes(data)[0].lines
     assert [r["state"] for r in db["tickets"].rows] == ["printed"]
+    assert devices.get(db, "printer").state == "ok"
 
 
 def test_a_failed_print_keeps_the_ticket_valid_and_says_why(tmp_path):
@@ -65,6 +71,8 @@ def test_a_failed_print_keeps_the_ticket_valid_and_says_why(tmp_path):
     row = next(iter(db["tickets"].rows))
     assert (row["state"], row["print_error"]) == ("print_failed", "paper out")
     assert db["outbox"].count == 1
+    seen = devices.get(db, "printer")
+    assert (seen.state, seen.detail) == ("paper_out", "paper out")
 
 
 def test_an_unexpected_error_while_printing_is_a_print_failure_not_a_lost_ticket(tmp_path):

@@ -7,10 +7,7 @@ as "printed", and the printer's state is named.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +15,8 @@ from printer.backends import NetworkBackend, SerialBackend
 from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterOffline, PrinterTimeout
 from printer.layout import TicketContent, render_ticket
 from printer.render import read_transcript
+from tests.emulator_process import TIMEOUT
 
-BIN = Path(sys.executable).parent
-TIMEOUT = 2.0
 SLACK = 8.0  # a liveness bound for a loaded machine, not a speed target: a hang is 60 s+
 TICKET = render_ticket(
     TicketContent(
@@ -31,53 +27,6 @@ TICKET = render_ticket(
         url="https://jono.example.fi/t/AAAAAAAAAAAAAAAAAAAAAA",
     )
 )
-
-
-class Emulator:
-    def __init__(self, out: Path, *flags: str, pty: bool = False) -> None:
-        where = ["--pty"] if pty else ["--port", "0"]
-        self.out = out
-        self.process = subprocess.Popen(
-            [str(BIN / "vuoro-printer"), "emulator", *where, "--out", str(out), *flags],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        line = self.process.stdout.readline()
-        assert line.startswith("emulated printer on "), line
-        self.address = line.removeprefix("emulated printer on ").strip()
-
-    def backend(self, **kwargs):
-        if self.address.startswith("/dev/"):
-            return SerialBackend(self.address, 9600, timeout=TIMEOUT, **kwargs)
-        host, port = self.address.rsplit(":", 1)
-        return NetworkBackend(host, int(port), timeout=TIMEOUT, **kwargs)
-
-    def printed(self) -> list[Path]:
-        return sorted(self.out.glob("*.png"))
-
-    def wait_printed(self, count: int) -> list[Path]:
-        deadline = time.monotonic() + 10
-        while len(self.printed()) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.printed()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def emulator(tmp_path):
-    started = []
-
-    def start(*flags: str, pty: bool = False) -> Emulator:
-        started.append(Emulator(tmp_path / f"out{len(started)}", *flags, pty=pty))
-        return started[-1]
-
-    yield start
-    for e in started:
-        e.stop()
 
 
 def timed_send(backend) -> tuple[float, object]:

@@ -1,0 +1,39 @@
+"""The kiosk's devices as last seen (the printer), shared through the state DB
+with the admin menu and the sync daemon's heartbeat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from sync.tickets import iso, now_utc
+
+#: States in which the kiosk cannot promise paper.
+NO_PAPER_STATES = {"paper_out", "cover_open", "offline", "not_responding", "error"}
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    state: str
+    detail: str
+    updated_at: str
+
+
+def record(db: sqlite_utils.Database, component: str, state: str, detail: str = "") -> None:
+    db["device_status"].upsert(
+        {
+            "component": component,
+            "state": state,
+            "detail": detail[:500],
+            "updated_at": iso(now_utc()),
+        },
+        pk="component",
+    )
+
+
+def get(db: sqlite_utils.Database, component: str) -> DeviceStatus | None:
+    row = db.execute(
+        "SELECT state, detail, updated_at FROM device_status WHERE component = ?", [component]
+    ).fetchone()
+    return None if row is None else DeviceStatus(*row)
