@@ -213,3 +213,65 @@ def test_a_customer_can_switch_language_for_their_ticket_only(screen, write_conf
     assert "Maksut" in finnish and "Seuraa vuoroasi puhelimella" in finnish
     seen = ocr_text(swedish_home)
     assert "Betalningar" in seen and "ett k" in seen, seen  # "Välj tjänst och ta ett könummer"
+
+
+def printer_on(emulator_address: str) -> str:
+    host, port = emulator_address.rsplit(":", 1)
+    return TWO_SERVICES.replace(
+        'backend = "emulator"',
+        f'backend = "network"\nhost = "{host}"\nport = {port}\ntimeout_s = 2',
+    ).replace('language = "fi"', 'language = "en"')
+
+
+def printer_state(kiosk: Kiosk) -> str:
+    import sqlite3
+
+    with sqlite3.connect(kiosk.state_dir / "state.db") as db:
+        row = db.execute("SELECT state FROM device_status WHERE component = 'printer'").fetchone()
+    return row[0] if row else ""
+
+
+def wait_for(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_paper_out_is_said_before_the_tap_and_the_ticket_is_still_given(
+    screen, write_config, emulator, tmp_path
+):
+    printer = emulator("--paper-out")
+    kiosk = Kiosk(screen, tmp_path / "state", write_config(printer_on(printer.address)))
+    try:
+        wait_for(lambda: printer_state(kiosk) == "paper_out")
+        time.sleep(0.3)
+        home = ocr_text(screen.screenshot())
+        screen.key("2")
+        (row,) = kiosk.wait_for_tickets(1, ("print_failed",))
+        time.sleep(0.4)
+        on_screen = screen.screenshot()
+    finally:
+        kiosk.stop()
+    assert "out of paper" in home, home
+    assert (row["display"], row["print_error"]) == ("B001", f"{printer.address}: paper out")
+    assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{row['public_token']}"]
+    assert printer.printed() == []
+
+
+def test_paper_near_end_keeps_printing_and_is_recorded(screen, write_config, emulator, tmp_path):
+    printer = emulator("--paper-near-end")
+    kiosk = Kiosk(screen, tmp_path / "state", write_config(printer_on(printer.address)))
+    try:
+        screen.key("1")
+        kiosk.wait_for_tickets(1, ("printed",))
+        wait_for(lambda: printer_state(kiosk) == "paper_near_end")
+        time.sleep(1.2)
+        screen.key("Return")  # back home
+        time.sleep(0.4)
+        home = ocr_text(screen.screenshot())
+    finally:
+        kiosk.stop()
+    assert len(printer.wait_printed(1)) == 1
+    assert "Choose a service" in home and "paper" not in home.lower(), "near-end is for staff"
+    assert "paper near its end" in kiosk.log
