@@ -48,8 +48,11 @@ KEY_KP_1 = 257
 class KioskApp(App):
     title = "Vuoro"
 
-    def __init__(self, settings: KioskConfig, db_path: Path, backend: Backend, **kwargs) -> None:
+    def __init__(
+        self, settings: KioskConfig, db_path: Path, backend: Backend, logo: bytes = b"", **kwargs
+    ) -> None:
         super().__init__(**kwargs)
+        self.logo = logo
         self.settings = settings
         self.db_path = db_path
         self.backend = backend
@@ -68,7 +71,7 @@ class KioskApp(App):
             with resources.as_file(resources.files("kiosk") / name) as path:
                 Builder.load_file(str(path))
         self.db = state.connect(self.db_path)  # the UI thread's own, for reads
-        self.issuer = TicketIssuer(self.db_path, self.settings, self.backend, self._post)
+        self.issuer = TicketIssuer(self.db_path, self.settings, self.backend, self._post, self.logo)
         self.home = HomeScreen(name="home", branch_name=self.settings.branch["name"])
         self.ticket = TicketScreen(name="ticket")
         self.ticket.bind(on_done=lambda *_: self.go_home())

@@ -10,8 +10,11 @@ from pathlib import Path
 
 from kiosk import config as kiosk_config
 from kiosk import display
+from kiosk.issuing import TicketIssuer
 from printer.backends import open_backend
-from printer.errors import PrinterConfigError
+from printer.errors import PrinterConfigError, PrinterError
+from printer.escpos_lib import profile_media_width
+from printer.logo import cached as cached_logo
 from sync import state, tickets
 
 log = logging.getLogger("vuoro.kiosk")
@@ -89,6 +92,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the config file, print a summary and exit",
     )
+    p.add_argument(
+        "--reprint-last",
+        action="store_true",
+        help="print the last ticket again (marked as a copy) and exit; no window",
+    )
     return p
 
 
@@ -114,15 +122,26 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = (args.state_dir or default_state_dir()).resolve()
     try:
         backend = open_backend(settings.printer, state_dir)
+        logo = (
+            cached_logo(
+                Path(settings.ticket["logo"]),
+                profile_media_width(backend.profile),
+                state_dir / "cache",
+            )
+            if settings.ticket["logo"]
+            else b""
+        )
     except (PrinterConfigError, KeyError, ValueError) as exc:
-        print(f"vuoro-kiosk: {settings.source}: [printer]: {exc}", file=sys.stderr)
+        print(f"vuoro-kiosk: {settings.source}: {exc}", file=sys.stderr)
         return 2
+    db_path = state_dir / "state.db"
+    if args.reprint_last:
+        return _reprint_last(db_path, settings, backend, logo)
     problem = display.problem()
     if problem:
         print(f"vuoro-kiosk: {problem}", file=sys.stderr)
         return 3
 
-    db_path = state_dir / "state.db"
     db = state.connect(db_path)
     tickets.apply_standalone_config(
         db,
@@ -146,7 +165,21 @@ def main(argv: list[str] | None = None) -> int:
     display.configure_kivy(kiosk_mode=kiosk_mode, kivy_home=state_dir / "kivy", size=args.size)
     from kiosk.app import KioskApp  # creates the window: only after configure_kivy
 
-    KioskApp(settings, db_path, backend).run()
+    KioskApp(settings, db_path, backend, logo).run()
+    return 0
+
+
+def _reprint_last(db_path: Path, settings, backend, logo: bytes) -> int:
+    """For a technician over SSH (the admin menu offers the same)."""
+    issuer = TicketIssuer(db_path, settings, backend, lambda fn, *a: fn(*a), logo)
+    try:
+        number = issuer.reprint_last().result()
+    except (LookupError, PrinterError) as exc:
+        print(f"vuoro-kiosk: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        issuer.shutdown()
+    print(f"reprinted {number}")
     return 0
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.i18n import LANGUAGES
+from printer.escpos_lib import profiles
+from printer.layout import DEFAULT_PROFILE
 
 MAX_TEXT = 500
 MAX_SERVICES = 40
@@ -192,6 +194,18 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[object], str | None]:
     return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
 
 
+def _profile(value: object) -> str | None:
+    names = sorted(profiles())
+    if value in names:
+        return None
+    hint = difflib.get_close_matches(str(value), names, n=1)
+    return (
+        f"{value!r} is not a known printer profile"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + "; `vuoro-printer profiles` lists them"
+    )
+
+
 def _short_text(value: object) -> str | None:
     return f"is longer than {MAX_TEXT} characters" if len(str(value)) > MAX_TEXT else None
 
@@ -224,8 +238,13 @@ PRINTER_KEYS = {
 }
 
 
-def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
-    """Check a config text; raise :class:`ConfigError` naming the line."""
+def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> KioskConfig:
+    """Check a config text; raise :class:`ConfigError` naming the line.
+
+    Relative paths in it (the logo) are relative to ``base_dir``, the config
+    file's folder (the current one for the embedded default).
+    """
+    base_dir = base_dir or Path.cwd()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -280,7 +299,12 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
     branch = data.get("branch", {})
     c.known_keys(branch, {"name", "timezone"}, "branch")
     ticket = data.get("ticket", {})
-    c.known_keys(ticket, {"url_template", "header", "footer"}, "ticket")
+    c.known_keys(ticket, {"url_template", "header", "footer", "logo"}, "ticket")
+    logo = c.value(ticket, "logo", str, "ticket", default="")
+    if logo:
+        logo_path = (base_dir / logo).resolve()
+        if not logo_path.is_file():
+            c.fail(f"logo {str(logo_path)!r} is not a file", "ticket", None, "logo")
     printer = data.get("printer", {})
     backend = c.value(
         printer,
@@ -297,6 +321,7 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
     for key in ("timeout_s", "status_timeout_s", "port", "baudrate"):
         c.value(printer, key, (int, float), "printer", default=1, check=_positive)
     c.value(printer, "status", bool, "printer", default=True)
+    c.value(printer, "profile", str, "printer", default=DEFAULT_PROFILE, check=_profile)
 
     services_data = data.get("services")
     if not services_data:
@@ -376,6 +401,7 @@ def parse(text: str, file: str = "kiosk.toml") -> KioskConfig:
             ),
             "header": c.value(ticket, "header", str, "ticket", default="", check=_short_text) or "",
             "footer": c.value(ticket, "footer", str, "ticket", default="", check=_short_text) or "",
+            "logo": str(logo_path) if logo else "",
         },
         printer=dict(printer) | {"backend": backend},
         services=tuple(services),
@@ -396,4 +422,4 @@ def load(path: str | Path | None) -> KioskConfig:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(str(path), line, "is not UTF-8 text") from None
-    return parse(text, str(path))
+    return parse(text, str(path), path.parent)

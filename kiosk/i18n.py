@@ -24,6 +24,18 @@ _PHRASES: dict[str, dict[str, str]] = {
         "sv": "{count} väntar",
         "et": "{count} ootel",
     },
+    "ahead": {
+        "en": "{count} waiting before you",
+        "fi": "Edelläsi jonossa {count}",
+        "sv": "{count} före dig i kön",
+        "et": "Teie ees järjekorras {count}",
+    },
+    "about_wait": {
+        "en": "about {minutes} min",
+        "fi": "noin {minutes} min",
+        "sv": "cirka {minutes} min",
+        "et": "umbes {minutes} min",
+    },
     "closed": {
         "en": "Closed",
         "fi": "Suljettu",
@@ -65,6 +77,12 @@ _PHRASES: dict[str, dict[str, str]] = {
         "fi": "Tulostin ei toimi: vuoronumerosi näytetään näytöllä",
         "sv": "Skrivaren fungerar inte: ditt nummer visas på skärmen",
         "et": "Printer ei tööta: teie number kuvatakse ekraanil",
+    },
+    "copy": {
+        "en": "COPY",
+        "fi": "KOPIO",
+        "sv": "KOPIA",
+        "et": "KOOPIA",
     },
     "done": {
         "en": "Done",

@@ -14,14 +14,15 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kiosk.config import KioskConfig
+from kiosk.i18n import tr
 from kiosk.paper import ticket_content
 from printer.backends import Backend
 from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterTimeout
-from printer.layout import render_ticket
+from printer.layout import TicketContent, render_ticket
 from sync import devices, state, tickets
 from sync.tickets import Service, Ticket
 
@@ -41,11 +42,19 @@ class Callbacks:
 
 
 class TicketIssuer:
-    def __init__(self, db_path: Path, config: KioskConfig, backend: Backend, post: Post) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        config: KioskConfig,
+        backend: Backend,
+        post: Post,
+        logo: bytes = b"",
+    ) -> None:
         self.db_path = db_path
         self.config = config
         self.backend = backend
         self.post = post
+        self.logo = logo
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ticket")
         self._local = threading.local()
 
@@ -90,7 +99,7 @@ class TicketIssuer:
         log.info("committed %s (%s)", ticket.display, ticket.id)
         self.post(callbacks.committed, ticket)
         try:
-            data = render_ticket(ticket_content(self.config, ticket, service), self.backend.profile)
+            data = self._render(ticket_content(self.config, ticket, service))
             printer_status = self.backend.send(data, ticket.display)
         except Exception as exc:  # committed: the ticket stays valid, shown on screen
             if isinstance(exc, PrinterError):
@@ -107,6 +116,26 @@ class TicketIssuer:
             log.warning("printer paper near its end: change the roll soon")
         log.info("printed %s (%d bytes)", ticket.display, len(data))
         self.post(callbacks.printed, ticket)
+
+    def _render(self, content: TicketContent) -> bytes:
+        return render_ticket(content, self.backend.profile, logo=self.logo)
+
+    def reprint_last(self) -> Future:
+        """Print the last ticket again, marked as a copy; the Future holds its number."""
+        return self._executor.submit(self._reprint_last)
+
+    def _reprint_last(self) -> str:
+        ticket = tickets.last_valid_ticket(self._db())
+        if ticket is None:
+            raise LookupError("no ticket to reprint yet")
+        service = tickets.get_service(self._db(), ticket.service_id)
+        content = ticket_content(self.config, ticket, service)
+        content = replace(content, notice=tr("copy", ticket.language))
+        self.backend.send(self._render(content), f"{ticket.display}-copy")
+        if ticket.state == "print_failed":
+            tickets.mark_printed(self._db(), ticket.id)
+        log.info("reprinted %s", ticket.display)
+        return ticket.display
 
     def _record(self, verb: Callable[..., None], ticket: Ticket, *args: str) -> None:
         """Record a print outcome; a DB failure here is logged, not shown."""

@@ -42,7 +42,16 @@ def ticket_content(config: KioskConfig, ticket: Ticket, service: Service) -> Tic
         header=config.ticket["header"],
         footer=config.ticket["footer"],
         scan_hint=tr("scan_hint", language),
-        queue_line=""
-        if service.waiting is None
-        else tr("waiting", language, count=service.waiting),
+        queue_line=queue_line(service, language),
     )
+
+
+def queue_line(service: Service, language: str) -> str:
+    """Who is ahead and the estimated wait, when the queue is known; else nothing."""
+    parts = []
+    if service.waiting is not None:
+        parts.append(tr("ahead", language, count=service.waiting))
+    if service.estimated_wait_s is not None:
+        minutes = max(1, round(service.estimated_wait_s / 60))
+        parts.append(tr("about_wait", language, minutes=minutes))
+    return " · ".join(parts)

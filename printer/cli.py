@@ -12,7 +12,7 @@ from pathlib import Path
 from printer.backends import Backend, open_backend
 from printer.emulator import EmulatedPrinter, Faults, serve_pty, serve_tcp
 from printer.errors import PrinterError
-from printer.escpos_lib import profile_codepages, profile_media_width
+from printer.escpos_lib import profile_codepages, profile_media_width, profiles
 from printer.layout import DEFAULT_PROFILE, TicketContent, render_ticket
 from printer.render import render_bytes
 
@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     emu.add_argument("--mute", action="store_true", help="print, but never answer status")
     emu.add_argument("--drop-after", type=int, metavar="BYTES", help="reset the link after BYTES")
     emu.add_argument("--slow", type=int, metavar="BYTES_PER_S", help="take bytes this slowly")
+    sub.add_parser("profiles", help="list the printer profiles (paper width, native QR, cutter)")
     for name, text in (("test", "print a test page"), ("status", "ask the printer how it is")):
         target = sub.add_parser(
             name,
@@ -164,6 +165,17 @@ def _test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profiles(_args: argparse.Namespace) -> int:
+    print(f"{'profile':<16} {'dots':>5} {'mm':>4}  {'QR':<6} {'cutter':<6} model")
+    for p in profiles().values():
+        print(
+            f"{p.name:<16} {p.width_dots:>5} {round(p.width_dots / 8):>4}  "
+            f"{'native' if p.native_qr else 'image':<6} {'yes' if p.cutter else 'no':<6} "
+            f"{p.vendor} {p.model}".rstrip()
+        )
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     try:
         status = _backend(args).status()
@@ -180,7 +192,13 @@ def _status(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    commands = {"render": _render, "emulator": _emulator, "test": _test, "status": _status}
+    commands = {
+        "render": _render,
+        "emulator": _emulator,
+        "test": _test,
+        "status": _status,
+        "profiles": _profiles,
+    }
     return commands[args.command](args)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -58,3 +59,33 @@ def profile_media_width(profile: str) -> int:
 
     pixels = get_profile(profile).profile_data.get("media", {}).get("width", {}).get("pixels")
     return pixels if isinstance(pixels, int) and pixels >= 384 else 576
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    name: str
+    vendor: str
+    model: str
+    width_dots: int
+    native_qr: bool
+    cutter: bool
+
+
+@cache
+def profiles() -> dict[str, ProfileSummary]:
+    """Every printer profile python-escpos knows, by name."""
+    escpos()
+    from escpos.capabilities import CAPABILITIES
+
+    summaries = {}
+    for name, data in CAPABILITIES["profiles"].items():
+        features = data.get("features", {})
+        summaries[name] = ProfileSummary(
+            name=name,
+            vendor=str(data.get("vendor", "")),
+            model=str(data.get("name", "")),
+            width_dots=profile_media_width(name),
+            native_qr=bool(features.get("qrCode")),
+            cutter=bool(features.get("paperFullCut") or features.get("paperPartCut")),
+        )
+    return summaries

@@ -37,6 +37,7 @@ class TicketContent:
     footer: str = ""
     scan_hint: str = ""
     queue_line: str = ""
+    notice: str = ""  # e.g. "COPY" on a reprint, printed inverted on top
 
 
 def printable(text: str) -> str:
@@ -96,12 +97,17 @@ def _fit(text: str, columns: int) -> list[str]:
 
 
 def render_ticket(
-    content: TicketContent, profile: str = DEFAULT_PROFILE, *, native_qr: bool = True
+    content: TicketContent,
+    profile: str = DEFAULT_PROFILE,
+    *,
+    native_qr: bool = True,
+    logo: bytes = b"",
 ) -> bytes:
     """The complete ticket, from init to cut, for ``profile``.
 
     The QR code is native (``GS ( k``, about 70 bytes) unless the profile
     lacks it or ``native_qr`` is off; then it is sent as a raster image.
+    ``logo`` is a ready raster (see :mod:`printer.logo`), printed centred on top.
     """
     p = escpos().Dummy(profile=profile)
     width = profile_media_width(profile)
@@ -118,6 +124,9 @@ def render_ticket(
 
     p.hw("INIT")
     p.charcode(codepage)
+    if logo:
+        p.set(align="center")
+        p._raw(logo)
 
     def block(text: str, *, double: bool = False, bold: bool = False) -> None:
         if not text:
@@ -126,6 +135,10 @@ def render_ticket(
         for line in _fit(text, columns // 2 if double else columns):
             p.textln(line)
 
+    if fields["notice"]:
+        p.set(align="center", bold=True, invert=True)
+        p.textln(f" {fields['notice']} ")
+        p.set(invert=False)
     block(fields["header"])
     block(fields["branch"], bold=True)
     p.ln()

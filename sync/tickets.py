@@ -307,6 +307,25 @@ def get_ticket(db: sqlite_utils.Database, ticket_id: str) -> Ticket | None:
     return None if row is None else Ticket(*row)
 
 
+def last_valid_ticket(db: sqlite_utils.Database) -> Ticket | None:
+    """The newest ticket that is not void (for "reprint last ticket")."""
+    row = db.execute(
+        "SELECT id FROM tickets WHERE state != 'void' ORDER BY kiosk_seq DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else get_ticket(db, row[0])
+
+
+def get_service(db: sqlite_utils.Database, service_id: str) -> Service:
+    """A service by id, listed or not (old tickets keep their service)."""
+    row = db.execute(
+        "SELECT id, prefix, names, texts, position, is_open FROM services WHERE id = ?",
+        [service_id],
+    ).fetchone()
+    if row is None:
+        raise UnknownService(service_id)
+    return Service(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4], bool(row[5]))
+
+
 def outbox_depth(db: sqlite_utils.Database) -> int:
     return db.execute(
         "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND parked_reason IS NULL"

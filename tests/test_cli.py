@@ -78,6 +78,13 @@ def test_the_emulator_is_a_network_printer(tmp_path):
         emulator.wait(timeout=10)
 
 
+def test_profiles_are_listed_with_their_paper_width():
+    result = run("vuoro-printer", "profiles")
+    rows = {line.split()[0]: line.split()[1:4] for line in result.stdout.splitlines()[1:]}
+    assert rows["TM-T20II"] == ["576", "72", "native"]
+    assert rows["ZJ-5870"] == ["384", "48", "image"]
+
+
 def test_status_of_a_printer_that_is_not_there():
     result = run("vuoro-printer", "status", "--host", "127.0.0.1", "--port", "9")
     assert result.returncode == 1 and result.stdout.startswith("offline: 127.0.0.1:9")
@@ -103,3 +110,27 @@ def test_sync_status_reports_the_state_db(tmp_path):
     result = run("vuoro-sync", "--db", str(db), "status")
     assert result.returncode == 0
     assert "outbox waiting: 0" in result.stdout and "integrity: ok" in result.stdout
+
+
+def test_a_technician_can_reprint_the_last_ticket_without_a_window(tmp_path, write_config):
+    from kiosk import config as kiosk_config
+    from sync import state, tickets
+
+    settings_path = write_config()
+    settings = kiosk_config.load(settings_path)
+    args = ("vuoro-kiosk", "--config", str(settings_path), "--state-dir", str(tmp_path / "s"))
+    result = run(*args, "--reprint-last")
+    assert result.returncode == 1 and "no ticket to reprint yet" in result.stderr
+
+    db = state.connect(tmp_path / "s" / "state.db")
+    tickets.apply_standalone_config(
+        db,
+        branch=settings.branch,
+        ticket=settings.ticket,
+        services=[{"id": s.id, "prefix": s.prefix, "names": s.names} for s in settings.services],
+    )
+    tickets.mark_printed(db, tickets.issue_ticket(db, "permits", language="fi").id)
+    result = run(*args, "--reprint-last")
+    assert (result.returncode, result.stdout) == (0, "reprinted B001\n"), result.stderr
+    (png,) = (tmp_path / "s" / "printed").glob("*.png")
+    assert read_transcript(png).splitlines()[0].strip() == "KOPIO"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from kiosk import config
 from kiosk.issuing import Callbacks, TicketIssuer
 from printer.backends import HEALTHY
@@ -30,7 +32,7 @@ class RecordingBackend:
         return HEALTHY
 
 
-def issue_one(tmp_path, backend) -> tuple[list, state.sqlite_utils.Database]:
+def issue_one(tmp_path, backend, keep_issuer: list | None = None):
     settings = config.parse(TWO_SERVICES)
     db = state.connect(tmp_path / "state.db")
     tickets.apply_standalone_config(
@@ -51,7 +53,10 @@ def issue_one(tmp_path, backend) -> tuple[list, state.sqlite_utils.Database]:
     service = tickets.listed_services(db)[0]
     issuer.request(service, "fi", callbacks)
     assert done.wait(30)
-    issuer.shutdown()
+    if keep_issuer is None:
+        issuer.shutdown()
+    else:
+        keep_issuer.append(issuer)
     return events, db
 
 
@@ -79,3 +84,25 @@ def test_an_unexpected_error_while_printing_is_a_print_failure_not_a_lost_ticket
     events, db = issue_one(tmp_path, RecordingBackend(RuntimeError("driver bug")))
     assert events[-1] == ("print_failed", "A001", "driver bug")
     assert next(iter(db["tickets"].rows))["state"] == "print_failed"
+
+
+def test_reprint_last_prints_a_marked_copy_and_settles_a_failed_print(tmp_path):
+    backend = RecordingBackend(PaperOut("paper out"))
+    kept: list = []
+    _, db = issue_one(tmp_path, backend, kept)
+    backend.error = None  # the roll was changed
+    assert kept[0].reprint_last().result(timeout=30) == "A001"
+    kept[0].shutdown()
+    ((job, data),) = backend.jobs
+    lines = render_bytes(data)[0].lines
+    assert job == "A001-copy" and lines[0].strip() == "KOPIO" and "A001" in lines
+    assert next(iter(db["tickets"].rows))["state"] == "printed"
+
+
+def test_reprint_with_no_ticket_yet_says_so(tmp_path):
+    settings = config.parse(TWO_SERVICES)
+    state.connect(tmp_path / "state.db")
+    issuer = TicketIssuer(tmp_path / "state.db", settings, RecordingBackend(), lambda f, *a: f(*a))
+    with pytest.raises(LookupError, match="no ticket to reprint"):
+        issuer.reprint_last().result(timeout=30)
+    issuer.shutdown()
