@@ -5,10 +5,12 @@ from __future__ import annotations
 import statistics
 import time
 
-from printer.escpos_lib import profile_codepages
+from printer.backends import NetworkBackend
+from printer.escpos_lib import escpos, profile_codepages
 from printer.layout import TicketContent, render_ticket
 from printer.render import render_bytes
 from sync import state, tickets
+from tests.emulator_process import Emulator
 
 SERIAL_9600_BYTES_PER_S = 9600 / 10  # 8N1: ten bits a byte
 USB_FULL_SPEED_BYTES_PER_S = 64 * 1000  # one 64-byte bulk packet per 1 ms frame, at worst
@@ -56,22 +58,60 @@ def test_commit_latency(tmp_path, scale, record):
     )
 
 
+def whole_ticket_raster(content: TicketContent) -> bytes:
+    """The ticket as one picture, the way most open-source queue systems print it."""
+    (page,) = render_bytes(render_ticket(content), 576, profile_codepages("TM-T20II"))
+    picture = page.image.crop((16, 16, 16 + 576, page.image.height - 16)).convert("1")
+    p = escpos().Dummy(profile="TM-T20II")
+    p.image(picture, impl="bitImageRaster", center=False)
+    p.cut()
+    return p.output
+
+
 def test_ticket_bytes_and_wire_time(scale, record):
-    native = render_ticket(CONTENT)
-    image_qr = render_ticket(CONTENT, native_qr=False)
+    variants = {
+        "native QR": render_ticket(CONTENT),
+        "image QR": render_ticket(CONTENT, native_qr=False),
+        "whole-ticket raster": whole_ticket_raster(CONTENT),
+    }
     start = time.perf_counter()
     for _ in range(scale):
         render_ticket(CONTENT)
     layout_s = (time.perf_counter() - start) / scale
-    assert len(native) < len(image_qr)
-    for name, data in (("native QR", native), ("image QR", image_qr)):
+    native = len(variants["native QR"])
+    assert native < 600, "a complete logo-less ticket stays under 600 bytes"
+    assert native / SERIAL_9600_BYTES_PER_S < 0.7, "under 0.7 s on a 9600-baud line"
+    for name, data in variants.items():
         record(
             f"ticket 80 mm, {name}",
             bytes=len(data),
+            vs_native=round(len(data) / native, 1),
             serial_9600_s=round(len(data) / SERIAL_9600_BYTES_PER_S, 3),
             usb_fs_ms=_ms(len(data) / USB_FULL_SPEED_BYTES_PER_S),
         )
     record("layout (python-escpos)", per_ticket_ms=_ms(layout_s))
+
+
+def test_send_over_an_emulated_9600_baud_link(tmp_path, record):
+    """Measured, not computed: the emulator takes 960 bytes/s, as 9600 baud 8N1 does,
+    and the job ends when the printer answers the status query after the ticket."""
+    data = render_ticket(CONTENT)
+    emulator = Emulator(tmp_path / "out", "--slow", str(int(SERIAL_9600_BYTES_PER_S)))
+    try:
+        host, port = emulator.address.rsplit(":", 1)
+        backend = NetworkBackend(host, int(port), timeout=10)
+        start = time.perf_counter()
+        status = backend.send(data, "A042")
+        elapsed = time.perf_counter() - start
+    finally:
+        emulator.stop()
+    assert status.state == "ok"
+    record(
+        "send native ticket, 960 B/s link",
+        bytes=len(data),
+        measured_s=round(elapsed, 3),
+        computed_s=round(len(data) / SERIAL_9600_BYTES_PER_S, 3),
+    )
 
 
 def test_emulator_render_time(scale, record):
