@@ -275,3 +275,31 @@ def test_paper_near_end_keeps_printing_and_is_recorded(screen, write_config, emu
     assert len(printer.wait_printed(1)) == 1
     assert "Choose a service" in home and "paper" not in home.lower(), "near-end is for staff"
     assert "paper near its end" in kiosk.log
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (("--cover-open",), "cover open"),
+        (("--hang",), "no answer after the ticket"),
+        (("--mute",), "no answer after the ticket"),
+        (("--drop-after", "60"), ""),
+    ],
+    ids=["cover-open", "hang", "mute", "dropped"],
+)
+def test_every_printer_fault_still_gives_the_ticket_on_screen_in_bounded_time(
+    screen, write_config, emulator, tmp_path, flags, error
+):
+    printer = emulator(*flags)
+    kiosk = Kiosk(screen, tmp_path / "state", write_config(printer_on(printer.address)))
+    try:
+        screen.key("1")
+        committed = kiosk.wait_for_tickets(1)[0]
+        (row,) = kiosk.wait_for_tickets(1, ("print_failed",), timeout=2 + 8)  # timeout_s + slack
+        time.sleep(0.4)
+        on_screen = screen.screenshot()
+        assert kiosk.alive()
+    finally:
+        kiosk.stop()
+    assert row["id"] == committed["id"] and error in row["print_error"]
+    assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{row['public_token']}"]
