@@ -14,8 +14,8 @@ TIMEOUT = 2.0
 
 
 class Emulator:
-    def __init__(self, out: Path, *flags: str, pty: bool = False) -> None:
-        where = ["--pty"] if pty else ["--port", "0"]
+    def __init__(self, out: Path, *flags: str, pty: bool = False, port: int = 0) -> None:
+        where = ["--pty"] if pty else ["--port", str(port)]
         self.out = out
         self.process = subprocess.Popen(
             [str(BIN / "vuoro-printer"), "emulator", *where, "--out", str(out), *flags],

@@ -15,7 +15,7 @@ from printer.backends import NetworkBackend, SerialBackend
 from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterOffline, PrinterTimeout
 from printer.layout import TicketContent, render_ticket
 from printer.render import read_transcript
-from tests.emulator_process import TIMEOUT
+from tests.emulator_process import TIMEOUT, Emulator
 
 SLACK = 8.0  # a liveness bound for a loaded machine, not a speed target: a hang is 60 s+
 TICKET = render_ticket(
@@ -116,3 +116,19 @@ def test_nobody_listening_is_offline_at_once():
     assert isinstance(result, PrinterOffline) and elapsed < TIMEOUT
     _, result = timed_send(SerialBackend("/dev/ttyVUORO-none", timeout=TIMEOUT))
     assert isinstance(result, PrinterOffline)
+
+
+def test_a_printer_switched_off_and_on_again_is_found_again(tmp_path):
+    first = Emulator(tmp_path / "out")
+    port = int(first.address.rsplit(":", 1)[1])
+    backend = first.backend()
+    assert backend.send(TICKET, "A007").state == "ok"
+    first.stop()  # unplugged
+    _, result = timed_send(backend)
+    assert isinstance(result, PrinterOffline)
+    again = Emulator(tmp_path / "out", port=port)  # plugged back in, same address
+    try:
+        assert backend.send(TICKET, "A008").state == "ok"
+    finally:
+        again.stop()
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
