@@ -185,8 +185,8 @@ class LinkBackend:
         """Ask without printing (for the idle screen and the heartbeat)."""
         if not self.query_status:
             return UNKNOWN
-        deadline = time.monotonic() + self.status_timeout
-        link = self._open(time.monotonic() + self.timeout)
+        deadline = time.monotonic() + self.status_timeout  # short: a ticket may be waiting
+        link = self._open(deadline)
         try:
             return self._ask(link, deadline)
         finally:

@@ -89,11 +89,17 @@ def _encodes(ch: str, codec: str) -> bool:
     return True
 
 
-def qr_image(url: str, module_dots: int = IMAGE_QR_MODULE_DOTS) -> Image.Image:
-    """A QR code as a 1-bit picture with a two-module quiet zone, for printers
-    without native QR."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
-    code.add_data(url)
+def qr_image(
+    data: str | bytes,
+    module_dots: int = IMAGE_QR_MODULE_DOTS,
+    *,
+    border: int = 2,
+    error_correction: int = qrcode.constants.ERROR_CORRECT_M,
+) -> Image.Image:
+    """A QR code as a 1-bit picture (for printers without native QR, and for
+    the emulator drawing a native one)."""
+    code = qrcode.QRCode(error_correction=error_correction, border=border)
+    code.add_data(data)
     code.make(fit=True)
     matrix = code.get_matrix()
     size = len(matrix)

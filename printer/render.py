@@ -20,6 +20,8 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
+from printer.layout import qr_image
+
 log = logging.getLogger(__name__)
 
 ESC, GS, DLE, FS = 0x1B, 0x1D, 0x10, 0x1C
@@ -416,19 +418,13 @@ class EscPosRenderer:
         if not data:
             self._page.warnings.append("QR print with no stored data")
             return
-        code = qrcode.QRCode(
+        picture = qr_image(
+            data,
+            self.qr["module"],
+            border=0,  # the printer's margins are the quiet zone
             error_correction=QR_EC.get(self.qr["ec"], qrcode.constants.ERROR_CORRECT_L),
-            box_size=self.qr["module"],
-            border=0,
         )
-        code.add_data(data)
-        code.make(fit=True)
-        matrix = code.get_matrix()
-        size = len(matrix)
-        img = Image.new("1", (size, size), 1)
-        img.putdata([0 if cell else 1 for row in matrix for cell in row])
-        module = self.qr["module"]
-        self._bitmap(img.resize((size * module, size * module), Image.NEAREST))
+        self._bitmap(picture)
         self._page.qr_codes.append(data.decode("latin-1"))
 
     def _raster_image(self, buf: bytes, pos: int) -> tuple[int, None]:
