@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from kiosk import config as kiosk_config
@@ -143,15 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
     db = state.connect(db_path)
-    tickets.apply_standalone_config(
-        db,
-        branch=settings.branch,
-        ticket=settings.ticket,
-        services=[
-            {"id": s.id, "prefix": s.prefix, "names": s.names, "texts": s.texts}
-            for s in settings.services
-        ],
-    )
+    if tickets.get_config(db, "mode") == "paired":
+        settings = _with_server_config(settings, db)  # services come from the server
+    else:
+        tickets.apply_standalone_config(
+            db,
+            branch=settings.branch,
+            ticket=settings.ticket,
+            services=[
+                {"id": s.id, "prefix": s.prefix, "names": s.names, "texts": s.texts}
+                for s in settings.services
+            ],
+        )
     voided = tickets.void_unprinted(db)
     if voided:
         log.warning(
@@ -167,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
 
     KioskApp(settings, db_path, backend, logo).run()
     return 0
+
+
+def _with_server_config(settings, db):
+    """A paired kiosk shows the branch and ticket URL the server gave the sync daemon."""
+    branch = tickets.get_config(db, "branch", {}) or {}
+    ticket = tickets.get_config(db, "ticket", {}) or {}
+    return replace(
+        settings,
+        branch={**settings.branch, **{k: branch[k] for k in ("name", "timezone") if k in branch}},
+        ticket={**settings.ticket, **{k: ticket[k] for k in ("url_template",) if k in ticket}},
+    )
 
 
 def _reprint_last(db_path: Path, settings, backend, logo: bytes) -> int:

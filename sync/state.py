@@ -115,10 +115,23 @@ def _m2_device_status(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m3_commands(db: sqlite_utils.Database) -> None:
+    """Server commands (reload, reboot, sync now) carried to the kiosk."""
+    db.execute(
+        """
+        CREATE TABLE commands (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            done_at TEXT
+        )"""
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_device_status]
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_device_status, _m3_commands]
 
 
 class SchemaTooNew(RuntimeError):

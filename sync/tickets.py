@@ -22,6 +22,7 @@ import sqlite_utils
 from sync.state import transaction
 
 STANDALONE_LEASE_SIZE = 9999
+RESERVE_SERIES_SIZE = 999
 
 
 class NoNumberAvailable(RuntimeError):
@@ -165,45 +166,61 @@ def branch_day(db: sqlite_utils.Database, moment: datetime) -> str:
     return moment.astimezone(zone).date().isoformat()
 
 
-def _take_number(db: sqlite_utils.Database, service_id: str, day: str) -> int:
+def _take_number(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, str]:
+    """The next number and its series ("" or the kiosk's reserve tag).
+
+    Leases from the server (or the standalone kiosk's own) come first; a
+    paired kiosk with none left falls back to its reserve series, which no
+    other kiosk and not the server can ever issue.
+    """
     lease = db.execute(
-        """SELECT id, next FROM leases
+        """SELECT id, next, source FROM leases
            WHERE service_id = ? AND day = ? AND next <= last
-           ORDER BY first LIMIT 1""",
+           ORDER BY source = 'reserve', first LIMIT 1""",
         [service_id, day],
     ).fetchone()
     if lease is None:
-        if get_config(db, "mode") != "standalone":
-            raise NoNumberAvailable(f"no number lease left for {service_id} on {day}")
-        used = db.execute(
-            "SELECT COALESCE(MAX(last), 0) FROM leases WHERE service_id = ? AND day = ?",
-            [service_id, day],
-        ).fetchone()[0]
-        if used >= STANDALONE_LEASE_SIZE:
-            raise NoNumberAvailable(f"all {used} numbers of {service_id} used on {day}")
-        lease_id = (
-            db["leases"]
-            .insert(
-                {
-                    "service_id": service_id,
-                    "day": day,
-                    "first": used + 1,
-                    "last": STANDALONE_LEASE_SIZE,
-                    "next": used + 1,
-                    "source": "standalone",
-                }
-            )
-            .last_pk
-        )
-        number = used + 1
-    else:
-        lease_id, number = lease
+        lease = _open_own_lease(db, service_id, day)
+    lease_id, number, source = lease
     db.execute("UPDATE leases SET next = next + 1 WHERE id = ?", [lease_id])
-    return number
+    series = str(get_config(db, "reserve_tag", "")) if source == "reserve" else ""
+    return number, series
 
 
-def display_number(prefix: str, number: int) -> str:
-    return f"{prefix}{number:03d}"
+def _open_own_lease(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, int, str]:
+    mode = get_config(db, "mode")
+    if mode == "standalone":
+        source, size = "standalone", STANDALONE_LEASE_SIZE
+    elif mode == "paired" and get_config(db, "reserve_tag"):
+        source, size = "reserve", RESERVE_SERIES_SIZE
+    else:
+        raise NoNumberAvailable(f"no number lease left for {service_id} on {day}")
+    used = db.execute(
+        "SELECT COALESCE(MAX(last), 0) FROM leases WHERE service_id = ? AND day = ? AND source = ?",
+        [service_id, day, source],
+    ).fetchone()[0]
+    if used >= size:
+        raise NoNumberAvailable(f"all {used} {source} numbers of {service_id} used on {day}")
+    lease_id = (
+        db["leases"]
+        .insert(
+            {
+                "service_id": service_id,
+                "day": day,
+                "first": used + 1,
+                "last": size,
+                "next": used + 1,
+                "source": source,
+            }
+        )
+        .last_pk
+    )
+    return lease_id, used + 1, source
+
+
+def display_number(prefix: str, number: int, series: str = "") -> str:
+    """``A042``; a reserve-series number shows its kiosk's tag: ``AK1-07``."""
+    return f"{prefix}{series}-{number:02d}" if series else f"{prefix}{number:03d}"
 
 
 def issue_ticket(
@@ -227,7 +244,7 @@ def issue_ticket(
         if not service[1]:
             raise ServiceClosed(service_id)
         day = branch_day(db, moment)
-        number = _take_number(db, service_id, day)
+        number, series = _take_number(db, service_id, day)
         seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM tickets").fetchone()[0]
         ticket = Ticket(
             id=uuid.uuid4().hex,
@@ -236,7 +253,7 @@ def issue_ticket(
             service_id=service_id,
             day=day,
             number=number,
-            display=display_number(service[0], number),
+            display=display_number(service[0], number, series),
             language=language,
             issued_at=iso(moment),
         )
@@ -248,6 +265,7 @@ def issue_ticket(
                 "service_id": service_id,
                 "day": day,
                 "number": number,
+                "series": series,
                 "display": ticket.display,
                 "language": language,
                 "issued_at": ticket.issued_at,

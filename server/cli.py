@@ -1,0 +1,81 @@
+"""``vuoro-server``: serve the API, and manage branches and kiosks from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tomllib
+from pathlib import Path
+
+from server.storage import Rejected, Storage
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vuoro-server", description="Vuoro's central queue server.")
+    p.add_argument("--db", type=Path, default=Path("var/server.db"), help="server DB file")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the kiosk API and the ticket pages")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    branch = sub.add_parser("branch", help="create or update a branch and its services")
+    branch.add_argument("file", type=Path, help="branch TOML ([branch] and [[services]])")
+    code = sub.add_parser("pair-code", help="a single-use pairing code for a new kiosk")
+    code.add_argument("--branch", required=True)
+    code.add_argument("--ttl", type=int, default=600, help="seconds the code stays valid")
+    revoke = sub.add_parser("revoke", help="revoke a kiosk's token")
+    revoke.add_argument("kiosk_id")
+    return p
+
+
+def load_branch_file(path: Path) -> tuple[dict, list[dict]]:
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    branch = data["branch"]
+    services = [
+        {
+            "id": s["id"],
+            "prefix": s["prefix"],
+            "names": s["name"] if isinstance(s["name"], dict) else {"en": s["name"]},
+            "texts": s.get("text", {})
+            if isinstance(s.get("text", {}), dict)
+            else {"en": s["text"]},
+        }
+        for s in data["services"]
+    ]
+    return branch, services
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    storage = Storage(args.db)
+    if args.command == "serve":
+        import uvicorn
+
+        from server.app import create_app
+
+        uvicorn.run(create_app(storage), host=args.host, port=args.port, log_level="warning")
+        return 0
+    try:
+        if args.command == "branch":
+            branch, services = load_branch_file(args.file)
+            storage.put_branch(branch, services)
+            print(f"branch {branch['id']}: {len(services)} services")
+        elif args.command == "pair-code":
+            print(storage.new_pairing_code(args.branch, args.ttl))
+        elif args.command == "revoke":
+            if not storage.revoke(args.kiosk_id):
+                print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.kiosk_id}")
+    except (Rejected, KeyError, OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"vuoro-server: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

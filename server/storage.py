@@ -1,0 +1,501 @@
+"""The server's storage: branches, services, kiosks, pairing codes, number
+counters and leases, tickets. Kept narrow (verbs, not an ORM) so another
+database can stand in for SQLite when a fleet outgrows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from sync import protocol
+
+BUSY_TIMEOUT_MS = 10_000
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+CODE_LENGTH = 8
+RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "123456789"]
+DEFAULT_SERVICE_TIME_S = 300
+
+
+class Rejected(ValueError):
+    """A request that can never succeed as sent; the message is the reason."""
+
+
+class Unauthorized(PermissionError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS branches (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, timezone TEXT NOT NULL,
+        languages TEXT NOT NULL, ticket_url_template TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS services (
+        branch_id TEXT NOT NULL REFERENCES branches(id), id TEXT NOT NULL,
+        prefix TEXT NOT NULL, names TEXT NOT NULL, texts TEXT NOT NULL DEFAULT '{}',
+        position INTEGER NOT NULL, is_open INTEGER NOT NULL DEFAULT 1, daily_cap INTEGER,
+        listed INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (branch_id, id), UNIQUE (branch_id, prefix))""",
+    """CREATE TABLE IF NOT EXISTS kiosks (
+        id TEXT PRIMARY KEY, branch_id TEXT NOT NULL REFERENCES branches(id),
+        name TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, reserve_tag TEXT NOT NULL,
+        created_at TEXT NOT NULL, revoked_at TEXT, last_seen_at TEXT,
+        last_heartbeat TEXT, applied_seq INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (branch_id, reserve_tag))""",
+    """CREATE TABLE IF NOT EXISTS pairing_codes (
+        code_hash TEXT PRIMARY KEY, branch_id TEXT NOT NULL REFERENCES branches(id),
+        expires_at TEXT NOT NULL, used_at TEXT)""",
+    """CREATE TABLE IF NOT EXISTS counters (
+        branch_id TEXT NOT NULL, service_id TEXT NOT NULL, day TEXT NOT NULL,
+        next INTEGER NOT NULL, PRIMARY KEY (branch_id, service_id, day))""",
+    """CREATE TABLE IF NOT EXISTS leases (
+        id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL REFERENCES kiosks(id),
+        branch_id TEXT NOT NULL, service_id TEXT NOT NULL, day TEXT NOT NULL,
+        first INTEGER NOT NULL, last INTEGER NOT NULL, created_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS leases_lookup ON leases(kiosk_id, service_id, day)",
+    """CREATE TABLE IF NOT EXISTS tickets (
+        id TEXT PRIMARY KEY, branch_id TEXT NOT NULL, service_id TEXT NOT NULL,
+        kiosk_id TEXT, public_token TEXT NOT NULL UNIQUE, day TEXT NOT NULL,
+        number INTEGER NOT NULL, series TEXT NOT NULL DEFAULT '', display TEXT NOT NULL,
+        kiosk_seq INTEGER, language TEXT NOT NULL, issued_at_kiosk TEXT,
+        queued_at TEXT NOT NULL, received_at TEXT NOT NULL,
+        status TEXT NOT NULL,  -- waiting, void, called, served, no_show, cancelled
+        print_state TEXT NOT NULL DEFAULT 'printed',
+        UNIQUE (branch_id, service_id, day, series, number))""",
+    "CREATE INDEX IF NOT EXISTS tickets_queue ON tickets(branch_id, service_id, status, queued_at)",
+    """CREATE TABLE IF NOT EXISTS commands (
+        id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL REFERENCES kiosks(id),
+        kind TEXT NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT)""",
+]
+
+
+class Storage:
+    """One SQLite file; a connection per thread (uvicorn runs handlers in a pool)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+
+    def _connect(self) -> sqlite_utils.Database:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return sqlite_utils.Database(conn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite_utils.Database]:
+        db = self._connect()
+        try:
+            yield db
+        finally:
+            db.close()
+
+    # -- branches and services ---------------------------------------------
+
+    def put_branch(self, branch: dict, services: list[dict]) -> None:
+        """Create or update a branch and its services (unlisted ones are kept)."""
+        with self.transaction() as db:
+            db["branches"].upsert(
+                {
+                    "id": branch["id"],
+                    "name": branch["name"],
+                    "timezone": branch["timezone"],
+                    "languages": json.dumps(branch.get("languages", ["en"])),
+                    "ticket_url_template": branch["ticket_url_template"],
+                    "updated_at": iso(now()),
+                },
+                pk="id",
+            )
+            db.execute("UPDATE services SET listed = 0 WHERE branch_id = ?", [branch["id"]])
+            for position, service in enumerate(services):
+                db["services"].upsert(
+                    {
+                        "branch_id": branch["id"],
+                        "id": service["id"],
+                        "prefix": service["prefix"],
+                        "names": json.dumps(service["names"], ensure_ascii=False),
+                        "texts": json.dumps(service.get("texts", {}), ensure_ascii=False),
+                        "position": position,
+                        "is_open": int(service.get("is_open", True)),
+                        "daily_cap": service.get("daily_cap"),
+                        "listed": 1,
+                    },
+                    pk=("branch_id", "id"),
+                )
+
+    def kiosk_config(self, branch_id: str) -> protocol.KioskConfig:
+        with self.reading() as db:
+            b = db.execute(
+                "SELECT id, name, timezone, languages, ticket_url_template FROM branches "
+                "WHERE id = ?",
+                [branch_id],
+            ).fetchone()
+            rows = db.execute(
+                "SELECT id, prefix, names, texts, is_open, daily_cap FROM services "
+                "WHERE branch_id = ? AND listed = 1 ORDER BY position",
+                [branch_id],
+            ).fetchall()
+        return protocol.KioskConfig(
+            branch=protocol.Branch(id=b[0], name=b[1], timezone=b[2], languages=json.loads(b[3])),
+            services=[
+                protocol.Service(
+                    id=r[0],
+                    prefix=r[1],
+                    names=json.loads(r[2]),
+                    texts=json.loads(r[3]),
+                    is_open=bool(r[4]),
+                    daily_cap=r[5],
+                )
+                for r in rows
+            ],
+            ticket_url_template=b[4],
+        )
+
+    def branch_today(self, db: sqlite_utils.Database, branch_id: str) -> tuple[str, datetime]:
+        """The branch-local date and the moment it began (its local midnight)."""
+        zone = ZoneInfo(
+            db.execute("SELECT timezone FROM branches WHERE id = ?", [branch_id]).fetchone()[0]
+        )
+        local = now().astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return local.date().isoformat(), midnight
+
+    # -- pairing -------------------------------------------------------------
+
+    def new_pairing_code(self, branch_id: str, ttl_s: int = 600) -> str:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone() is None:
+                raise Rejected(f"no branch {branch_id!r}")
+            db["pairing_codes"].insert(
+                {
+                    "code_hash": _hash(code),
+                    "branch_id": branch_id,
+                    "expires_at": iso(now() + timedelta(seconds=ttl_s)),
+                }
+            )
+        return code
+
+    def pair(self, code: str, name: str) -> protocol.PairResponse:
+        """Spend a pairing code on a new kiosk; the token is shown once, stored hashed."""
+        token = secrets.token_urlsafe(32)
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT branch_id, expires_at, used_at FROM pairing_codes WHERE code_hash = ?",
+                [_hash(code)],
+            ).fetchone()
+            if row is None or row[2] is not None or row[1] < iso(now()):
+                raise Unauthorized("pairing code unknown, used or expired")
+            branch_id = row[0]
+            taken = {
+                r[0]
+                for r in db.execute(
+                    "SELECT reserve_tag FROM kiosks WHERE branch_id = ?", [branch_id]
+                )
+            }
+            tag = next((t for t in RESERVE_TAGS if t not in taken), None)
+            if tag is None:
+                raise Rejected("this branch has no reserve series left for another kiosk")
+            kiosk_id = f"k-{secrets.token_hex(6)}"
+            db.execute(
+                "UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?",
+                [iso(now()), _hash(code)],
+            )
+            db["kiosks"].insert(
+                {
+                    "id": kiosk_id,
+                    "branch_id": branch_id,
+                    "name": name,
+                    "token_hash": _hash(token),
+                    "reserve_tag": tag,
+                    "created_at": iso(now()),
+                }
+            )
+        return protocol.PairResponse(
+            kiosk_id=kiosk_id, branch_id=branch_id, token=token, reserve_tag=tag
+        )
+
+    def kiosk_for_token(self, token: str) -> dict:
+        with self.reading() as db:
+            row = db.execute(
+                "SELECT id, branch_id, reserve_tag, revoked_at FROM kiosks WHERE token_hash = ?",
+                [_hash(token)],
+            ).fetchone()
+        if row is None:
+            raise Unauthorized("unknown token")
+        if row[3] is not None:
+            raise Unauthorized("this kiosk has been revoked")
+        return {"id": row[0], "branch_id": row[1], "reserve_tag": row[2]}
+
+    def revoke(self, kiosk_id: str) -> bool:
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE kiosks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    [iso(now()), kiosk_id],
+                ).rowcount
+                == 1
+            )
+
+    # -- numbers ---------------------------------------------------------------
+
+    def lease(self, kiosk: dict, request: protocol.LeaseRequest) -> protocol.LeaseResponse:
+        """A block of numbers from the branch's counter: no one else gets them."""
+        with self.transaction() as db:
+            self._check_service(db, kiosk["branch_id"], request.service_id)
+            self._check_day(db, kiosk["branch_id"], request.day)
+            first = self._take(
+                db, kiosk["branch_id"], request.service_id, request.day, request.count
+            )
+            db["leases"].insert(
+                {
+                    "kiosk_id": kiosk["id"],
+                    "branch_id": kiosk["branch_id"],
+                    "service_id": request.service_id,
+                    "day": request.day,
+                    "first": first,
+                    "last": first + request.count - 1,
+                    "created_at": iso(now()),
+                }
+            )
+        return protocol.LeaseResponse(
+            service_id=request.service_id,
+            day=request.day,
+            first=first,
+            last=first + request.count - 1,
+        )
+
+    @staticmethod
+    def _take(
+        db: sqlite_utils.Database, branch_id: str, service_id: str, day: str, count: int
+    ) -> int:
+        row = db.execute(
+            "SELECT next FROM counters WHERE branch_id = ? AND service_id = ? AND day = ?",
+            [branch_id, service_id, day],
+        ).fetchone()
+        first = row[0] if row else 1
+        db["counters"].upsert(
+            {"branch_id": branch_id, "service_id": service_id, "day": day, "next": first + count},
+            pk=("branch_id", "service_id", "day"),
+        )
+        return first
+
+    @staticmethod
+    def _check_service(db: sqlite_utils.Database, branch_id: str, service_id: str) -> None:
+        if (
+            db.execute(
+                "SELECT 1 FROM services WHERE branch_id = ? AND id = ?", [branch_id, service_id]
+            ).fetchone()
+            is None
+        ):
+            raise Rejected(f"unknown_service:{service_id}")
+
+    def _check_day(self, db: sqlite_utils.Database, branch_id: str, day: str) -> None:
+        today, _ = self.branch_today(db, branch_id)
+        delta = (datetime.fromisoformat(day) - datetime.fromisoformat(today)).days
+        if abs(delta) > 1:
+            raise Rejected(f"day_out_of_range:{day}")
+
+    # -- tickets ---------------------------------------------------------------
+
+    def ingest(self, kiosk: dict, batch: protocol.TicketBatch) -> list[protocol.TicketResult]:
+        """Apply each ticket exactly once (the id is the key, forever)."""
+        received = now()
+        results = []
+        with self.transaction() as db:
+            for ticket in batch.tickets:
+                try:
+                    results.append(
+                        protocol.TicketResult(
+                            id=ticket.id, result=self._apply(db, kiosk, batch, ticket, received)
+                        )
+                    )
+                except Rejected as exc:
+                    results.append(protocol.TicketResult(id=ticket.id, result=f"rejected:{exc}"))
+            db.execute(
+                "UPDATE kiosks SET last_seen_at = ?, applied_seq = MAX(applied_seq, "
+                "COALESCE((SELECT MAX(kiosk_seq) FROM tickets WHERE kiosk_id = ?), 0)) "
+                "WHERE id = ?",
+                [iso(received), kiosk["id"], kiosk["id"]],
+            )
+        return results
+
+    def _apply(
+        self, db, kiosk: dict, batch: protocol.TicketBatch, t: protocol.TicketIn, received: datetime
+    ) -> str:
+        known = db.execute("SELECT kiosk_id FROM tickets WHERE id = ?", [t.id]).fetchone()
+        if known is not None:
+            if known[0] != kiosk["id"]:
+                raise Rejected("id_taken")
+            return "duplicate"
+        branch_id = kiosk["branch_id"]
+        self._check_service(db, branch_id, t.service_id)
+        if t.series:
+            if t.series != kiosk["reserve_tag"]:
+                raise Rejected("not_your_reserve_series")
+        elif (
+            db.execute(
+                "SELECT 1 FROM leases WHERE kiosk_id = ? AND service_id = ? AND day = ? "
+                "AND ? BETWEEN first AND last",
+                [kiosk["id"], t.service_id, t.day, t.number],
+            ).fetchone()
+            is None
+        ):
+            raise Rejected("number_not_leased")
+        queued = self.fair_time(db, branch_id, batch, t, received)
+        try:
+            db["tickets"].insert(
+                {
+                    "id": t.id,
+                    "branch_id": branch_id,
+                    "service_id": t.service_id,
+                    "kiosk_id": kiosk["id"],
+                    "public_token": t.public_token,
+                    "day": t.day,
+                    "number": t.number,
+                    "series": t.series,
+                    "display": t.display,
+                    "kiosk_seq": t.kiosk_seq,
+                    "language": t.language,
+                    "issued_at_kiosk": t.issued_at,
+                    "queued_at": iso(queued),
+                    "received_at": iso(received),
+                    "status": "void" if t.state == "void" else "waiting",
+                    "print_state": t.state,
+                }
+            )
+        except sqlite3.IntegrityError as exc:
+            raise Rejected("number_or_token_taken") from exc
+        return "created"
+
+    def fair_time(
+        self,
+        db,
+        branch_id: str,
+        batch: protocol.TicketBatch,
+        t: protocol.TicketIn,
+        received: datetime,
+    ) -> datetime:
+        """When the ticket was really issued, on the server's clock.
+
+        Same boot: the kiosk's monotonic clock says how long before sending it
+        was issued, whatever its wall clock says. Otherwise the kiosk's wall
+        clock, shifted by how wrong that clock was when it sent the batch.
+        Never in the future, never before the branch's day began.
+        """
+        if t.boot_id and t.boot_id == batch.boot_id and t.issued_mono_ns <= batch.sent_mono_ns:
+            moment = received - timedelta(
+                microseconds=(batch.sent_mono_ns - t.issued_mono_ns) / 1000
+            )
+        else:
+            try:
+                skew = received - datetime.fromisoformat(batch.sent_at)
+                moment = datetime.fromisoformat(t.issued_at) + skew
+            except ValueError:
+                moment = received
+        _, midnight = self.branch_today(db, branch_id)
+        day_start = datetime.fromisoformat(t.day).replace(tzinfo=midnight.tzinfo)
+        return max(min(moment, received), day_start)
+
+    # -- the queue -------------------------------------------------------------
+
+    def queue(self, branch_id: str) -> dict[str, protocol.QueueState]:
+        with self.reading() as db:
+            today, _ = self.branch_today(db, branch_id)
+            rows = db.execute(
+                "SELECT s.id, COUNT(t.id) FROM services s LEFT JOIN tickets t "
+                "ON t.branch_id = s.branch_id AND t.service_id = s.id AND t.day = ? "
+                "AND t.status = 'waiting' WHERE s.branch_id = ? AND s.listed = 1 GROUP BY s.id",
+                [today, branch_id],
+            ).fetchall()
+        return {
+            r[0]: protocol.QueueState(waiting=r[1], estimated_wait_s=r[1] * DEFAULT_SERVICE_TIME_S)
+            for r in rows
+        }
+
+    def heartbeat(self, kiosk: dict, beat: protocol.Heartbeat) -> list[protocol.Command]:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE kiosks SET last_seen_at = ?, last_heartbeat = ? WHERE id = ?",
+                [iso(now()), beat.model_dump_json(), kiosk["id"]],
+            )
+            rows = db.execute(
+                "SELECT id, kind FROM commands WHERE kiosk_id = ? AND delivered_at IS NULL "
+                "ORDER BY id",
+                [kiosk["id"]],
+            ).fetchall()
+            db.execute(
+                "UPDATE commands SET delivered_at = ? WHERE kiosk_id = ? AND delivered_at IS NULL",
+                [iso(now()), kiosk["id"]],
+            )
+        return [protocol.Command(id=str(r[0]), kind=r[1]) for r in rows]
+
+    def ticket_by_token(self, token: str) -> dict | None:
+        with self.reading() as db:
+            db.conn.row_factory = sqlite3.Row
+            row = db.execute(
+                "SELECT t.display, t.service_id, t.status, t.queued_at, t.branch_id, t.day, "
+                "s.names FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
+                "AND s.id = t.service_id WHERE t.public_token = ?",
+                [token],
+            ).fetchone()
+            if row is None:
+                return None
+            position = None
+            if row["status"] == "waiting":
+                position = db.execute(
+                    "SELECT COUNT(*) FROM tickets WHERE branch_id = ? AND service_id = ? "
+                    "AND day = ? AND status = 'waiting' AND queued_at <= ?",
+                    [row["branch_id"], row["service_id"], row["day"], row["queued_at"]],
+                ).fetchone()[0]
+        return {
+            "number": row["display"],
+            "service": json.loads(row["names"]),
+            "status": row["status"],
+            "position": position,
+            "estimated_wait_s": None
+            if position is None
+            else (position - 1) * DEFAULT_SERVICE_TIME_S,
+            "counter": None,
+        }

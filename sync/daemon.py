@@ -1,0 +1,226 @@
+"""The sync daemon: carries the state DB to and from the central queue server.
+
+A separate process, so a hung network can never freeze the kiosk's screen;
+the state DB is its only channel to the kiosk. Each cycle: config (ETag),
+number leases, the outbox (in order, in batches), a heartbeat. Failures back
+off with full jitter, capped at a minute; new local tickets cut the wait
+short, so tickets flow promptly when the server is there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync import devices, exchange, protocol, state
+from sync.client import NotAuthorized, Refused, ServerClient, SyncError
+from sync.tickets import boot_id, branch_day, get_config, iso, listed_services, now_utc, set_config
+
+log = logging.getLogger("vuoro.sync")
+
+LEASE_LOW_WATER = 25
+LEASE_BLOCK = 100
+HEARTBEAT_S = 30.0
+IDLE_S = 10.0
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+POLL_S = 0.25  # how often an idle daemon looks for new tickets in the DB
+CREDENTIALS = "credentials.json"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    kiosk_id: str
+    branch_id: str
+    token: str
+    reserve_tag: str
+    ca_bundle: str | None = None
+
+    @classmethod
+    def load(cls, state_dir: Path) -> Credentials | None:
+        try:
+            return cls(**json.loads((state_dir / CREDENTIALS).read_text()))
+        except FileNotFoundError:
+            return None
+
+    def save(self, state_dir: Path) -> None:
+        """0600 from the start: the token is never readable by others, not even briefly."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = state_dir / f".{CREDENTIALS}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.__dict__, f)
+        os.replace(tmp, state_dir / CREDENTIALS)
+
+
+def pair(
+    state_dir: Path, server: str, code: str, name: str, ca_bundle: str | None = None
+) -> Credentials:
+    """Spend a pairing code; afterwards the kiosk numbers from server leases."""
+    client = ServerClient(server, ca_bundle=ca_bundle)
+    try:
+        reply = client.pair(code, name)
+    finally:
+        client.close()
+    credentials = Credentials(
+        server, reply.kiosk_id, reply.branch_id, reply.token, reply.reserve_tag, ca_bundle
+    )
+    credentials.save(state_dir)
+    db = state.connect(state_dir / "state.db")
+    with state.transaction(db):
+        set_config(db, "mode", "paired")
+        set_config(db, "reserve_tag", reply.reserve_tag)
+        set_config(db, "kiosk_id", reply.kiosk_id)
+    db.close()
+    return credentials
+
+
+class Backoff:
+    """Full-jitter exponential back-off (AWS architecture blog's "full jitter")."""
+
+    def __init__(
+        self,
+        base: float = BACKOFF_BASE_S,
+        cap: float = BACKOFF_CAP_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base, self.cap, self.failures = base, cap, 0
+        self.rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return self.rng.uniform(0, min(self.cap, self.base * 2 ** min(self.failures, 16)))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class SyncDaemon:
+    def __init__(self, state_dir: Path, credentials: Credentials, version: str = "") -> None:
+        self.state_dir = state_dir
+        self.credentials = credentials
+        self.version = version
+        self.db = state.connect(state_dir / "state.db")
+        self.client = ServerClient(credentials.server, credentials.token, credentials.ca_bundle)
+        self.backoff = Backoff()
+        self.stopping = threading.Event()
+        self._last_heartbeat = 0.0
+
+    # -- one cycle ---------------------------------------------------------------
+
+    def cycle(self) -> None:
+        """Config, leases, outbox, heartbeat; raises :class:`SyncError` on the first failure."""
+        self.pull_config()
+        self.top_up_leases()
+        self.push_outbox()
+        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_S:
+            self.heartbeat()
+
+    def pull_config(self) -> None:
+        etag = str(get_config(self.db, "server_etag", "") or "")
+        config, new_etag = self.client.config(etag)
+        if config is not None:
+            exchange.apply_server_config(self.db, config, new_etag)
+            log.info("config %s: %d services", new_etag, len(config.services))
+
+    def top_up_leases(self) -> None:
+        day = branch_day(self.db, now_utc())
+        for service in listed_services(self.db):
+            if (
+                not service.is_open
+                or exchange.leased_remaining(self.db, service.id, day) >= LEASE_LOW_WATER
+            ):
+                continue
+            try:
+                lease = self.client.lease(
+                    protocol.LeaseRequest(service_id=service.id, day=day, count=LEASE_BLOCK)
+                )
+            except Refused as exc:
+                log.warning("lease for %s refused: %s", service.id, exc)
+                continue
+            exchange.add_lease(self.db, lease)
+            log.info("lease %s %s: %d-%d", service.id, day, lease.first, lease.last)
+
+    def push_outbox(self) -> int:
+        sent = 0
+        while tickets := exchange.pending(self.db, protocol.MAX_BATCH):
+            batch = protocol.TicketBatch(
+                sent_at=iso(now_utc()),
+                sent_mono_ns=time.monotonic_ns(),
+                boot_id=boot_id(),
+                tickets=tickets,
+            )
+            try:
+                result = self.client.push(batch)
+            except Refused as exc:  # the whole batch is malformed: park it, say why
+                result = protocol.TicketBatchResult(
+                    results=[
+                        protocol.TicketResult(id=t.id, result=f"rejected:{exc}") for t in tickets
+                    ],
+                    server_time="",
+                )
+            parked = exchange.record_results(self.db, result.results)
+            if parked:
+                log.warning("%d ticket(s) parked by the server", parked)
+            sent += len(tickets)
+        if sent:
+            log.info("delivered %d ticket(s)", sent)
+        return sent
+
+    def heartbeat(self) -> None:
+        printer = devices.get(self.db, "printer")
+        beat = protocol.Heartbeat(
+            printer=printer.state if printer else "unknown",
+            version=self.version,
+            sent_at=iso(now_utc()),
+            **exchange.counts(self.db),
+        )
+        reply = self.client.heartbeat(beat)
+        exchange.apply_heartbeat(self.db, reply)
+        self._last_heartbeat = time.monotonic()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self, max_cycles: int | None = None) -> None:
+        cycles = 0
+        while not self.stopping.is_set() and (max_cycles is None or cycles < max_cycles):
+            cycles += 1
+            try:
+                self.cycle()
+                self.backoff.reset()
+                devices.record(self.db, "server", "ok")
+                wait = IDLE_S
+            except NotAuthorized as exc:
+                devices.record(self.db, "server", "not_authorized", str(exc))
+                log.error("server refuses this kiosk (%s); it keeps printing its own numbers", exc)
+                wait = BACKOFF_CAP_S
+            except SyncError as exc:
+                devices.record(self.db, "server", "unreachable", str(exc))
+                wait = self.backoff.next_delay()
+                log.warning("sync failed (%s); next try in %.1f s", exc, wait)
+            self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake as soon as the kiosk commits a new ticket."""
+        seen = exchange.newest_outbox_id(self.db)
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            if self.stopping.wait(min(POLL_S, max(deadline - time.monotonic(), 0))):
+                return
+            if exchange.newest_outbox_id(self.db) != seen and self.backoff.failures < 3:
+                return
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)

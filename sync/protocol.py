@@ -1,0 +1,140 @@
+"""Sync protocol v1: the message shapes both ends use (the kiosk's sync daemon
+and the server). Changing a shape here changes it for both, and for the
+OpenAPI document other servers implement.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+API = "/api/v1"
+MAX_BATCH = 500  # tickets per push: 10,000 queued tickets are 20 requests
+
+Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Text = Annotated[str, StringConstraints(max_length=500)]
+
+
+class Message(BaseModel):
+    """Unknown fields are ignored, so either end may grow first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class PairRequest(Message):
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,12}$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class PairResponse(Message):
+    kiosk_id: Id
+    branch_id: Id
+    token: str
+    reserve_tag: Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9A-Z]?$")]
+
+
+class Branch(Message):
+    id: Id
+    name: Text
+    timezone: str
+    languages: list[str]
+
+
+class Service(Message):
+    id: Id
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]
+    names: dict[str, Text]
+    texts: dict[str, Text] = {}
+    is_open: bool = True
+    daily_cap: int | None = None
+
+
+class KioskConfig(Message):
+    branch: Branch
+    services: list[Service]
+    ticket_url_template: str
+    texts: dict[str, Text] = {}
+
+
+class LeaseRequest(Message):
+    service_id: Id
+    day: Day
+    count: Annotated[int, Field(ge=1, le=1000)]
+
+
+class LeaseResponse(Message):
+    service_id: Id
+    day: Day
+    first: int
+    last: int
+
+
+TicketState = Literal["printed", "print_failed", "void"]
+
+
+class TicketIn(Message):
+    """A ticket as the kiosk issued it. ``id`` is the permanent dedupe key."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+    public_token: Token
+    kiosk_seq: Annotated[int, Field(ge=1)]
+    service_id: Id
+    day: Day
+    number: Annotated[int, Field(ge=1)]
+    series: Annotated[str, StringConstraints(max_length=4)] = ""
+    display: Annotated[str, StringConstraints(max_length=16)]
+    language: Annotated[str, StringConstraints(max_length=8)]
+    issued_at: str  # the kiosk's wall clock, ISO 8601
+    state: TicketState
+    # What the server needs to correct a Pi without a real-time clock: the
+    # kiosk's monotonic clock when it issued the ticket and when it sent the
+    # batch (same boot), and its wall clock at send time.
+    issued_mono_ns: int
+    boot_id: str = ""
+
+
+class TicketBatch(Message):
+    sent_at: str  # kiosk wall clock at send
+    sent_mono_ns: int
+    boot_id: str = ""
+    tickets: Annotated[list[TicketIn], Field(max_length=MAX_BATCH)]
+
+
+Outcome = Literal["created", "duplicate"] | str  # or "rejected:<reason>"
+
+
+class TicketResult(Message):
+    id: str
+    result: str
+
+
+class TicketBatchResult(Message):
+    results: list[TicketResult]
+    server_time: str
+
+
+class Heartbeat(Message):
+    printer: str = "unknown"
+    outbox: int = 0
+    parked: int = 0
+    version: str = ""
+    sent_at: str = ""
+
+
+class QueueState(Message):
+    waiting: int
+    estimated_wait_s: int | None = None
+
+
+class Command(Message):
+    id: str
+    kind: Literal["reload", "reboot", "sync_now"]
+
+
+class HeartbeatResponse(Message):
+    server_time: str
+    queue: dict[str, QueueState]
+    commands: list[Command] = []
