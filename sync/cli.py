@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     pairing.add_argument("--ca-bundle", help="a CA bundle for a private certificate authority")
     run = sub.add_parser("run", help="run the sync daemon")
     run.add_argument("--once", action="store_true", help="one cycle, then exit (1 on failure)")
+    run.add_argument("--max-backoff", type=float, default=60.0, metavar="SECONDS",
+                     help="the longest wait between retries (default 60)")
     sub.add_parser("migrate", help="create the state DB or bring its schema up to date")
     sub.add_parser("status", help="schema version, tickets by state, outbox depth, integrity")
     return p
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vuoro-sync: {state_dir}: not paired yet (vuoro-sync pair)", file=sys.stderr)
             return 2
         daemon = SyncDaemon(state_dir, credentials)
+        daemon.backoff.cap = args.max_backoff
         if args.once:
             try:
                 daemon.cycle()
