@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STATE ?= var
 
-.PHONY: run test bench venv lint format screenshots clean help
+.PHONY: run run-standalone test bench venv lint format screenshots clean help
 
 help:
-	@echo "make run          the kiosk demo (standalone, emulated printer into $(STATE)/printed/)"
+	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
+	@echo "make run-standalone  the kiosk alone, numbering its own tickets"
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make bench        the benchmarks (table + $(STATE)/bench/latest.json)"
 	@echo "make venv         create or update $(VENV)/ with every extra"
@@ -25,8 +26,11 @@ $(STAMP): setup.cfg pyproject.toml
 
 run: venv
 	@tools/sysdeps.sh run
-	@echo "Printed tickets land in $(STATE)/printed/ (one .png and one .bin each)."
-	$(VENV)/bin/vuoro-kiosk --windowed --state-dir $(STATE)
+	$(PY) tools/demo.py --state-dir $(STATE)
+
+run-standalone: venv
+	@tools/sysdeps.sh run
+	$(PY) tools/demo.py --state-dir $(STATE) --standalone
 
 lint: venv
 	$(VENV)/bin/ruff check .

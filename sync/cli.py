@@ -40,8 +40,13 @@ def parser() -> argparse.ArgumentParser:
     pairing.add_argument("--ca-bundle", help="a CA bundle for a private certificate authority")
     run = sub.add_parser("run", help="run the sync daemon")
     run.add_argument("--once", action="store_true", help="one cycle, then exit (1 on failure)")
-    run.add_argument("--max-backoff", type=float, default=60.0, metavar="SECONDS",
-                     help="the longest wait between retries (default 60)")
+    run.add_argument(
+        "--max-backoff",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="the longest wait between retries (default 60)",
+    )
     sub.add_parser("migrate", help="create the state DB or bring its schema up to date")
     sub.add_parser("status", help="schema version, tickets by state, outbox depth, integrity")
     return p

@@ -167,24 +167,33 @@ def branch_day(db: sqlite_utils.Database, moment: datetime) -> str:
 
 
 def _take_number(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, str]:
-    """The next number and its series ("" or the kiosk's reserve tag).
+    """The next free number and its series ("" or the kiosk's reserve tag).
 
     Leases from the server (or the standalone kiosk's own) come first; a
     paired kiosk with none left falls back to its reserve series, which no
-    other kiosk and not the server can ever issue.
+    other kiosk and not the server can ever issue. A number this kiosk already
+    gave out today (say, standalone before it was paired) is skipped.
     """
-    lease = db.execute(
-        """SELECT id, next, source FROM leases
-           WHERE service_id = ? AND day = ? AND next <= last
-           ORDER BY source = 'reserve', first LIMIT 1""",
-        [service_id, day],
-    ).fetchone()
-    if lease is None:
-        lease = _open_own_lease(db, service_id, day)
-    lease_id, number, source = lease
-    db.execute("UPDATE leases SET next = next + 1 WHERE id = ?", [lease_id])
-    series = str(get_config(db, "reserve_tag", "")) if source == "reserve" else ""
-    return number, series
+    sources = ("standalone",) if get_config(db, "mode") == "standalone" else ("server", "reserve")
+    while True:
+        lease = db.execute(
+            f"""SELECT id, next, source FROM leases
+               WHERE service_id = ? AND day = ? AND next <= last
+                 AND source IN ({", ".join("?" * len(sources))})
+               ORDER BY source = 'reserve', first LIMIT 1""",
+            [service_id, day, *sources],
+        ).fetchone()
+        if lease is None:
+            lease = _open_own_lease(db, service_id, day)
+        lease_id, number, source = lease
+        db.execute("UPDATE leases SET next = next + 1 WHERE id = ?", [lease_id])
+        series = str(get_config(db, "reserve_tag", "")) if source == "reserve" else ""
+        taken = db.execute(
+            "SELECT 1 FROM tickets WHERE service_id = ? AND day = ? AND series = ? AND number = ?",
+            [service_id, day, series, number],
+        ).fetchone()
+        if not taken:
+            return number, series
 
 
 def _open_own_lease(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, int, str]:

@@ -153,3 +153,51 @@ def test_concurrent_writers_never_share_a_number(tmp_path):
     assert sorted(numbers) == [f"A{i:03d}" for i in range(1, 101)]
     db = state.connect(path)
     assert db["outbox"].count == 100 and state.integrity_ok(db)
+
+
+def test_a_paired_kiosk_out_of_leases_uses_its_own_reserve_series(db):
+    tickets.set_config(db, "mode", "paired")
+    tickets.set_config(db, "reserve_tag", "K3")
+    db["leases"].insert(
+        {
+            "service_id": "payments",
+            "day": tickets.branch_day(db, tickets.now_utc()),
+            "first": 41,
+            "last": 42,
+            "next": 41,
+            "source": "server",
+        }
+    )
+    shown = [tickets.issue_ticket(db, "payments", language="fi").display for _ in range(4)]
+    assert shown == ["A041", "A042", "AK3-01", "AK3-02"]
+    rows = {r["display"]: (r["series"], r["number"]) for r in db["tickets"].rows}
+    assert rows["AK3-02"] == ("K3", 2)
+    # a new server lease is used again as soon as it arrives
+    db["leases"].insert(
+        {
+            "service_id": "payments",
+            "day": tickets.branch_day(db, tickets.now_utc()),
+            "first": 90,
+            "last": 99,
+            "next": 90,
+            "source": "server",
+        }
+    )
+    assert tickets.issue_ticket(db, "payments", language="fi").display == "A090"
+
+
+def test_pairing_a_standalone_kiosk_never_reuses_its_standalone_numbers(db):
+    assert tickets.issue_ticket(db, "payments", language="fi").display == "A001"
+    tickets.set_config(db, "mode", "paired")
+    tickets.set_config(db, "reserve_tag", "K1")
+    db["leases"].insert(
+        {
+            "service_id": "payments",
+            "day": tickets.branch_day(db, tickets.now_utc()),
+            "first": 1,
+            "last": 10,
+            "next": 1,
+            "source": "server",
+        }
+    )
+    assert tickets.issue_ticket(db, "payments", language="fi").display == "A002", "A001 is taken"

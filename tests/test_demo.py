@@ -1,0 +1,66 @@
+"""`make run`'s demo: server, sync daemon and kiosk started together, a tap
+reaches the server, and Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.kiosk_driver import button_center
+from tests.server_process import free_port, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.ui
+
+
+def test_the_demo_runs_everything_and_ctrl_c_stops_everything(screen, tmp_path):
+    port = free_port()
+    out = tmp_path / "demo.log"
+    with open(out, "wb") as log:
+        demo = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "tools" / "demo.py"),
+                "--state-dir",
+                str(tmp_path / "var"),
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | screen.env() | {"PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        wait_until(lambda: "kiosk ready" in out.read_text(), timeout=90, what="the demo start")
+        time.sleep(0.5)
+        screen.click(*button_center(1, 3))
+        server_db = tmp_path / "var" / "server.db"
+
+        def on_server() -> list:
+            with sqlite3.connect(server_db) as db:
+                return db.execute("SELECT display, public_token FROM tickets").fetchall()
+
+        wait_until(lambda: len(on_server()) == 1, what="the ticket on the server")
+        ((display, token),) = on_server()
+        page = requests.get(f"http://127.0.0.1:{port}/t/{token}", timeout=5)
+        assert display == "B001" and "B001" in page.text
+        assert list((tmp_path / "var" / "printed").glob("*-B001.png"))
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=30)
+    time.sleep(0.5)
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / "var")], capture_output=True, text=True
+    ).stdout.split()
+    assert leftovers == [], "every process the demo started has stopped"
+    assert f"http://127.0.0.1:{port}/openapi.json" in out.read_text()
