@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STATE ?= var
 
-.PHONY: run run-standalone test bench venv lint format screenshots clean help
+.PHONY: run run-standalone test bench soak venv lint format screenshots clean help
 
 help:
 	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test         the whole test suite (installs what it needs)"
 	@echo "make bench        the benchmarks (table + $(STATE)/bench/latest.json)"
 	@echo "make venv         create or update $(VENV)/ with every extra"
+	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer)"
 	@echo "make lint         ruff and the import-layer contracts"
 	@echo "make screenshots  regenerate docs/*.png from the real app"
 
@@ -49,6 +50,9 @@ test: venv
 bench: venv
 	@tools/sysdeps.sh test
 	VUORO_BENCH=full $(PY) -m pytest -q -s bench
+
+soak: venv
+	$(PY) -m bench.soak --seeds $(or $(SEEDS),200)
 
 screenshots: venv
 	@tools/sysdeps.sh test

@@ -11,6 +11,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -83,10 +84,43 @@ SCHEMA = [
         print_state TEXT NOT NULL DEFAULT 'printed',
         UNIQUE (branch_id, service_id, day, series, number))""",
     "CREATE INDEX IF NOT EXISTS tickets_queue ON tickets(branch_id, service_id, status, queued_at)",
+    "CREATE INDEX IF NOT EXISTS tickets_by_kiosk ON tickets(kiosk_id, kiosk_seq)",
     """CREATE TABLE IF NOT EXISTS commands (
         id INTEGER PRIMARY KEY, kiosk_id TEXT NOT NULL REFERENCES kiosks(id),
         kind TEXT NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT)""",
 ]
+
+
+@dataclass(frozen=True)
+class _BatchContext:
+    """What every ticket of one batch is checked against, read once."""
+
+    zone: ZoneInfo
+    services: set[str]
+    leases: list[tuple[str, str, int, int]]
+
+
+def fair_time(
+    batch: protocol.TicketBatch, t: protocol.TicketIn, received: datetime, zone: ZoneInfo
+) -> datetime:
+    """When the ticket was really issued, on the server's clock.
+
+    Same boot: the kiosk's monotonic clock says how long before sending it was
+    issued, whatever its wall clock says. Otherwise the kiosk's wall clock,
+    shifted by how wrong that clock was when it sent the batch. Never in the
+    future, never before the ticket's day began in the branch.
+    """
+    if t.boot_id and t.boot_id == batch.boot_id and t.issued_mono_ns <= batch.sent_mono_ns:
+        moment = received - timedelta(microseconds=(batch.sent_mono_ns - t.issued_mono_ns) / 1000)
+    else:
+        try:
+            moment = datetime.fromisoformat(t.issued_at) + (
+                received - datetime.fromisoformat(batch.sent_at)
+            )
+        except (ValueError, TypeError):
+            moment = received
+    day_start = datetime.fromisoformat(t.day).replace(tzinfo=zone)
+    return max(min(moment, received), day_start)
 
 
 class Storage:
@@ -194,9 +228,7 @@ class Storage:
 
     def branch_today(self, db: sqlite_utils.Database, branch_id: str) -> tuple[str, datetime]:
         """The branch-local date and the moment it began (its local midnight)."""
-        zone = ZoneInfo(
-            db.execute("SELECT timezone FROM branches WHERE id = ?", [branch_id]).fetchone()[0]
-        )
+        zone = self._zone(db, branch_id)
         local = now().astimezone(zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return local.date().isoformat(), midnight
@@ -344,15 +376,25 @@ class Storage:
         received = now()
         results = []
         with self.transaction() as db:
+            context = _BatchContext(
+                zone=self._zone(db, kiosk["branch_id"]),
+                services={
+                    r[0]
+                    for r in db.execute(
+                        "SELECT id FROM services WHERE branch_id = ?", [kiosk["branch_id"]]
+                    )
+                },
+                leases=db.execute(
+                    "SELECT service_id, day, first, last FROM leases WHERE kiosk_id = ?",
+                    [kiosk["id"]],
+                ).fetchall(),
+            )
             for ticket in batch.tickets:
                 try:
-                    results.append(
-                        protocol.TicketResult(
-                            id=ticket.id, result=self._apply(db, kiosk, batch, ticket, received)
-                        )
-                    )
+                    outcome = self._apply(db, kiosk, batch, ticket, received, context)
                 except Rejected as exc:
-                    results.append(protocol.TicketResult(id=ticket.id, result=f"rejected:{exc}"))
+                    outcome = f"rejected:{exc}"
+                results.append(protocol.TicketResult(id=ticket.id, result=outcome))
             db.execute(
                 "UPDATE kiosks SET last_seen_at = ?, applied_seq = MAX(applied_seq, "
                 "COALESCE((SELECT MAX(kiosk_seq) FROM tickets WHERE kiosk_id = ?), 0)) "
@@ -362,81 +404,70 @@ class Storage:
         return results
 
     def _apply(
-        self, db, kiosk: dict, batch: protocol.TicketBatch, t: protocol.TicketIn, received: datetime
+        self,
+        db,
+        kiosk: dict,
+        batch: protocol.TicketBatch,
+        t: protocol.TicketIn,
+        received: datetime,
+        context: _BatchContext,
     ) -> str:
         known = db.execute("SELECT kiosk_id FROM tickets WHERE id = ?", [t.id]).fetchone()
         if known is not None:
             if known[0] != kiosk["id"]:
                 raise Rejected("id_taken")
             return "duplicate"
-        branch_id = kiosk["branch_id"]
-        self._check_service(db, branch_id, t.service_id)
+        if t.service_id not in context.services:
+            raise Rejected(f"unknown_service:{t.service_id}")
         if t.series:
             if t.series != kiosk["reserve_tag"]:
                 raise Rejected("not_your_reserve_series")
-        elif (
-            db.execute(
-                "SELECT 1 FROM leases WHERE kiosk_id = ? AND service_id = ? AND day = ? "
-                "AND ? BETWEEN first AND last",
-                [kiosk["id"], t.service_id, t.day, t.number],
-            ).fetchone()
-            is None
+        elif not any(
+            service == t.service_id and day == t.day and first <= t.number <= last
+            for service, day, first, last in context.leases
         ):
             raise Rejected("number_not_leased")
-        queued = self.fair_time(db, branch_id, batch, t, received)
+        queued = fair_time(batch, t, received, context.zone)
+        before = db.execute(  # a kiosk's tickets keep the order it issued them in
+            "SELECT queued_at FROM tickets WHERE kiosk_id = ? AND kiosk_seq < ? "
+            "ORDER BY kiosk_seq DESC LIMIT 1",
+            [kiosk["id"], t.kiosk_seq],
+        ).fetchone()
+        if before and iso(queued) < before[0]:
+            queued = datetime.fromisoformat(before[0])
         try:
-            db["tickets"].insert(
-                {
-                    "id": t.id,
-                    "branch_id": branch_id,
-                    "service_id": t.service_id,
-                    "kiosk_id": kiosk["id"],
-                    "public_token": t.public_token,
-                    "day": t.day,
-                    "number": t.number,
-                    "series": t.series,
-                    "display": t.display,
-                    "kiosk_seq": t.kiosk_seq,
-                    "language": t.language,
-                    "issued_at_kiosk": t.issued_at,
-                    "queued_at": iso(queued),
-                    "received_at": iso(received),
-                    "status": "void" if t.state == "void" else "waiting",
-                    "print_state": t.state,
-                }
+            db.execute(
+                "INSERT INTO tickets (id, branch_id, service_id, kiosk_id, public_token, day, "
+                "number, series, display, kiosk_seq, language, issued_at_kiosk, queued_at, "
+                "received_at, status, print_state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    t.id,
+                    kiosk["branch_id"],
+                    t.service_id,
+                    kiosk["id"],
+                    t.public_token,
+                    t.day,
+                    t.number,
+                    t.series,
+                    t.display,
+                    t.kiosk_seq,
+                    t.language,
+                    t.issued_at,
+                    iso(queued),
+                    iso(received),
+                    "void" if t.state == "void" else "waiting",
+                    t.state,
+                ],
             )
         except sqlite3.IntegrityError as exc:
             raise Rejected("number_or_token_taken") from exc
         return "created"
 
-    def fair_time(
-        self,
-        db,
-        branch_id: str,
-        batch: protocol.TicketBatch,
-        t: protocol.TicketIn,
-        received: datetime,
-    ) -> datetime:
-        """When the ticket was really issued, on the server's clock.
-
-        Same boot: the kiosk's monotonic clock says how long before sending it
-        was issued, whatever its wall clock says. Otherwise the kiosk's wall
-        clock, shifted by how wrong that clock was when it sent the batch.
-        Never in the future, never before the branch's day began.
-        """
-        if t.boot_id and t.boot_id == batch.boot_id and t.issued_mono_ns <= batch.sent_mono_ns:
-            moment = received - timedelta(
-                microseconds=(batch.sent_mono_ns - t.issued_mono_ns) / 1000
-            )
-        else:
-            try:
-                skew = received - datetime.fromisoformat(batch.sent_at)
-                moment = datetime.fromisoformat(t.issued_at) + skew
-            except ValueError:
-                moment = received
-        _, midnight = self.branch_today(db, branch_id)
-        day_start = datetime.fromisoformat(t.day).replace(tzinfo=midnight.tzinfo)
-        return max(min(moment, received), day_start)
+    @staticmethod
+    def _zone(db: sqlite_utils.Database, branch_id: str) -> ZoneInfo:
+        row = db.execute("SELECT timezone FROM branches WHERE id = ?", [branch_id]).fetchone()
+        return ZoneInfo(row[0])
 
     # -- the queue -------------------------------------------------------------
 

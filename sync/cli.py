@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="the longest wait between retries (default 60)",
     )
+    run.add_argument("--connect-timeout", type=float, default=5.0, metavar="SECONDS")
+    run.add_argument("--read-timeout", type=float, default=20.0, metavar="SECONDS")
     sub.add_parser("migrate", help="create the state DB or bring its schema up to date")
     sub.add_parser("status", help="schema version, tickets by state, outbox depth, integrity")
     return p
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         if credentials is None:
             print(f"vuoro-sync: {state_dir}: not paired yet (vuoro-sync pair)", file=sys.stderr)
             return 2
-        daemon = SyncDaemon(state_dir, credentials)
+        daemon = SyncDaemon(
+            state_dir, credentials, timeouts=(args.connect_timeout, args.read_timeout)
+        )
         daemon.backoff.cap = args.max_backoff
         if args.once:
             try:

@@ -38,8 +38,15 @@ class Refused(SyncError):
 
 
 class ServerClient:
-    def __init__(self, base_url: str, token: str = "", ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str = "",
+        ca_bundle: str | None = None,
+        timeouts: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts
         self.session = requests.Session()
         self.session.verify = ca_bundle or True
         self.session.headers["User-Agent"] = "vuoro-sync/1"
@@ -62,7 +69,7 @@ class ServerClient:
                 self.base_url + protocol.API + path,
                 data=None if body is None else body.model_dump_json(),
                 headers={"Content-Type": "application/json", **(headers or {})},
-                timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                timeout=self.timeouts,
             )
         except requests.exceptions.SSLError as exc:
             raise Unreachable(f"TLS: {exc}") from exc

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync import devices, exchange, protocol, state
-from sync.client import NotAuthorized, Refused, ServerClient, SyncError
+from sync.client import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    NotAuthorized,
+    Refused,
+    ServerClient,
+    SyncError,
+)
 from sync.tickets import boot_id, branch_day, get_config, iso, listed_services, now_utc, set_config
 
 log = logging.getLogger("vuoro.sync")
@@ -104,12 +111,20 @@ class Backoff:
 
 
 class SyncDaemon:
-    def __init__(self, state_dir: Path, credentials: Credentials, version: str = "") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        credentials: Credentials,
+        version: str = "",
+        timeouts: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+    ) -> None:
         self.state_dir = state_dir
         self.credentials = credentials
         self.version = version
         self.db = state.connect(state_dir / "state.db")
-        self.client = ServerClient(credentials.server, credentials.token, credentials.ca_bundle)
+        self.client = ServerClient(
+            credentials.server, credentials.token, credentials.ca_bundle, timeouts
+        )
         self.backoff = Backoff()
         self.stopping = threading.Event()
         self._last_heartbeat = 0.0

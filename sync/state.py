@@ -128,10 +128,20 @@ def _m3_commands(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m4_outbox_by_ticket(db: sqlite_utils.Database) -> None:
+    """The daemon marks outbox rows by ticket id: a backlog of 10,000 needs an index."""
+    db.execute("CREATE INDEX outbox_by_ticket ON outbox(ticket_id)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_device_status, _m3_commands]
+MIGRATIONS: list[Migration] = [
+    _m1_initial,
+    _m2_device_status,
+    _m3_commands,
+    _m4_outbox_by_ticket,
+]
 
 
 class SchemaTooNew(RuntimeError):

@@ -1,0 +1,333 @@
+"""Fault injection between the sync daemon and the server, and seeded runs.
+
+:class:`ChaosProxy` is an HTTP/1.1 proxy on loopback that, per request and by
+a seeded random draw, passes, delays, drops, resets, blackholes, duplicates the
+request to the server, loses the reply after the server applied it, or cuts
+the reply short. :func:`run_scenario` drives real processes (server, sync
+daemon, a kiosk issuing tickets through the state-DB API) through a seeded
+sequence of faults and SIGKILLs, then checks the invariants.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.server_process import BIN, DEMO_BRANCH, Server, run, wait_until
+
+FAULTS = ("pass", "delay", "drop", "reset", "blackhole", "duplicate", "lost_reply", "truncate")
+HOLD_S = 3.0  # a blackhole holds the line this long (longer than the daemon's read timeout)
+MAX_HEAD = 65536
+
+
+def _read_message(sock: socket.socket, pending: bytes = b"") -> tuple[bytes, bytes] | None:
+    """One HTTP message (head + Content-Length body) and what followed it."""
+    data = pending
+    while b"\r\n\r\n" not in data:
+        if len(data) > MAX_HEAD:
+            return None
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        rest += chunk
+    return head + b"\r\n\r\n" + rest[:length], rest[length:]
+
+
+@dataclass
+class ChaosProxy:
+    upstream_port: int
+    seed: int
+    port: int = 0
+    weights: dict[str, float] = field(default_factory=lambda: {"pass": 1.0})
+    counts: Counter = field(default_factory=Counter)
+    requests: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        self.port = self.server.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopping = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def set_faults(self, **weights: float) -> None:
+        with self.lock:
+            self.weights = weights or {"pass": 1.0}
+
+    def _draw(self) -> str:
+        with self.lock:
+            names = list(self.weights)
+            return self.rng.choices(names, [self.weights[n] for n in names])[0]
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        client.settimeout(30)
+        pending = b""
+        try:
+            while True:
+                message = _read_message(client, pending)
+                if message is None:
+                    return
+                request, pending = message
+                self.requests += 1
+                fault = self._draw()
+                self.counts[fault] += 1
+                if not self._answer(client, request, fault):
+                    return
+        except OSError:
+            return
+        finally:
+            client.close()
+
+    def _forward(self, request: bytes) -> bytes | None:
+        try:
+            with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10) as up:
+                up.sendall(request)
+                reply = _read_message(up)
+                return None if reply is None else reply[0]
+        except OSError:
+            return None
+
+    def _answer(self, client: socket.socket, request: bytes, fault: str) -> bool:
+        """Handle one request; False closes the client's connection."""
+        if fault == "drop":
+            return False
+        if fault == "reset":
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            return False
+        if fault == "blackhole":
+            self.stopping.wait(HOLD_S)
+            return False
+        if fault == "delay":
+            time.sleep(self.rng.uniform(0.05, 0.8))
+        if fault == "duplicate":
+            self._forward(request)
+        reply = self._forward(request)
+        if reply is None or fault == "lost_reply":
+            return False
+        if fault == "truncate":
+            client.sendall(reply[: max(len(reply) // 2, 1)])
+            return False
+        client.sendall(reply)
+        return True
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.server.close()
+
+
+# -- a kiosk issuing tickets, as a process of its own ---------------------------
+
+
+def kiosk_main(state_dir: str, seed: str) -> None:
+    """Issue tickets through the real state-DB API until killed.
+
+    Starts as the kiosk does (voiding what was committed but never printed),
+    then commits, "prints" (a short pause, sometimes a print failure) and
+    records, in a loop; SIGKILL can land anywhere in it.
+    """
+    from sync import state, tickets
+
+    rng = random.Random(int(seed))
+    db = state.connect(Path(state_dir) / "state.db")
+    tickets.void_unprinted(db)
+    services = [s.id for s in tickets.listed_services(db)]
+    while True:
+        ticket = tickets.issue_ticket(db, rng.choice(services), language="fi")
+        time.sleep(rng.uniform(0, 0.02))  # the printer at work
+        if rng.random() < 0.1:
+            tickets.mark_print_failed(db, ticket.id, "paper out")
+        else:
+            tickets.mark_printed(db, ticket.id)
+        time.sleep(rng.uniform(0, 0.05))
+
+
+class Process:
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args, self.log = args, log
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+# -- one seeded run -------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    seed: int
+    issued: int
+    on_server: int
+    requests: int
+    faults: dict[str, int]
+    kills: dict[str, int]
+    seconds: float
+
+
+def run_scenario(seed: int, workdir: Path, steps: int = 12) -> Outcome:
+    """Faults and kills drawn from ``seed``; raises AssertionError on a broken invariant."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = Server(workdir / "server" / "server.db")
+    server.cli("branch", str(DEMO_BRANCH))
+    proxy = ChaosProxy(server.port, seed)
+    kiosk_dir = workdir / "kiosk"
+    code = server.cli("pair-code", "--branch", "demo")
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "pair", "--server", proxy.url, "--code", code)
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")  # config and leases
+    sync = Process(
+        [
+            str(BIN / "vuoro-sync"),
+            "--state-dir",
+            str(kiosk_dir),
+            "run",
+            "--max-backoff",
+            "1",
+            "--connect-timeout",
+            "1",
+            "--read-timeout",
+            "2",
+        ],
+        workdir / "sync.log",
+    )
+    kiosk = Process(
+        [sys.executable, "-m", "tests.chaos", "kiosk", str(kiosk_dir), str(seed)],
+        workdir / "kiosk.log",
+    )
+    kills: Counter = Counter()
+    try:
+        for _ in range(steps):
+            faults = rng.sample(FAULTS, rng.randint(1, 4))
+            proxy.set_faults(**{f: rng.uniform(0.2, 1.0) for f in faults})
+            action = rng.choice(["wait", "wait", "kiosk", "sync", "server"])
+            if action == "kiosk":
+                kiosk.restart()
+            elif action == "sync":
+                sync.restart()
+            elif action == "server":
+                server.kill()
+                time.sleep(rng.uniform(0, 0.5))
+                server.start()
+            kills[action] += action != "wait"
+            time.sleep(rng.uniform(0.2, 1.0))
+        kiosk.kill()
+        run_void_only(kiosk_dir)  # what the kiosk does when it starts again
+        proxy.set_faults()
+        wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
+        issued = check_invariants(kiosk_dir, server.db)
+        return Outcome(
+            seed,
+            issued[0],
+            issued[1],
+            proxy.requests,
+            dict(proxy.counts),
+            dict(kills),
+            round(time.monotonic() - started, 1),
+        )
+    finally:
+        kiosk.kill()
+        sync.stop()
+        server.stop()
+        proxy.close()
+
+
+def run_void_only(kiosk_dir: Path) -> None:
+    from sync import state, tickets
+
+    db = state.connect(kiosk_dir / "state.db")
+    tickets.void_unprinted(db)
+    db.close()
+
+
+def undelivered(kiosk_dir: Path) -> int:
+    with sqlite3.connect(kiosk_dir / "state.db") as db:
+        return db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
+
+
+def check_invariants(kiosk_dir: Path, server_db: Path) -> tuple[int, int]:
+    with sqlite3.connect(kiosk_dir / "state.db") as db:
+        kiosk = {
+            r[0]: r[1:]
+            for r in db.execute(
+                "SELECT id, state, kiosk_seq, service_id, day, series, number FROM tickets"
+            )
+        }
+        parked = db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE parked_reason IS NOT NULL"
+        ).fetchone()[0]
+        kiosk_ok = db.execute("PRAGMA integrity_check").fetchone()[0]
+    with sqlite3.connect(server_db) as db:
+        server = db.execute(
+            "SELECT id, status, kiosk_seq, service_id, day, series, number FROM tickets "
+            "ORDER BY queued_at, kiosk_seq"
+        ).fetchall()
+        server_ok = db.execute("PRAGMA integrity_check").fetchone()[0]
+    ids = [r[0] for r in server]
+    assert (kiosk_ok, server_ok) == ("ok", "ok"), "integrity"
+    assert parked == 0, f"{parked} ticket(s) parked"
+    assert len(ids) == len(set(ids)), "a ticket applied twice"
+    assert "committed" not in {v[0] for v in kiosk.values()}, "an undecided ticket remains"
+    assert set(ids) == set(kiosk), "every ticket, printed or void, reached the server once"
+    for row in server:
+        expected = "void" if kiosk[row[0]][0] == "void" else "waiting"
+        assert row[1] == expected, f"{row[0]} is {row[1]}, expected {expected}"
+    numbers = [(r[3], r[4], r[5], r[6]) for r in server]
+    assert len(numbers) == len(set(numbers)), "two tickets with one number"
+    sequence = [r[2] for r in server]
+    assert sequence == sorted(sequence), "the kiosk's order is kept in the queue"
+    return len(kiosk), len(server)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "kiosk":
+        kiosk_main(sys.argv[2], sys.argv[3])
