@@ -1,0 +1,163 @@
+"""The server's HTTP API on a real uvicorn process: the protocol, and bad input
+of every shape getting a clear refusal while nothing changes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import requests
+
+from sync import protocol
+from tests.server_process import DEMO_BRANCH, Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("api") / "server.db")
+    srv.cli("branch", str(DEMO_BRANCH))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def token(server) -> str:
+    code = server.cli("pair-code", "--branch", "demo")
+    reply = requests.post(
+        f"{server.url}/api/v1/pair", json={"code": code, "name": "door"}, timeout=5
+    )
+    assert reply.status_code == 200
+    return reply.json()["token"]
+
+
+def api(server, path: str) -> str:
+    return f"{server.url}{protocol.API}{path}"
+
+
+def count(server, table: str) -> int:
+    with sqlite3.connect(server.db) as db:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 422),
+        (b'{"code": "ABCD2345"}', 422),
+        (b'{"code": "abc", "name": "x"}', 422),
+        (b'{"code": "ABCD2345", "name": "' + b"x" * 200 + b'"}', 422),
+        ('{"code": "ÄÄÄÄ1234", "name": "ovi"}'.encode(), 422),
+        (b'{"code": "ZZZZ9999", "name": "door"}', 401),
+    ],
+)
+def test_bad_pairing_requests_are_refused_and_pair_nothing(server, token, body, status):
+    kiosks = count(server, "kiosks")
+    reply = requests.post(
+        api(server, "/pair"), data=body, headers={"Content-Type": "application/json"}, timeout=5
+    )
+    assert reply.status_code == status
+    assert "detail" in reply.json()
+    assert count(server, "kiosks") == kiosks
+
+
+@pytest.mark.parametrize(
+    "header", [None, "Bearer", "Bearer nope", "Basic abc", "Bearer " + "x" * 5000]
+)
+def test_kiosk_calls_need_a_valid_token(server, header):
+    headers = {"Authorization": header} if header else {}
+    reply = requests.get(api(server, "/kiosk/config"), headers=headers, timeout=5)
+    assert reply.status_code == 401
+
+
+def test_config_has_an_etag_and_answers_304_when_unchanged(server, token):
+    auth = {"Authorization": f"Bearer {token}"}
+    first = requests.get(api(server, "/kiosk/config"), headers=auth, timeout=5)
+    assert first.status_code == 200 and first.json()["branch"]["id"] == "demo"
+    again = requests.get(
+        api(server, "/kiosk/config"),
+        headers=auth | {"If-None-Match": first.headers["ETag"]},
+        timeout=5,
+    )
+    assert again.status_code == 304 and again.content == b""
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "NOT-HEX"},
+        {"public_token": "<script>"},
+        {"service_id": "../../etc"},
+        {"number": 0},
+        {"state": "committed"},
+        {"display": "A" * 100},
+        {"day": "yesterday"},
+    ],
+)
+def test_malformed_tickets_are_refused_whole_and_change_nothing(server, token, change):
+    good = {
+        "id": "a" * 32,
+        "public_token": "t" * 22,
+        "kiosk_seq": 1,
+        "service_id": "payments",
+        "day": "2026-11-23",
+        "number": 1,
+        "display": "A001",
+        "language": "fi",
+        "issued_at": "2026-11-23T10:00:00+00:00",
+        "state": "printed",
+        "issued_mono_ns": 1,
+    }
+    body = {"sent_at": "2026-11-23T10:00:01+00:00", "sent_mono_ns": 2, "tickets": [good | change]}
+    before = count(server, "tickets")
+    reply = requests.post(
+        api(server, "/kiosk/tickets"),
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert reply.status_code == 422
+    assert count(server, "tickets") == before
+
+
+def test_an_oversized_batch_is_refused(server, token):
+    ticket = {
+        "id": "b" * 32,
+        "public_token": "t" * 22,
+        "kiosk_seq": 1,
+        "service_id": "payments",
+        "day": "2026-11-23",
+        "number": 1,
+        "display": "A001",
+        "language": "fi",
+        "issued_at": "x",
+        "state": "printed",
+        "issued_mono_ns": 1,
+    }
+    body = {"sent_at": "x", "sent_mono_ns": 2, "tickets": [ticket] * (protocol.MAX_BATCH + 1)}
+    reply = requests.post(
+        api(server, "/kiosk/tickets"),
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert reply.status_code == 422
+
+
+@pytest.mark.parametrize("token", ["x", "a" * 200, "../../../etc/passwd", "%00", "<b>hi</b>"])
+def test_wrongly_shaped_public_tokens_get_a_404_that_reveals_nothing(server, token):
+    reply = requests.get(f"{server.url}/api/v1/tickets/{token}", timeout=5)
+    assert reply.status_code == 404
+    page = requests.get(f"{server.url}/t/{token}", timeout=5)
+    assert page.status_code == 404 and "<b>hi</b>" not in page.text
+
+
+def test_a_ticket_not_yet_synced_gets_a_polite_page_that_refreshes(server):
+    page = requests.get(f"{server.url}/t/{'Q' * 22}", timeout=5)
+    assert page.status_code == 200
+    assert "on its way" in page.text and 'http-equiv="refresh"' in page.text
+
+
+def test_the_protocol_is_published_as_openapi(server):
+    paths = requests.get(f"{server.url}/openapi.json", timeout=5).json()["paths"]
+    for path in ("/pair", "/kiosk/config", "/kiosk/leases", "/kiosk/tickets", "/kiosk/heartbeat"):
+        assert f"{protocol.API}{path}" in paths
