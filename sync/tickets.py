@@ -238,8 +238,12 @@ def issue_ticket(
     *,
     language: str,
     moment: datetime | None = None,
+    mono_ns: int | None = None,
 ) -> Ticket:
     """One ``BEGIN IMMEDIATE`` transaction: number, ticket row, outbox row.
+
+    ``moment`` (wall clock) and ``mono_ns`` (monotonic clock) default to now;
+    simulations pass their own clock.
 
     Returns only after COMMIT, so a ticket that is later printed always exists.
     """
@@ -278,7 +282,7 @@ def issue_ticket(
                 "display": ticket.display,
                 "language": language,
                 "issued_at": ticket.issued_at,
-                "issued_mono_ns": time.monotonic_ns(),
+                "issued_mono_ns": time.monotonic_ns() if mono_ns is None else mono_ns,
                 "boot_id": boot_id(),
             }
         )

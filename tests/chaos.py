@@ -219,8 +219,19 @@ def run_scenario(seed: int, workdir: Path, steps: int = 12) -> Outcome:
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     server = Server(workdir / "server" / "server.db")
-    server.cli("branch", str(DEMO_BRANCH))
     proxy = ChaosProxy(server.port, seed)
+    processes: list[Process] = []
+    try:
+        return _scenario(rng, seed, workdir, steps, server, proxy, processes, started)
+    finally:
+        for process in processes:
+            process.kill()
+        server.stop()
+        proxy.close()
+
+
+def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> Outcome:
+    server.cli("branch", str(DEMO_BRANCH))
     kiosk_dir = workdir / "kiosk"
     code = server.cli("pair-code", "--branch", "demo")
     run("vuoro-sync", "--state-dir", str(kiosk_dir), "pair", "--server", proxy.url, "--code", code)
@@ -244,41 +255,37 @@ def run_scenario(seed: int, workdir: Path, steps: int = 12) -> Outcome:
         [sys.executable, "-m", "tests.chaos", "kiosk", str(kiosk_dir), str(seed)],
         workdir / "kiosk.log",
     )
+    processes += [sync, kiosk]
     kills: Counter = Counter()
-    try:
-        for _ in range(steps):
-            faults = rng.sample(FAULTS, rng.randint(1, 4))
-            proxy.set_faults(**{f: rng.uniform(0.2, 1.0) for f in faults})
-            action = rng.choice(["wait", "wait", "kiosk", "sync", "server"])
-            if action == "kiosk":
-                kiosk.restart()
-            elif action == "sync":
-                sync.restart()
-            elif action == "server":
-                server.kill()
-                time.sleep(rng.uniform(0, 0.5))
-                server.start()
-            kills[action] += action != "wait"
-            time.sleep(rng.uniform(0.2, 1.0))
-        kiosk.kill()
-        run_void_only(kiosk_dir)  # what the kiosk does when it starts again
-        proxy.set_faults()
-        wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
-        issued = check_invariants(kiosk_dir, server.db)
-        return Outcome(
-            seed,
-            issued[0],
-            issued[1],
-            proxy.requests,
-            dict(proxy.counts),
-            dict(kills),
-            round(time.monotonic() - started, 1),
-        )
-    finally:
-        kiosk.kill()
-        sync.stop()
-        server.stop()
-        proxy.close()
+    for _ in range(steps):
+        faults = rng.sample(FAULTS, rng.randint(1, 4))
+        proxy.set_faults(**{f: rng.uniform(0.2, 1.0) for f in faults})
+        action = rng.choice(["wait", "wait", "kiosk", "sync", "server"])
+        if action == "kiosk":
+            kiosk.restart()
+        elif action == "sync":
+            sync.restart()
+        elif action == "server":
+            server.kill()
+            time.sleep(rng.uniform(0, 0.5))
+            server.start()
+        if action != "wait":
+            kills[action] += 1
+        time.sleep(rng.uniform(0.2, 1.0))
+    kiosk.kill()
+    run_void_only(kiosk_dir)  # what the kiosk does when it starts again
+    proxy.set_faults()
+    wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
+    issued = check_invariants(kiosk_dir, server.db)
+    return Outcome(
+        seed,
+        issued[0],
+        issued[1],
+        proxy.requests,
+        dict(proxy.counts),
+        dict(kills),
+        round(time.monotonic() - started, 1),
+    )
 
 
 def run_void_only(kiosk_dir: Path) -> None:

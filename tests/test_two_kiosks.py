@@ -71,3 +71,61 @@ def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(tmp_path):
 def on_server(server: Server) -> int:
     with sqlite3.connect(server.db) as db:
         return db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
+
+
+def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(tmp_path):
+    """The kiosks' monotonic clocks are the simulation's clock: an hour of
+    issuing, five minutes apart, one kiosk offline throughout."""
+    server = Server(tmp_path / "server" / "server.db")
+    daemons = []
+    try:
+        server.cli("branch", str(DEMO_BRANCH))
+        kiosks = {}
+        for name in ("door", "lobby"):
+            kiosks[name] = tmp_path / name
+            code = server.cli("pair-code", "--branch", "demo")
+            run(
+                "vuoro-sync",
+                "--state-dir",
+                str(kiosks[name]),
+                "pair",
+                "--server",
+                server.url,
+                "--code",
+                code,
+                "--name",
+                name,
+            )
+            run("vuoro-sync", "--state-dir", str(kiosks[name]), "run", "--once")
+        dbs = {name: state.connect(path / "state.db") for name, path in kiosks.items()}
+        now_ns = time.monotonic_ns()
+        minute = 60 * 10**9
+        span = max(1, min(60, minutes_since_branch_midnight(server) - 2)) * minute  # today only
+        issued = []
+        for step in range(12):  # door at :00, :05, ...; lobby at :02, :07, ...
+            for name, offset in (("door", 0), ("lobby", 2 * minute)):
+                at = now_ns - span + step * span // 12 + offset * span // (60 * minute)
+                ticket = tickets.issue_ticket(dbs[name], "permits", language="fi", mono_ns=at)
+                tickets.mark_printed(dbs[name], ticket.id)
+                issued.append((name, ticket.display))
+        daemons.append(SyncProcess(kiosks["door"]))
+        wait_until(lambda: on_server(server) == 12, what="the online kiosk delivered")
+        daemons.append(SyncProcess(kiosks["lobby"]))  # back after the hour
+        wait_until(lambda: on_server(server) == 24, what="the offline kiosk delivered")
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        server.stop()
+    with sqlite3.connect(server.db) as db:
+        queue = db.execute(
+            "SELECT k.name, t.display FROM tickets t JOIN kiosks k ON k.id = t.kiosk_id "
+            "ORDER BY t.queued_at"
+        ).fetchall()
+    assert queue == issued, "every ticket in the place its issue time gives it"
+
+
+def minutes_since_branch_midnight(server: Server) -> int:
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Europe/Helsinki"))
+    return local.hour * 60 + local.minute
