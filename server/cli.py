@@ -18,6 +18,8 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the kiosk API and the ticket pages")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     branch = sub.add_parser("branch", help="create or update a branch and its services")
     branch.add_argument("file", type=Path, help="branch TOML ([branch] and [[services]])")
     code = sub.add_parser("pair-code", help="a single-use pairing code for a new kiosk")
@@ -57,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
 
         from server.app import create_app
 
-        uvicorn.run(create_app(storage), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(
+            create_app(storage),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
+            ssl_keyfile=str(args.tls_key) if args.tls_key else None,
+        )
         return 0
     try:
         if args.command == "branch":

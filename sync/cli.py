@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vuoro-sync: {state_dir}: not paired yet (vuoro-sync pair)", file=sys.stderr)
             return 2
         daemon = SyncDaemon(
-            state_dir, credentials, timeouts=(args.connect_timeout, args.read_timeout)
+            state_dir,
+            credentials,
+            version=_version(),
+            timeouts=(args.connect_timeout, args.read_timeout),
         )
         daemon.backoff.cap = args.max_backoff
         if args.once:
@@ -117,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  parked {count}: {reason}")
         print(f"integrity: {'ok' if state.integrity_ok(db) else 'DAMAGED'}")
     return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vuoro")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ class ServerClient:
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         self.session = requests.Session()
-        self.session.verify = ca_bundle or True
+        # per request, not on the session: REQUESTS_CA_BUNDLE in the environment
+        # would silently override a session-level setting
+        self.verify: str | bool = ca_bundle or True
         self.session.headers["User-Agent"] = "vuoro-sync/1"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -70,6 +72,7 @@ class ServerClient:
                 data=None if body is None else body.model_dump_json(),
                 headers={"Content-Type": "application/json", **(headers or {})},
                 timeout=self.timeouts,
+                verify=self.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise Unreachable(f"TLS: {exc}") from exc

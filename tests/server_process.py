@@ -37,10 +37,13 @@ def run(*args: str) -> str:
 class Server:
     """``vuoro-server serve`` on a free loopback port; its DB outlives restarts."""
 
-    def __init__(self, db: Path, port: int | None = None) -> None:
+    def __init__(
+        self, db: Path, port: int | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.db = db
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log = db.parent / f"server-{self.port}.log"
         db.parent.mkdir(parents=True, exist_ok=True)
         self.start()
@@ -55,6 +58,11 @@ class Server:
                     "serve",
                     "--port",
                     str(self.port),
+                    *(
+                        ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+                        if self.tls
+                        else []
+                    ),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -63,7 +71,9 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                if requests.get(
+                    f"{self.url}/healthz", timeout=1, verify=str(self.tls[0]) if self.tls else True
+                ).ok:
                     return
             except requests.RequestException:
                 time.sleep(0.05)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sync import state, tickets
-from tests.server_process import DEMO_BRANCH, Server, SyncProcess, run, wait_until
+from tests.server_process import BIN, DEMO_BRANCH, Server, SyncProcess, run, wait_until
 
 
 @pytest.fixture
@@ -145,3 +145,67 @@ def server_state(kiosk: Path) -> str:
     with sqlite3.connect(kiosk / "state.db") as db:
         row = db.execute("SELECT state FROM device_status WHERE component = 'server'").fetchone()
     return row[0] if row else ""
+
+
+def test_https_is_verified_and_a_private_ca_can_be_trusted(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = Server(tmp_path / "server" / "server.db", tls=(cert, key))
+    try:
+        server.cli("branch", str(DEMO_BRANCH))
+        code = server.cli("pair-code", "--branch", "demo")
+        untrusted = subprocess.run(
+            [
+                str(BIN / "vuoro-sync"),
+                "--state-dir",
+                str(tmp_path / "a"),
+                "pair",
+                "--server",
+                server.url,
+                "--code",
+                code,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert untrusted.returncode == 1 and "TLS" in untrusted.stderr
+        out = run(
+            "vuoro-sync",
+            "--state-dir",
+            str(tmp_path / "b"),
+            "pair",
+            "--server",
+            server.url,
+            "--code",
+            code,
+            "--ca-bundle",
+            str(cert),
+        )
+        assert out.startswith("paired as")
+        run("vuoro-sync", "--state-dir", str(tmp_path / "b"), "run", "--once")
+        assert leases_ready(tmp_path / "b")
+    finally:
+        server.stop()
