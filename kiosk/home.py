@@ -38,7 +38,7 @@ class HomeScreen(Screen):
         self, services: list[Service], language: str, choose: Callable[[Service], None]
     ) -> None:
         """(Re)build the buttons; keeps the keyboard focus where it was."""
-        self.prompt = tr("choose", language)
+        self.prompt = tr("choose", language) if services else tr("getting_ready", language)
         shown = (language, tuple(services))
         if shown == self._shown:
             return  # rebuilding would drop a press in progress

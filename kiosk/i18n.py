@@ -18,6 +18,12 @@ _PHRASES: dict[str, dict[str, str]] = {
         "sv": "Välj tjänst och ta ett könummer",
         "et": "Valige teenus ja võtke järjekorranumber",
     },
+    "getting_ready": {
+        "en": "Getting ready, one moment please",
+        "fi": "Valmistellaan, hetki vain",
+        "sv": "Förbereder, ett ögonblick",
+        "et": "Valmistume, üks hetk",
+    },
     "waiting": {
         "en": "{count} waiting",
         "fi": "{count} jonossa",

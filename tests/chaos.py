@@ -11,10 +11,8 @@ sequence of faults and SIGKILLs, then checks the invariants.
 from __future__ import annotations
 
 import random
-import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.server_process import BIN, DEMO_BRANCH, Server, run, wait_until
+from tests.server_process import BIN, DEMO_BRANCH, Managed, Server, run, wait_until
 
 FAULTS = ("pass", "delay", "drop", "reset", "blackhole", "duplicate", "lost_reply", "truncate")
 HOLD_S = 3.0  # a blackhole holds the line this long (longer than the daemon's read timeout)
@@ -170,35 +168,6 @@ def kiosk_main(state_dir: str, seed: str) -> None:
         time.sleep(rng.uniform(0, 0.05))
 
 
-class Process:
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.args, self.log = args, log
-        self.start()
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 # -- one seeded run -------------------------------------------------------------
 
 
@@ -220,7 +189,7 @@ def run_scenario(seed: int, workdir: Path, steps: int = 12) -> Outcome:
     workdir.mkdir(parents=True, exist_ok=True)
     server = Server(workdir / "server" / "server.db")
     proxy = ChaosProxy(server.port, seed)
-    processes: list[Process] = []
+    processes: list[Managed] = []
     try:
         return _scenario(rng, seed, workdir, steps, server, proxy, processes, started)
     finally:
@@ -236,7 +205,7 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
     code = server.cli("pair-code", "--branch", "demo")
     run("vuoro-sync", "--state-dir", str(kiosk_dir), "pair", "--server", proxy.url, "--code", code)
     run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")  # config and leases
-    sync = Process(
+    sync = Managed(
         [
             str(BIN / "vuoro-sync"),
             "--state-dir",
@@ -251,7 +220,7 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
         ],
         workdir / "sync.log",
     )
-    kiosk = Process(
+    kiosk = Managed(
         [sys.executable, "-m", "tests.chaos", "kiosk", str(kiosk_dir), str(seed)],
         workdir / "kiosk.log",
     )

@@ -34,7 +34,42 @@ def run(*args: str) -> str:
     return result.stdout.strip()
 
 
-class Server:
+class Managed:
+    """A process of ours with a log file: start, SIGKILL (a power cut), stop politely."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args, self.log = args, log
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                self.args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Server(Managed):
     """``vuoro-server serve`` on a free loopback port; its DB outlives restarts."""
 
     def __init__(
@@ -44,83 +79,72 @@ class Server:
         self.port = port or free_port()
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.log = db.parent / f"server-{self.port}.log"
         db.parent.mkdir(parents=True, exist_ok=True)
-        self.start()
+        tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        super().__init__(
+            [
+                str(BIN / "vuoro-server"),
+                "--db",
+                str(db),
+                "serve",
+                "--port",
+                str(self.port),
+                *tls_args,
+            ],
+            db.parent / f"server-{self.port}.log",
+        )
 
     def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(BIN / "vuoro-server"),
-                    "--db",
-                    str(self.db),
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    *(
-                        ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
-                        if self.tls
-                        else []
-                    ),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        super().start()
         deadline = time.monotonic() + 30
+        verify = str(self.tls[0]) if self.tls else True
         while time.monotonic() < deadline:
             try:
-                if requests.get(
-                    f"{self.url}/healthz", timeout=1, verify=str(self.tls[0]) if self.tls else True
-                ).ok:
+                if requests.get(f"{self.url}/healthz", timeout=1, verify=verify).ok:
                     return
             except requests.RequestException:
                 time.sleep(0.05)
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
     def cli(self, *args: str) -> str:
         return run("vuoro-server", "--db", str(self.db), *args)
 
+    def pair(self, state_dir: Path, name: str = "kiosk") -> str:
+        """Pair a kiosk state directory (as a technician would); its first sync."""
+        code = self.cli("pair-code", "--branch", "demo")
+        out = run(
+            "vuoro-sync",
+            "--state-dir",
+            str(state_dir),
+            "pair",
+            "--server",
+            self.url,
+            "--code",
+            code,
+            "--name",
+            name,
+        )
+        run("vuoro-sync", "--state-dir", str(state_dir), "run", "--once")
+        return out
 
-class SyncProcess:
+
+class SyncProcess(Managed):
+    """``vuoro-sync run`` for a kiosk state directory, retrying quickly."""
+
     def __init__(self, state_dir: Path, *extra: str) -> None:
         self.state_dir = state_dir
-        self.log = state_dir / "sync.log"
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(BIN / "vuoro-sync"),
-                    "--state-dir",
-                    str(state_dir),
-                    "run",
-                    "--max-backoff",
-                    "1",
-                    *extra,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=os.environ | {"PYTHONUNBUFFERED": "1"},
-            )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        super().__init__(
+            [
+                str(BIN / "vuoro-sync"),
+                "--state-dir",
+                str(state_dir),
+                "run",
+                "--max-backoff",
+                "1",
+                *extra,
+            ],
+            state_dir / "sync.log",
+        )
 
 
 def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:

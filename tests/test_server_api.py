@@ -30,6 +30,22 @@ def token(server) -> str:
     return reply.json()["token"]
 
 
+def ticket_json(**changes) -> dict:
+    return {
+        "id": "a" * 32,
+        "public_token": "t" * 22,
+        "kiosk_seq": 1,
+        "service_id": "payments",
+        "day": "2026-11-23",
+        "number": 1,
+        "display": "A001",
+        "language": "fi",
+        "issued_at": "2026-11-23T10:00:00+00:00",
+        "state": "printed",
+        "issued_mono_ns": 1,
+    } | changes
+
+
 def api(server, path: str) -> str:
     return f"{server.url}{protocol.API}{path}"
 
@@ -94,20 +110,11 @@ def test_config_has_an_etag_and_answers_304_when_unchanged(server, token):
     ],
 )
 def test_malformed_tickets_are_refused_whole_and_change_nothing(server, token, change):
-    good = {
-        "id": "a" * 32,
-        "public_token": "t" * 22,
-        "kiosk_seq": 1,
-        "service_id": "payments",
-        "day": "2026-11-23",
-        "number": 1,
-        "display": "A001",
-        "language": "fi",
-        "issued_at": "2026-11-23T10:00:00+00:00",
-        "state": "printed",
-        "issued_mono_ns": 1,
+    body = {
+        "sent_at": "2026-11-23T10:00:01+00:00",
+        "sent_mono_ns": 2,
+        "tickets": [ticket_json(**change)],
     }
-    body = {"sent_at": "2026-11-23T10:00:01+00:00", "sent_mono_ns": 2, "tickets": [good | change]}
     before = count(server, "tickets")
     reply = requests.post(
         api(server, "/kiosk/tickets"),
@@ -120,20 +127,11 @@ def test_malformed_tickets_are_refused_whole_and_change_nothing(server, token, c
 
 
 def test_an_oversized_batch_is_refused(server, token):
-    ticket = {
-        "id": "b" * 32,
-        "public_token": "t" * 22,
-        "kiosk_seq": 1,
-        "service_id": "payments",
-        "day": "2026-11-23",
-        "number": 1,
-        "display": "A001",
-        "language": "fi",
-        "issued_at": "x",
-        "state": "printed",
-        "issued_mono_ns": 1,
+    body = {
+        "sent_at": "x",
+        "sent_mono_ns": 2,
+        "tickets": [ticket_json()] * (protocol.MAX_BATCH + 1),
     }
-    body = {"sent_at": "x", "sent_mono_ns": 2, "tickets": [ticket] * (protocol.MAX_BATCH + 1)}
     reply = requests.post(
         api(server, "/kiosk/tickets"),
         json=body,

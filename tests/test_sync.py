@@ -21,23 +21,6 @@ def server(tmp_path):
     srv.stop()
 
 
-def pair_kiosk(server: Server, state_dir: Path) -> None:
-    code = server.cli("pair-code", "--branch", "demo")
-    out = run(
-        "vuoro-sync",
-        "--state-dir",
-        str(state_dir),
-        "pair",
-        "--server",
-        server.url,
-        "--code",
-        code,
-        "--name",
-        state_dir.name,
-    )
-    assert out.startswith("paired as k-")
-
-
 def leases_ready(state_dir: Path) -> bool:
     db = state.connect(state_dir / "state.db")
     try:
@@ -73,7 +56,7 @@ def delivered(state_dir: Path) -> int:
 
 
 def test_pairing_keeps_the_token_private(server, tmp_path):
-    pair_kiosk(server, tmp_path / "kiosk")
+    server.pair(tmp_path / "kiosk")
     assert (tmp_path / "kiosk" / "credentials.json").stat().st_mode & 0o777 == 0o600
     result = subprocess_run_sync(tmp_path / "other", server.url, "BADCODE1")
     assert result.returncode == 1 and "pairing failed" in result.stderr
@@ -101,7 +84,7 @@ def subprocess_run_sync(state_dir: Path, url: str, code: str):
 
 def test_tickets_from_an_outage_arrive_exactly_once_after_the_server_returns(server, tmp_path):
     kiosk = tmp_path / "kiosk"
-    pair_kiosk(server, kiosk)
+    server.pair(kiosk)
     daemon = SyncProcess(kiosk)
     try:
         wait_until(lambda: leases_ready(kiosk), what="config and leases")
@@ -123,8 +106,7 @@ def test_tickets_from_an_outage_arrive_exactly_once_after_the_server_returns(ser
 
 def test_a_revoked_kiosk_keeps_printing_and_knows(server, tmp_path):
     kiosk = tmp_path / "kiosk"
-    pair_kiosk(server, kiosk)
-    run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")
+    server.pair(kiosk)
     kiosk_id = server_kiosk_id(server)
     server.cli("revoke", kiosk_id)
     daemon = SyncProcess(kiosk)

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 
 from sync import state, tickets
-from tests.server_process import DEMO_BRANCH, Server, SyncProcess, run, wait_until
+from tests.server_process import DEMO_BRANCH, Server, SyncProcess, wait_until
 
 
 def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(tmp_path):
@@ -19,20 +19,7 @@ def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(tmp_path):
         kiosks = {}
         for name in ("door", "lobby"):
             kiosks[name] = tmp_path / name
-            code = server.cli("pair-code", "--branch", "demo")
-            run(
-                "vuoro-sync",
-                "--state-dir",
-                str(kiosks[name]),
-                "pair",
-                "--server",
-                server.url,
-                "--code",
-                code,
-                "--name",
-                name,
-            )
-            run("vuoro-sync", "--state-dir", str(kiosks[name]), "run", "--once")
+            server.pair(kiosks[name], name)
         daemons.append(SyncProcess(kiosks["door"]))  # "lobby" has lost its network
         dbs = {name: state.connect(path / "state.db") for name, path in kiosks.items()}
         issued = []  # (kiosk, display) in real issue order
@@ -83,20 +70,7 @@ def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(tmp_path):
         kiosks = {}
         for name in ("door", "lobby"):
             kiosks[name] = tmp_path / name
-            code = server.cli("pair-code", "--branch", "demo")
-            run(
-                "vuoro-sync",
-                "--state-dir",
-                str(kiosks[name]),
-                "pair",
-                "--server",
-                server.url,
-                "--code",
-                code,
-                "--name",
-                name,
-            )
-            run("vuoro-sync", "--state-dir", str(kiosks[name]), "run", "--once")
+            server.pair(kiosks[name], name)
         dbs = {name: state.connect(path / "state.db") for name, path in kiosks.items()}
         now_ns = time.monotonic_ns()
         minute = 60 * 10**9
