@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from sync import protocol
+
+log = logging.getLogger("vuoro.server")
 
 BUSY_TIMEOUT_MS = 10_000
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -389,11 +392,24 @@ class Storage:
                     [kiosk["id"]],
                 ).fetchall(),
             )
+            expected = db.execute(
+                "SELECT applied_seq + 1 FROM kiosks WHERE id = ?", [kiosk["id"]]
+            ).fetchone()[0]
             for ticket in batch.tickets:
                 try:
                     outcome = self._apply(db, kiosk, batch, ticket, received, context)
                 except Rejected as exc:
                     outcome = f"rejected:{exc}"
+                if outcome == "created" and ticket.kiosk_seq > expected:
+                    # Unlike Replicache we take it anyway (a lost ticket is worse than a
+                    # hole), and say so: the kiosk lost rows, e.g. a restored DB.
+                    log.warning(
+                        "kiosk %s: tickets %d..%d never arrived",
+                        kiosk["id"],
+                        expected,
+                        ticket.kiosk_seq - 1,
+                    )
+                expected = max(expected, ticket.kiosk_seq + 1)
                 results.append(protocol.TicketResult(id=ticket.id, result=outcome))
             db.execute(
                 "UPDATE kiosks SET last_seen_at = ?, applied_seq = MAX(applied_seq, "

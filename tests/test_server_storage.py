@@ -185,3 +185,13 @@ def test_leases_for_far_days_are_refused(storage):
         storage.lease(
             kiosk, protocol.LeaseRequest(service_id="payments", day="2001-01-01", count=5)
         )
+
+
+def test_a_gap_in_a_kiosks_sequence_is_taken_and_reported(storage, caplog):
+    kiosk = paired(storage)
+    day = today(storage)
+    storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=10))
+    storage.ingest(kiosk, batch(ticket(1, day=day)))
+    results = storage.ingest(kiosk, batch(ticket(4, day=day)))  # 2 and 3 were lost
+    assert [r.result for r in results] == ["created"]
+    assert "tickets 2..3 never arrived" in caplog.text
