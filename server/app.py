@@ -2,11 +2,15 @@
 
 import hashlib
 import re
+from importlib import resources
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, select_autoescape
 
+from server.i18n import LANGUAGES, page_words, pick_language
 from server.storage import Rejected, Storage, Unauthorized, iso, now
 from sync import protocol
 
@@ -76,19 +80,67 @@ def create_app(storage: Storage) -> FastAPI:
         )
 
     @app.get(f"{protocol.API}/tickets/{{token}}")
-    def public_ticket(token: str) -> dict:
+    def public_ticket(token: str, lang: str | None = None) -> dict:
+        """A ticket as its holder sees it (the QR code's page polls this)."""
         found = storage.ticket_by_token(token) if _token_shaped(token) else None
         if found is None:
             raise HTTPException(404, "no such ticket (yet)")
-        return found
+        return _public(found, lang)
+
+    @app.post(f"{protocol.API}/tickets/{{token}}/cancel")
+    def cancel_ticket(token: str, content_type: Annotated[str | None, Header()] = None) -> dict:
+        """The holder leaves the queue. JSON only, so no other site's form can do it."""
+        if not (content_type or "").startswith("application/json"):
+            raise HTTPException(415, "send JSON")
+        if not _token_shaped(token) or storage.cancel(token) is None:
+            raise HTTPException(404, "no such ticket (yet)")
+        return _public(storage.ticket_by_token(token), None)
+
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue")
+    def branch_queue(branch_id: str) -> dict[str, protocol.QueueState]:
+        """The live queue per service, for displays and dashboards."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", branch_id) or not storage.has_branch(
+            branch_id
+        ):
+            raise HTTPException(404, "no such branch")
+        return storage.queue(branch_id)
 
     @app.get("/t/{token}", response_class=HTMLResponse)
-    def ticket_page(token: str) -> HTMLResponse:
+    def ticket_page(token: str, lang: str | None = None) -> HTMLResponse:
         found = storage.ticket_by_token(token) if _token_shaped(token) else None
         if found is None:
-            return HTMLResponse(_PENDING, status_code=404 if not _token_shaped(token) else 200)
-        return HTMLResponse(_page(found))
+            language = pick_language(lang, "en", [])
+            words = page_words(language)
+            if not _token_shaped(token):
+                return _render("message.html", 404, lang=language, title=words["not_found"])
+            return _render(
+                "message.html",
+                200,
+                lang=language,
+                title=words["on_its_way"],
+                text=words["on_its_way_text"],
+                refresh=10,
+            )
+        language = pick_language(lang, found["language"], found["languages"])
+        words = page_words(language)
+        public = _public(found, language)
+        return _render(
+            "ticket.html",
+            200,
+            lang=language,
+            token=token,
+            ticket=found,
+            words=words,
+            service=public["service"],
+            status_text=_status_text(found, words),
+            wait_text=_wait_text(found["estimated_wait_s"], words),
+            languages=[code for code in found["languages"] if code in LANGUAGES],
+            language_names=LANGUAGES,
+        )
 
+    app.mount(
+        "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
+    )
     return app
 
 
@@ -97,23 +149,41 @@ def _token_shaped(token: str) -> bool:
     return TOKEN_SHAPE.fullmatch(token) is not None
 
 
-_PENDING = """<!doctype html><html lang="en"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="10"><title>Your ticket is on its way</title>
-<body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em">
-<h1>Your ticket is on its way</h1>
-<p>The kiosk has not sent it to us yet. This page refreshes by itself.</p></body></html>"""
+_templates = Environment(
+    loader=PackageLoader("server", "templates"), autoescape=select_autoescape(["html"])
+)
 
 
-def _page(ticket: dict) -> str:
-    from html import escape
+def _render(template: str, status: int, **context) -> HTMLResponse:
+    html = _templates.get_template(template).render(**context)
+    return HTMLResponse(
+        html,
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
 
-    name = escape(next(iter(ticket["service"].values()), ""))
-    position = ticket["position"]
-    detail = f"<p>Position in queue: {position}</p>" if position else ""
-    return f"""<!doctype html><html lang="en"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="15"><title>Ticket {escape(ticket["number"])}</title>
-<body style="font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em">
-<h1 style="font-size:4em;margin:0">{escape(ticket["number"])}</h1><p>{name}</p>
-<p>Status: {escape(ticket["status"])}</p>{detail}</body></html>"""
+
+def _public(ticket: dict, language: str | None) -> dict:
+    names = ticket["service"]
+    language = language or ticket["language"]
+    return {
+        "number": ticket["number"],
+        "service": names.get(language) or next(iter(names.values()), ""),
+        "status": ticket["status"],
+        "position": ticket["position"],
+        "estimated_wait_s": ticket["estimated_wait_s"],
+        "counter": ticket["counter"],
+    }
+
+
+def _status_text(ticket: dict, words: dict[str, str]) -> str:
+    if ticket["status"] == "called":
+        return words["called"].replace("{counter}", ticket["counter"] or "")
+    return words.get(ticket["status"], ticket["status"])
+
+
+def _wait_text(seconds: int | None, words: dict[str, str]) -> str:
+    if seconds is None:
+        return ""
+    minutes = round(seconds / 60)
+    return words["now"] if minutes < 1 else words["minutes"].replace("{minutes}", str(minutes))

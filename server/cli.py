@@ -25,6 +25,10 @@ def parser() -> argparse.ArgumentParser:
     code = sub.add_parser("pair-code", help="a single-use pairing code for a new kiosk")
     code.add_argument("--branch", required=True)
     code.add_argument("--ttl", type=int, default=600, help="seconds the code stays valid")
+    call = sub.add_parser("call-next", help="call the longest-waiting ticket to a counter")
+    call.add_argument("--branch", required=True)
+    call.add_argument("--counter", required=True, help="the counter's name or number")
+    call.add_argument("--service", action="append", help="only these services (repeatable)")
     revoke = sub.add_parser("revoke", help="revoke a kiosk's token")
     revoke.add_argument("kiosk_id")
     return p
@@ -75,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"branch {branch['id']}: {len(services)} services")
         elif args.command == "pair-code":
             print(storage.new_pairing_code(args.branch, args.ttl))
+        elif args.command == "call-next":
+            called = storage.call_next(args.branch, args.counter, args.service)
+            if called is None:
+                print("nobody is waiting")
+                return 1
+            print(f"{called['number']} to counter {called['counter']}")
         elif args.command == "revoke":
             if not storage.revoke(args.kiosk_id):
                 print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)

@@ -126,6 +126,14 @@ def fair_time(
     return max(min(moment, received), day_start)
 
 
+#: Changes to the schema above, in order; PRAGMA user_version counts the applied ones.
+MIGRATIONS = [
+    "ALTER TABLE tickets ADD COLUMN counter TEXT",
+    "ALTER TABLE tickets ADD COLUMN called_at TEXT",
+    "ALTER TABLE tickets ADD COLUMN finished_at TEXT",
+]
+
+
 class Storage:
     """One SQLite file; a connection per thread (uvicorn runs handlers in a pool)."""
 
@@ -135,6 +143,10 @@ class Storage:
         with self.transaction() as db:
             for statement in SCHEMA:
                 db.execute(statement)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
+                db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
 
     def _connect(self) -> sqlite_utils.Database:
         conn = sqlite3.connect(
@@ -200,6 +212,13 @@ class Storage:
                     },
                     pk=("branch_id", "id"),
                 )
+
+    def has_branch(self, branch_id: str) -> bool:
+        with self.reading() as db:
+            return (
+                db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone()
+                is not None
+            )
 
     def kiosk_config(self, branch_id: str) -> protocol.KioskConfig:
         with self.reading() as db:
@@ -519,12 +538,15 @@ class Storage:
         return [protocol.Command(id=str(r[0]), kind=r[1]) for r in rows]
 
     def ticket_by_token(self, token: str) -> dict | None:
+        """The public view of a ticket: what its holder may see, nothing more."""
         with self.reading() as db:
             db.conn.row_factory = sqlite3.Row
             row = db.execute(
                 "SELECT t.display, t.service_id, t.status, t.queued_at, t.branch_id, t.day, "
-                "s.names FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
-                "AND s.id = t.service_id WHERE t.public_token = ?",
+                "t.counter, t.language, s.names, b.name AS branch, b.languages "
+                "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
+                "AND s.id = t.service_id JOIN branches b ON b.id = t.branch_id "
+                "WHERE t.public_token = ?",
                 [token],
             ).fetchone()
             if row is None:
@@ -539,10 +561,57 @@ class Storage:
         return {
             "number": row["display"],
             "service": json.loads(row["names"]),
+            "branch": row["branch"],
+            "languages": json.loads(row["languages"]),
+            "language": row["language"],
             "status": row["status"],
             "position": position,
             "estimated_wait_s": None
             if position is None
             else (position - 1) * DEFAULT_SERVICE_TIME_S,
-            "counter": None,
+            "counter": row["counter"],
         }
+
+    def cancel(self, token: str) -> str | None:
+        """The holder leaves the queue; only a waiting ticket can be cancelled."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status FROM tickets WHERE public_token = ?", [token]
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] == "waiting":
+                db.execute(
+                    "UPDATE tickets SET status = 'cancelled', finished_at = ? "
+                    "WHERE public_token = ?",
+                    [iso(now()), token],
+                )
+                return "cancelled"
+            return row[0]
+
+    def call_next(
+        self, branch_id: str, counter: str, services: list[str] | None = None
+    ) -> dict | None:
+        """The longest fair wait among ``services`` goes to ``counter``.
+
+        One ``BEGIN IMMEDIATE`` transaction: two counters calling at the same
+        instant are serialised and never get the same ticket.
+        """
+        with self.transaction() as db:
+            today, _ = self.branch_today(db, branch_id)
+            clause, args = "", []
+            if services:
+                clause = f" AND service_id IN ({', '.join('?' * len(services))})"
+                args = list(services)
+            row = db.execute(
+                "SELECT id, display, service_id FROM tickets WHERE branch_id = ? AND day = ? "
+                f"AND status = 'waiting'{clause} ORDER BY queued_at, kiosk_seq LIMIT 1",
+                [branch_id, today, *args],
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE tickets SET status = 'called', counter = ?, called_at = ? WHERE id = ?",
+                [counter, iso(now()), row[0]],
+            )
+        return {"id": row[0], "number": row[1], "service_id": row[2], "counter": counter}

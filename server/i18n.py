@@ -1,0 +1,126 @@
+"""The words of the public ticket page, in the languages kiosks print in."""
+
+from __future__ import annotations
+
+LANGUAGES = {"en": "English", "fi": "Suomi", "sv": "Svenska", "et": "Eesti"}
+
+_PAGE: dict[str, dict[str, str]] = {
+    "your_number": {
+        "en": "Your number",
+        "fi": "Vuoronumerosi",
+        "sv": "Ditt nummer",
+        "et": "Teie number",
+    },
+    "waiting": {"en": "Waiting", "fi": "Odottaa", "sv": "Väntar", "et": "Ootel"},
+    "called": {
+        "en": "Please go to counter {counter}",
+        "fi": "Tule palvelupisteeseen {counter}",
+        "sv": "Gå till disk {counter}",
+        "et": "Palun minge teenindusletti {counter}",
+    },
+    "served": {
+        "en": "Served. Thank you!",
+        "fi": "Palveltu. Kiitos!",
+        "sv": "Betjänad. Tack!",
+        "et": "Teenindatud. Aitäh!",
+    },
+    "no_show": {
+        "en": "Your turn passed",
+        "fi": "Vuorosi meni ohi",
+        "sv": "Din tur har passerat",
+        "et": "Teie järjekord läks mööda",
+    },
+    "cancelled": {
+        "en": "You left the queue",
+        "fi": "Poistuit jonosta",
+        "sv": "Du lämnade kön",
+        "et": "Lahkusite järjekorrast",
+    },
+    "void": {
+        "en": "This ticket is not valid",
+        "fi": "Tämä vuoronumero ei ole voimassa",
+        "sv": "Den här kölappen gäller inte",
+        "et": "See pilet ei kehti",
+    },
+    "position": {
+        "en": "Place in queue",
+        "fi": "Sijasi jonossa",
+        "sv": "Plats i kön",
+        "et": "Koht järjekorras",
+    },
+    "wait": {
+        "en": "Estimated wait",
+        "fi": "Arvioitu odotus",
+        "sv": "Beräknad väntetid",
+        "et": "Eeldatav ooteaeg",
+    },
+    "minutes": {
+        "en": "about {minutes} min",
+        "fi": "noin {minutes} min",
+        "sv": "cirka {minutes} min",
+        "et": "umbes {minutes} min",
+    },
+    "now": {"en": "any moment now", "fi": "ihan kohta", "sv": "när som helst", "et": "kohe-kohe"},
+    "leave": {
+        "en": "I'm leaving the queue",
+        "fi": "Poistun jonosta",
+        "sv": "Jag lämnar kön",
+        "et": "Lahkun järjekorrast",
+    },
+    "leave_confirm": {
+        "en": "Leave the queue? Your number will no longer be called.",
+        "fi": "Poistutko jonosta? Numeroasi ei enää kutsuta.",
+        "sv": "Lämna kön? Ditt nummer ropas inte upp längre.",
+        "et": "Lahkute järjekorrast? Teie numbrit enam ei kutsuta.",
+    },
+    "yes_leave": {
+        "en": "Yes, leave",
+        "fi": "Kyllä, poistun",
+        "sv": "Ja, lämna",
+        "et": "Jah, lahkun",
+    },
+    "stay": {"en": "No, stay", "fi": "En, jään jonoon", "sv": "Nej, stanna", "et": "Ei, jään"},
+    "updated": {
+        "en": "This page updates by itself.",
+        "fi": "Sivu päivittyy itsestään.",
+        "sv": "Sidan uppdateras av sig själv.",
+        "et": "Leht uueneb ise.",
+    },
+    "offline": {
+        "en": "No connection; trying again…",
+        "fi": "Ei yhteyttä; yritetään uudelleen…",
+        "sv": "Ingen anslutning; försöker igen…",
+        "et": "Ühendus puudub; proovime uuesti…",
+    },
+    "language": {"en": "Language", "fi": "Kieli", "sv": "Språk", "et": "Keel"},
+    "on_its_way": {
+        "en": "Your ticket is on its way",
+        "fi": "Vuoronumerosi on tulossa",
+        "sv": "Din kölapp är på väg",
+        "et": "Teie pilet on teel",
+    },
+    "on_its_way_text": {
+        "en": "The kiosk has not sent it to us yet. This page refreshes by itself.",
+        "fi": "Automaatti ei ole vielä lähettänyt sitä. Sivu päivittyy itsestään.",
+        "sv": "Automaten har inte skickat den ännu. Sidan uppdateras av sig själv.",
+        "et": "Automaat pole seda veel saatnud. Leht uueneb ise.",
+    },
+    "not_found": {
+        "en": "No such ticket",
+        "fi": "Vuoronumeroa ei löydy",
+        "sv": "Ingen sådan kölapp",
+        "et": "Sellist piletit pole",
+    },
+}
+
+
+def page_words(language: str) -> dict[str, str]:
+    """Every phrase of the page in ``language`` (English where one is missing)."""
+    return {key: texts.get(language, texts["en"]) for key, texts in _PAGE.items()}
+
+
+def pick_language(wanted: str | None, ticket_language: str, offered: list[str]) -> str:
+    for language in (wanted, ticket_language, *offered, "en"):
+        if language in LANGUAGES:
+            return language
+    return "en"

@@ -1,0 +1,60 @@
+// Keeps the ticket page current: polls the ticket's JSON, backing off when the
+// network fails, and stops once the ticket is finished.
+(() => {
+  const main = document.querySelector("main[data-token]");
+  if (!main) return;
+  const token = main.dataset.token;
+  const words = JSON.parse(document.getElementById("words").textContent);
+  const finished = new Set(["served", "no_show", "cancelled", "void"]);
+  const $ = (id) => document.getElementById(id);
+  let delay = 5000;
+
+  function statusText(t) {
+    if (t.status === "called") return words.called.replace("{counter}", t.counter || "");
+    return words[t.status] || t.status;
+  }
+
+  function waitText(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    const minutes = Math.round(seconds / 60);
+    return minutes < 1 ? words.now : words.minutes.replace("{minutes}", minutes);
+  }
+
+  function show(t) {
+    const status = $("status");
+    const text = statusText(t);
+    if (status.textContent !== text) status.textContent = text;
+    status.className = "state state-" + t.status;
+    main.dataset.status = t.status;
+    $("queue").hidden = t.position === null;
+    $("position").textContent = t.position ?? "";
+    $("wait").textContent = waitText(t.estimated_wait_s);
+    $("leave").hidden = t.status !== "waiting";
+  }
+
+  async function poll() {
+    try {
+      const reply = await fetch(`/api/v1/tickets/${token}`, { cache: "no-store" });
+      if (!reply.ok) throw new Error(reply.status);
+      show(await reply.json());
+      $("note").textContent = words.updated;
+      delay = 5000;
+    } catch (e) {
+      $("note").textContent = words.offline;
+      delay = Math.min(delay * 2, 60000);
+    }
+    if (!finished.has(main.dataset.status)) setTimeout(poll, delay);
+  }
+
+  $("leave").addEventListener("click", () => $("confirm").showModal());
+  $("confirm-no").addEventListener("click", () => $("confirm").close());
+  $("confirm-yes").addEventListener("click", async () => {
+    $("confirm").close();
+    const reply = await fetch(`/api/v1/tickets/${token}/cancel`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+    if (reply.ok) show(await reply.json());
+  });
+
+  if (!finished.has(main.dataset.status)) setTimeout(poll, delay);
+})();
