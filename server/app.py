@@ -5,11 +5,12 @@ import re
 from importlib import resources
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI, Form, Header, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from server.console import console_router
 from server.i18n import LANGUAGES, page_words, pick_language
 from server.storage import Rejected, Storage, Unauthorized, iso, now
 from sync import protocol
@@ -138,6 +139,21 @@ def create_app(storage: Storage) -> FastAPI:
             language_names=LANGUAGES,
         )
 
+    @app.post("/t/{token}/feedback", response_class=HTMLResponse)
+    def feedback(
+        token: str,
+        rating: Annotated[int, Form(ge=1, le=5)],
+        comment: Annotated[str, Form(max_length=500)] = "",
+        lang: str | None = None,
+    ) -> Response:
+        """One rating (and an optional comment) for a served ticket, once."""
+        if not _token_shaped(token):
+            raise HTTPException(404, "no such ticket")
+        storage.give_feedback(token, rating, comment.strip())
+        suffix = f"?lang={lang}" if lang in LANGUAGES else ""
+        return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
+
+    app.include_router(console_router(storage, _render))
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
     )

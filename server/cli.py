@@ -29,6 +29,18 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--branch", required=True)
     call.add_argument("--counter", required=True, help="the counter's name or number")
     call.add_argument("--service", action="append", help="only these services (repeatable)")
+    user = sub.add_parser(
+        "staff", help="add a staff member (or change one): reads the password from standard input"
+    )
+    user.add_argument("--branch", required=True)
+    user.add_argument("--username", required=True)
+    user.add_argument("--counter", required=True)
+    user.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        help="services this counter calls (repeatable; none: all)",
+    )
     revoke = sub.add_parser("revoke", help="revoke a kiosk's token")
     revoke.add_argument("kiosk_id")
     return p
@@ -85,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                 print("nobody is waiting")
                 return 1
             print(f"{called['number']} to counter {called['counter']}")
+        elif args.command == "staff":
+            from server.staff import Staff
+
+            password = sys.stdin.readline().rstrip("\n")
+            Staff(storage).add(args.branch, args.username, password, args.counter, args.service)
+            print(f"staff {args.username.lower()} at counter {args.counter}")
         elif args.command == "revoke":
             if not storage.revoke(args.kiosk_id):
                 print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)

@@ -92,6 +92,26 @@ _PAGE: dict[str, dict[str, str]] = {
         "sv": "Ingen anslutning; försöker igen…",
         "et": "Ühendus puudub; proovime uuesti…",
     },
+    "feedback": {
+        "en": "How was your visit?",
+        "fi": "Millainen käyntisi oli?",
+        "sv": "Hur var ditt besök?",
+        "et": "Kuidas teie külastus möödus?",
+    },
+    "rating": {"en": "{n} of 5", "fi": "{n}/5", "sv": "{n} av 5", "et": "{n} / 5"},
+    "comment": {
+        "en": "Anything to add? (optional)",
+        "fi": "Haluatko lisätä jotain? (vapaaehtoinen)",
+        "sv": "Något att tillägga? (valfritt)",
+        "et": "Midagi lisada? (vabatahtlik)",
+    },
+    "send": {"en": "Send", "fi": "Lähetä", "sv": "Skicka", "et": "Saada"},
+    "thanks": {
+        "en": "Thank you for your feedback!",
+        "fi": "Kiitos palautteestasi!",
+        "sv": "Tack för din respons!",
+        "et": "Aitäh tagasiside eest!",
+    },
     "language": {"en": "Language", "fi": "Kieli", "sv": "Språk", "et": "Keel"},
     "on_its_way": {
         "en": "Your ticket is on its way",

@@ -131,6 +131,24 @@ MIGRATIONS = [
     "ALTER TABLE tickets ADD COLUMN counter TEXT",
     "ALTER TABLE tickets ADD COLUMN called_at TEXT",
     "ALTER TABLE tickets ADD COLUMN finished_at TEXT",
+    "ALTER TABLE tickets ADD COLUMN started_at TEXT",
+    """CREATE TABLE staff (
+        id INTEGER PRIMARY KEY, branch_id TEXT NOT NULL REFERENCES branches(id),
+        username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, counter TEXT NOT NULL,
+        services TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL)""",
+    """CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY, staff_id INTEGER NOT NULL REFERENCES staff(id),
+        csrf TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+    """CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until TEXT)""",
+    """CREATE TABLE feedback (
+        ticket_id TEXT PRIMARY KEY REFERENCES tickets(id),
+        rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+        comment TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL)""",
+    # the queue a ticket waits in: its own service's, unless staff transferred it
+    "ALTER TABLE tickets ADD COLUMN queue_id TEXT",
+    "UPDATE tickets SET queue_id = service_id",
+    "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, status, queued_at)",
 ]
 
 
@@ -472,13 +490,14 @@ class Storage:
             queued = datetime.fromisoformat(before[0])
         try:
             db.execute(
-                "INSERT INTO tickets (id, branch_id, service_id, kiosk_id, public_token, day, "
-                "number, series, display, kiosk_seq, language, issued_at_kiosk, queued_at, "
+                "INSERT INTO tickets (id, branch_id, service_id, queue_id, kiosk_id, public_token, "
+                "day, number, series, display, kiosk_seq, language, issued_at_kiosk, queued_at, "
                 "received_at, status, print_state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     t.id,
                     kiosk["branch_id"],
+                    t.service_id,
                     t.service_id,
                     kiosk["id"],
                     t.public_token,
@@ -511,7 +530,7 @@ class Storage:
             today, _ = self.branch_today(db, branch_id)
             rows = db.execute(
                 "SELECT s.id, COUNT(t.id) FROM services s LEFT JOIN tickets t "
-                "ON t.branch_id = s.branch_id AND t.service_id = s.id AND t.day = ? "
+                "ON t.branch_id = s.branch_id AND t.queue_id = s.id AND t.day = ? "
                 "AND t.status = 'waiting' WHERE s.branch_id = ? AND s.listed = 1 GROUP BY s.id",
                 [today, branch_id],
             ).fetchall()
@@ -542,10 +561,11 @@ class Storage:
         with self.reading() as db:
             db.conn.row_factory = sqlite3.Row
             row = db.execute(
-                "SELECT t.display, t.service_id, t.status, t.queued_at, t.branch_id, t.day, "
-                "t.counter, t.language, s.names, b.name AS branch, b.languages "
+                "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
+                "t.counter, t.language, s.names, b.name AS branch, b.languages, "
+                "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id) AS feedback "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
-                "AND s.id = t.service_id JOIN branches b ON b.id = t.branch_id "
+                "AND s.id = t.queue_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.public_token = ?",
                 [token],
             ).fetchone()
@@ -554,9 +574,9 @@ class Storage:
             position = None
             if row["status"] == "waiting":
                 position = db.execute(
-                    "SELECT COUNT(*) FROM tickets WHERE branch_id = ? AND service_id = ? "
+                    "SELECT COUNT(*) FROM tickets WHERE branch_id = ? AND queue_id = ? "
                     "AND day = ? AND status = 'waiting' AND queued_at <= ?",
-                    [row["branch_id"], row["service_id"], row["day"], row["queued_at"]],
+                    [row["branch_id"], row["queue_id"], row["day"], row["queued_at"]],
                 ).fetchone()[0]
         return {
             "number": row["display"],
@@ -570,7 +590,25 @@ class Storage:
             if position is None
             else (position - 1) * DEFAULT_SERVICE_TIME_S,
             "counter": row["counter"],
+            "feedback_given": bool(row["feedback"]),
         }
+
+    def give_feedback(self, token: str, rating: int, comment: str) -> bool:
+        """Once per served ticket; False if not served or already given."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, status FROM tickets WHERE public_token = ?", [token]
+            ).fetchone()
+            if row is None or row[1] != "served":
+                return False
+            return (
+                db.execute(
+                    "INSERT OR IGNORE INTO feedback (ticket_id, rating, comment, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [row[0], rating, comment[:500], iso(now())],
+                ).rowcount
+                == 1
+            )
 
     def cancel(self, token: str) -> str | None:
         """The holder leaves the queue; only a waiting ticket can be cancelled."""
@@ -601,10 +639,10 @@ class Storage:
             today, _ = self.branch_today(db, branch_id)
             clause, args = "", []
             if services:
-                clause = f" AND service_id IN ({', '.join('?' * len(services))})"
+                clause = f" AND queue_id IN ({', '.join('?' * len(services))})"
                 args = list(services)
             row = db.execute(
-                "SELECT id, display, service_id FROM tickets WHERE branch_id = ? AND day = ? "
+                "SELECT id, display, queue_id FROM tickets WHERE branch_id = ? AND day = ? "
                 f"AND status = 'waiting'{clause} ORDER BY queued_at, kiosk_seq LIMIT 1",
                 [branch_id, today, *args],
             ).fetchone()

@@ -22,13 +22,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run(*args: str) -> str:
+def run(*args: str, stdin: str = "") -> str:
     result = subprocess.run(
         [str(BIN / args[0]), *args[1:]],
         capture_output=True,
         text=True,
         timeout=60,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
     )
     assert result.returncode == 0, f"{args}: {result.stderr}"
     return result.stdout.strip()
@@ -106,8 +106,8 @@ class Server(Managed):
                 time.sleep(0.05)
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
-    def cli(self, *args: str) -> str:
-        return run("vuoro-server", "--db", str(self.db), *args)
+    def cli(self, *args: str, stdin: str = "") -> str:
+        return run("vuoro-server", "--db", str(self.db), *args, stdin=stdin)
 
     def pair(self, state_dir: Path, name: str = "kiosk") -> str:
         """Pair a kiosk state directory (as a technician would); its first sync."""

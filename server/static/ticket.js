@@ -21,6 +21,10 @@
   }
 
   function show(t) {
+    if (t.status === "served" && main.dataset.status !== "served") {
+      location.reload();  // the page now offers the feedback form
+      return;
+    }
     const status = $("status");
     const text = statusText(t);
     if (status.textContent !== text) status.textContent = text;

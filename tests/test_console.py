@@ -1,0 +1,177 @@
+"""The staff console in real headless Chromium, and its defences."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import requests
+
+from tests.test_ticket_page import browser, branch, print_ticket  # noqa: F401 (fixtures)
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def counter(branch):
+    server, kiosk_dir = branch
+    out = server.cli(
+        "staff",
+        "--branch",
+        "demo",
+        "--username",
+        "Anna",
+        "--counter",
+        "3",
+        "--service",
+        "payments",
+        "--service",
+        "permits",
+        stdin=PASSWORD + "\n",
+    )
+    assert out == "staff anna at counter 3"
+    return server, kiosk_dir
+
+
+def log_in(page, server, password=PASSWORD):
+    page.goto(f"{server.url}/console")
+    page.get_by_label("Username").fill("anna")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_a_counter_calls_serves_and_the_customer_gives_feedback(browser, counter, tmp_path):
+    server, kiosk_dir = counter
+    url = print_ticket(server, kiosk_dir, "payments", tmp_path)
+    customer = browser.new_page(viewport={"width": 360, "height": 740})
+    customer.goto(url)
+    staff = browser.new_page()
+    log_in(staff, server)
+    assert "Counter 3" in staff.locator("header").inner_text()
+    staff.get_by_role("button", name="Call next").click()
+    assert staff.locator("#current").inner_text() == "A001"
+    customer.locator("#status").get_by_text("Tule palvelupisteeseen 3").wait_for(timeout=20000)
+    staff.get_by_role("button", name="Start").click()
+    staff.get_by_role("button", name="Served").click()
+    assert staff.locator("#current").inner_text() == "—"
+    customer.get_by_text("Millainen käyntisi oli?").wait_for(timeout=20000)  # offered once
+    customer.get_by_label("4/5").check()
+    customer.get_by_label("Haluatko lisätä jotain? (vapaaehtoinen)").fill("Nopeaa <b>palvelua</b>")
+    customer.get_by_role("button", name="Lähetä").click()
+    customer.get_by_text("Kiitos palautteestasi!").wait_for()
+    assert customer.locator("form.feedback").count() == 0, "offered once"
+    with sqlite3.connect(server.db) as db:
+        assert db.execute("SELECT rating, comment FROM feedback").fetchall() == [
+            (4, "Nopeaa <b>palvelua</b>")
+        ]
+        assert db.execute("SELECT status FROM tickets").fetchone()[0] == "served"
+
+
+def test_a_transfer_keeps_the_original_place(counter, tmp_path, browser):
+    server, kiosk_dir = counter
+    first = print_ticket(server, kiosk_dir, "payments", tmp_path)  # A001, earliest
+    print_ticket(server, kiosk_dir, "permits", tmp_path)  # then a permits ticket
+    staff = browser.new_page()
+    log_in(staff, server)
+    staff.get_by_role("button", name="Call next").click()
+    assert staff.locator("#current").inner_text() == "A001"
+    staff.get_by_label("Transfer to").select_option("permits")
+    staff.get_by_role("button", name="Transfer").click()
+    staff.get_by_role("button", name="Call next").click()
+    assert staff.locator("#current").inner_text() == "A001", "ahead of the later permits ticket"
+    assert first.endswith(
+        requests.get(first.replace("/t/", "/api/v1/tickets/"), timeout=5).json()["counter"]
+        and first[-22:]
+        or first
+    )
+
+
+def test_forms_without_the_csrf_token_change_nothing(counter, tmp_path):
+    server, kiosk_dir = counter
+    print_ticket(server, kiosk_dir, "payments", tmp_path)
+    session = requests.Session()
+    session.post(
+        f"{server.url}/console/login", data={"username": "anna", "password": PASSWORD}, timeout=5
+    )
+    assert session.cookies.get("vuoro_session")
+    for csrf in ("", "forged", "x" * 101):
+        reply = session.post(
+            f"{server.url}/console/act",
+            data={"csrf": csrf, "action": "call"},
+            timeout=5,
+            allow_redirects=False,
+        )
+        assert reply.status_code in (403, 422)
+    with sqlite3.connect(server.db) as db:
+        assert db.execute("SELECT status FROM tickets").fetchone()[0] == "waiting"
+    anonymous = requests.post(
+        f"{server.url}/console/act",
+        data={"csrf": "x", "action": "call"},
+        timeout=5,
+        allow_redirects=False,
+    )
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/console/login"
+
+
+def test_guessing_passwords_locks_out_with_growing_waits(counter):
+    server, _ = counter
+    statuses = [
+        requests.post(
+            f"{server.url}/console/login",
+            data={"username": "anna", "password": f"guess{i}"},
+            timeout=5,
+        ).status_code
+        for i in range(7)
+    ]
+    assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+    right = requests.post(
+        f"{server.url}/console/login",
+        data={"username": "anna", "password": PASSWORD},
+        timeout=5,
+        allow_redirects=False,
+    )
+    assert right.status_code == 429, "even the right password waits out the lock"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"username": "a" * 101, "password": "x"},
+        {"username": "anna", "password": "p" * 201},
+        {"username": "anna"},
+        {},
+    ],
+)
+def test_oversized_or_missing_login_fields_are_refused(counter, data):
+    server, _ = counter
+    reply = requests.post(f"{server.url}/console/login", data=data, timeout=5)
+    assert reply.status_code == 422
+
+
+def test_names_with_html_are_escaped_in_the_console(browser, branch, tmp_path):
+    server, kiosk_dir = branch
+    hostile = tmp_path / "hostile.toml"
+    hostile.write_text(
+        (tmp_path / "branch.toml")
+        .read_text(encoding="utf-8")
+        .replace('en = "Payments"', 'en = "<img src=x onerror=alert(1)>Payments"'),
+        encoding="utf-8",
+    )
+    server.cli("branch", str(hostile))
+    server.cli(
+        "staff",
+        "--branch",
+        "demo",
+        "--username",
+        "anna",
+        "--counter",
+        "<b>3</b>",
+        stdin=PASSWORD + "\n",
+    )
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    log_in(page, server)
+    assert "<img src=x onerror=alert(1)>Payments" in page.locator("table").inner_text()
+    assert "<b>3</b>" in page.locator("header").inner_text()
+    assert dialogs == []
