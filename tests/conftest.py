@@ -87,3 +87,36 @@ def storage(tmp_path: Path):
     store = Storage(tmp_path / "server.db")
     store.put_branch(*load_branch_file(DEMO))
     return store
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is needed: run `make test` (it installs Debian's chromium)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def branch(tmp_path):
+    """The demo branch on a real server (ticket URLs pointing at it) and a paired kiosk."""
+    from tests.server_process import DEMO_BRANCH, Server
+
+    server = Server(tmp_path / "server" / "server.db")
+    demo = tmp_path / "branch.toml"
+    demo.write_text(
+        DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url),
+        encoding="utf-8",
+    )
+    server.cli("branch", str(demo))
+    kiosk_dir = tmp_path / "kiosk"
+    server.pair(kiosk_dir, "door")
+    yield server, kiosk_dir
+    server.stop()

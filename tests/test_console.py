@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 import requests
 
-from tests.test_ticket_page import browser, branch, print_ticket  # noqa: F401 (fixtures)
+from tests.web import print_ticket
 
 PASSWORD = "correct horse battery"
 
@@ -80,8 +80,10 @@ def test_a_transfer_keeps_the_original_place(counter, tmp_path, browser):
     staff.get_by_role("button", name="Call next").click()
     assert staff.locator("#current").inner_text() == "A001", "ahead of the later permits ticket"
     assert first.endswith(
-        requests.get(first.replace("/t/", "/api/v1/tickets/"), timeout=5).json()["counter"]
-        and first[-22:]
+        (
+            requests.get(first.replace("/t/", "/api/v1/tickets/"), timeout=5).json()["counter"]
+            and first[-22:]
+        )
         or first
     )
 
@@ -149,7 +151,7 @@ def test_oversized_or_missing_login_fields_are_refused(counter, data):
 
 
 def test_names_with_html_are_escaped_in_the_console(browser, branch, tmp_path):
-    server, kiosk_dir = branch
+    server, _ = branch
     hostile = tmp_path / "hostile.toml"
     hostile.write_text(
         (tmp_path / "branch.toml")

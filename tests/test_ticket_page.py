@@ -4,93 +4,13 @@ with a confirmation, switched to another language."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import textwrap
 from pathlib import Path
 
-import pytest
-import zxingcpp
-from PIL import Image
-
-from kiosk import config
-from kiosk.paper import ticket_content
-from printer.backends import EmulatorBackend
-from printer.layout import render_ticket
 from server.storage import Storage
-from sync import state, tickets
-from tests.server_process import DEMO_BRANCH, Server, run
+from tests.web import print_ticket
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is needed: run `make test` (it installs Debian's chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def branch(tmp_path):
-    server = Server(tmp_path / "server" / "server.db")
-    demo = tmp_path / "branch.toml"
-    demo.write_text(
-        DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url),
-        encoding="utf-8",
-    )
-    server.cli("branch", str(demo))
-    kiosk_dir = tmp_path / "kiosk"
-    server.pair(kiosk_dir, "door")
-    yield server, kiosk_dir
-    server.stop()
-
-
-def print_ticket(server: Server, kiosk_dir: Path, service: str, tmp_path: Path) -> str:
-    """Issue and print a ticket as the kiosk does; return the URL its QR code holds."""
-    settings = config.parse(
-        textwrap.dedent(f"""
-        [kiosk]
-        language = "fi"
-        [branch]
-        name = "Vuoro demo branch"
-        timezone = "Europe/Helsinki"
-        [ticket]
-        url_template = "{server.url}/t/{{token}}"
-        [[services]]
-        id = "{service}"
-        prefix = "A"
-        name = "x"
-    """)
-    )
-    db = state.connect(kiosk_dir / "state.db")
-    ticket = tickets.issue_ticket(db, service, language="fi")
-    paper = EmulatorBackend(tmp_path / "printed")
-    paper.send(
-        render_ticket(ticket_content(settings, ticket, tickets.get_service(db, service))),
-        ticket.display,
-    )
-    tickets.mark_printed(db, ticket.id)
-    db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
-    png = sorted((tmp_path / "printed").glob(f"*-{ticket.display}.png"))[-1]
-    (code,) = zxingcpp.read_barcodes(Image.open(png))
-    return code.text
 
 
 def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path):
