@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from server import estimate
 from sync import protocol
 
 log = logging.getLogger("vuoro.server")
@@ -27,7 +29,7 @@ BUSY_TIMEOUT_MS = 10_000
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 8
 RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "123456789"]
-DEFAULT_SERVICE_TIME_S = 300
+ESTIMATE_TTL_S = 10.0
 
 
 class Rejected(ValueError):
@@ -158,6 +160,7 @@ class Storage:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._estimates: dict[str, tuple[float, dict[str, tuple[float, int]]]] = {}
         with self.transaction() as db:
             for statement in SCHEMA:
                 db.execute(statement)
@@ -526,6 +529,7 @@ class Storage:
     # -- the queue -------------------------------------------------------------
 
     def queue(self, branch_id: str) -> dict[str, protocol.QueueState]:
+        """Waiting per service, and how long a customer arriving now would wait."""
         with self.reading() as db:
             today, _ = self.branch_today(db, branch_id)
             rows = db.execute(
@@ -534,10 +538,63 @@ class Storage:
                 "AND t.status = 'waiting' WHERE s.branch_id = ? AND s.listed = 1 GROUP BY s.id",
                 [today, branch_id],
             ).fetchall()
+            rates = self.estimates(db, branch_id)
         return {
-            r[0]: protocol.QueueState(waiting=r[1], estimated_wait_s=r[1] * DEFAULT_SERVICE_TIME_S)
-            for r in rows
+            service: protocol.QueueState(
+                waiting=waiting,
+                estimated_wait_s=estimate.wait_s(
+                    waiting, *rates.get(service, (estimate.DEFAULT_SERVICE_S, 1))
+                ),
+            )
+            for service, waiting in rows
         }
+
+    def estimates(self, db, branch_id: str) -> dict[str, tuple[float, int]]:
+        """Per service: seconds per customer, and counters serving it now.
+
+        Read at most every ``ESTIMATE_TTL_S`` per branch: every phone polling
+        its ticket must not cost a scan of the day's history.
+        """
+        cached = self._estimates.get(branch_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        zone = self._zone(db, branch_id)
+        hour_now = now().astimezone(zone).strftime("%w%H")
+        samples: dict[str, list[float]] = {}
+        same_hour: dict[str, list[float]] = {}
+        for service, called, finished in reversed(
+            db.execute(
+                "SELECT queue_id, called_at, finished_at FROM tickets WHERE branch_id = ? "
+                "AND status = 'served' AND called_at IS NOT NULL AND finished_at IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT 1000",
+                [branch_id],
+            ).fetchall()
+        ):
+            start, end = datetime.fromisoformat(called), datetime.fromisoformat(finished)
+            seconds = (end - start).total_seconds()
+            samples.setdefault(service, []).append(seconds)
+            if end.astimezone(zone).strftime("%w%H") == hour_now:
+                same_hour.setdefault(service, []).append(seconds)
+        since = iso(now() - timedelta(seconds=estimate.ACTIVE_WINDOW_S))
+        counters = dict(
+            db.execute(
+                "SELECT queue_id, COUNT(DISTINCT counter) FROM tickets WHERE branch_id = ? "
+                "AND called_at >= ? GROUP BY queue_id",
+                [branch_id, since],
+            ).fetchall()
+        )
+        services = [
+            r[0] for r in db.execute("SELECT id FROM services WHERE branch_id = ?", [branch_id])
+        ]
+        result = {
+            service: (
+                estimate.service_time(samples.get(service, []), same_hour.get(service, [])),
+                max(counters.get(service, 1), 1),
+            )
+            for service in services
+        }
+        self._estimates[branch_id] = (time.monotonic() + ESTIMATE_TTL_S, result)
+        return result
 
     def heartbeat(self, kiosk: dict, beat: protocol.Heartbeat) -> list[protocol.Command]:
         with self.transaction() as db:
@@ -578,6 +635,9 @@ class Storage:
                     "AND day = ? AND status = 'waiting' AND queued_at <= ?",
                     [row["branch_id"], row["queue_id"], row["day"], row["queued_at"]],
                 ).fetchone()[0]
+            rates = self.estimates(db, row["branch_id"]).get(
+                row["queue_id"], (estimate.DEFAULT_SERVICE_S, 1)
+            )
         return {
             "number": row["display"],
             "service": json.loads(row["names"]),
@@ -586,9 +646,7 @@ class Storage:
             "language": row["language"],
             "status": row["status"],
             "position": position,
-            "estimated_wait_s": None
-            if position is None
-            else (position - 1) * DEFAULT_SERVICE_TIME_S,
+            "estimated_wait_s": None if position is None else estimate.wait_s(position - 1, *rates),
             "counter": row["counter"],
             "feedback_given": bool(row["feedback"]),
         }

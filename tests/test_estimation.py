@@ -1,0 +1,86 @@
+"""Wait estimates on a simulated day: arrivals and service times from a seeded
+distribution, three counters. The learned estimate must beat the naive one."""
+
+from __future__ import annotations
+
+import heapq
+import random
+import statistics
+
+from server import estimate
+
+COUNTERS = 3
+OPEN_S = 8 * 3600
+
+
+def simulate(seed: int) -> dict[str, float]:
+    """A FIFO queue served by COUNTERS counters; each arrival gets both estimates."""
+    rng = random.Random(seed)
+    mean_service = 240.0
+    t, arrivals = 0.0, []
+    while (t := t + rng.expovariate(1 / 85)) < OPEN_S:  # about 340 customers a day
+        arrivals.append(t)
+    free_at = [0.0] * COUNTERS  # when each counter is next free
+    heapq.heapify(free_at)
+    finished: list[tuple[float, float]] = []  # (finish time, service seconds)
+    starts: list[float] = []
+    errors_learned, errors_naive = [], []
+    for arrival in arrivals:
+        ahead = sum(1 for s in starts if s > arrival)  # called after this customer arrived
+        seen = [seconds for end, seconds in finished if end <= arrival]
+        predicted = estimate.wait_s(ahead, estimate.service_time(seen), COUNTERS)
+        naive = estimate.naive_wait_s(ahead)
+        start = max(arrival, heapq.heappop(free_at))
+        seconds = rng.lognormvariate(0, 0.5) * mean_service / 1.133  # mean ≈ 240 s
+        heapq.heappush(free_at, start + seconds)
+        starts.append(start)
+        finished.append((start + seconds, seconds))
+        actual = start - arrival
+        errors_learned.append(abs(predicted - actual))
+        errors_naive.append(abs(naive - actual))
+    return {
+        "customers": len(arrivals),
+        "mae_learned_s": statistics.mean(errors_learned),
+        "mae_naive_s": statistics.mean(errors_naive),
+    }
+
+
+def test_the_learned_estimate_beats_the_naive_one_on_a_simulated_day():
+    days = [simulate(seed) for seed in range(5)]
+    learned = statistics.mean(d["mae_learned_s"] for d in days)
+    naive = statistics.mean(d["mae_naive_s"] for d in days)
+    print(
+        f"\nsimulated days: {len(days)}, customers/day ≈ {days[0]['customers']}, "
+        f"MAE learned {learned:.0f} s vs naive {naive:.0f} s"
+    )
+    assert learned < naive * 0.75
+    assert all(d["mae_learned_s"] < d["mae_naive_s"] for d in days)
+
+
+def test_a_new_service_starts_from_the_default_and_learns():
+    assert estimate.service_time([]) == estimate.DEFAULT_SERVICE_S
+    assert estimate.DEFAULT_SERVICE_S > estimate.service_time([60, 60]) > 60
+    assert estimate.service_time([60] * 10) == 60
+    assert estimate.service_time([60] * 10, same_hour=[600] * 5) == 600
+    assert estimate.service_time([60] * 9 + [5000]) == 60, "one long case does not swing it"
+    assert estimate.wait_s(6, 120, 3) == 240 and estimate.wait_s(0, 120, 3) == 0
+
+
+def test_the_server_learns_from_its_own_served_tickets(storage):
+    from datetime import timedelta
+
+    from server.storage import iso, now
+    from tests.test_calling import fill
+
+    fill(storage, 12)
+    with storage.transaction() as db:  # yesterday's-style history: six served, 60 s each
+        for n in range(1, 7):
+            called = now() - timedelta(minutes=20 - n)
+            db.execute(
+                "UPDATE tickets SET status = 'served', counter = ?, called_at = ?, "
+                "finished_at = ? WHERE number = ?",
+                [str(n % 2), iso(called), iso(called + timedelta(seconds=60)), n],
+            )
+    queue = storage.queue("demo")["payments"]
+    assert queue.waiting == 6
+    assert queue.estimated_wait_s == 6 * 60 / 2, "six ahead, a minute each, two counters"
