@@ -44,7 +44,7 @@ def create_app(storage: Storage) -> FastAPI:
     Kiosk = Annotated[dict, Depends(kiosk)]
 
     @app.get("/healthz")
-    def health() -> dict:
+    async def health() -> dict:
         return {"ok": True, "server_time": iso(now())}
 
     @app.post(f"{protocol.API}/pair")
@@ -80,13 +80,17 @@ def create_app(storage: Storage) -> FastAPI:
             server_time=iso(now()), queue=storage.queue(kiosk["branch_id"]), commands=commands
         )
 
-    @app.get(f"{protocol.API}/tickets/{{token}}")
-    def public_ticket(token: str, lang: str | None = None) -> dict:
-        """A ticket as its holder sees it (the QR code's page polls this)."""
+    @app.get(f"{protocol.API}/tickets/{{token}}", response_model=protocol.PublicTicket)
+    async def public_ticket(token: str, lang: str | None = None) -> JSONResponse:
+        """A ticket as its holder sees it (the QR code's page polls this).
+
+        ``async``: every phone polls it, and its reads take microseconds (cached
+        positions and estimates), so it runs on the event loop, not a thread hop.
+        """
         found = storage.ticket_by_token(token) if _token_shaped(token) else None
         if found is None:
             raise HTTPException(404, "no such ticket (yet)")
-        return _public(found, lang)
+        return JSONResponse(_public(found, lang))  # already plain JSON types: no re-validation
 
     @app.post(f"{protocol.API}/tickets/{{token}}/cancel")
     def cancel_ticket(token: str, content_type: Annotated[str | None, Header()] = None) -> dict:

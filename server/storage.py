@@ -5,12 +5,14 @@ database can stand in for SQLite when a fleet outgrows it.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 8
 RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "123456789"]
 ESTIMATE_TTL_S = 10.0
+POSITION_TTL_S = 1.0
 
 
 class Rejected(ValueError):
@@ -151,6 +154,8 @@ MIGRATIONS = [
     "ALTER TABLE tickets ADD COLUMN queue_id TEXT",
     "UPDATE tickets SET queue_id = service_id",
     "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, status, queued_at)",
+    "DROP INDEX tickets_waiting",
+    "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, day, status, queued_at)",
 ]
 
 
@@ -161,6 +166,8 @@ class Storage:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._estimates: dict[str, tuple[float, dict[str, tuple[float, int]]]] = {}
+        self._local = threading.local()
+        self._queues: dict[tuple[str, str, str], tuple[float, list[str]]] = {}
         with self.transaction() as db:
             for statement in SCHEMA:
                 db.execute(statement)
@@ -170,36 +177,37 @@ class Storage:
                 db.execute(f"PRAGMA user_version = {number}")
 
     def _connect(self) -> sqlite_utils.Database:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return sqlite_utils.Database(conn)
+        """This thread's connection, opened once (uvicorn serves from a thread pool)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = self._local.db = sqlite_utils.Database(conn)
+        return db
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
                 db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+            raise
+        db.execute("COMMIT")
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite_utils.Database]:
-        db = self._connect()
-        try:
-            yield db
-        finally:
-            db.close()
+        yield self._connect()
 
     # -- branches and services ---------------------------------------------
 
@@ -616,8 +624,9 @@ class Storage:
     def ticket_by_token(self, token: str) -> dict | None:
         """The public view of a ticket: what its holder may see, nothing more."""
         with self.reading() as db:
-            db.conn.row_factory = sqlite3.Row
-            row = db.execute(
+            cursor = db.conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            row = cursor.execute(
                 "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
                 "t.counter, t.language, s.names, b.name AS branch, b.languages, "
                 "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id) AS feedback "
@@ -630,11 +639,8 @@ class Storage:
                 return None
             position = None
             if row["status"] == "waiting":
-                position = db.execute(
-                    "SELECT COUNT(*) FROM tickets WHERE branch_id = ? AND queue_id = ? "
-                    "AND day = ? AND status = 'waiting' AND queued_at <= ?",
-                    [row["branch_id"], row["queue_id"], row["day"], row["queued_at"]],
-                ).fetchone()[0]
+                waiting = self._waiting(db, row["branch_id"], row["queue_id"], row["day"])
+                position = max(1, bisect.bisect_right(waiting, row["queued_at"]))
             rates = self.estimates(db, row["branch_id"]).get(
                 row["queue_id"], (estimate.DEFAULT_SERVICE_S, 1)
             )
@@ -667,6 +673,27 @@ class Storage:
                 ).rowcount
                 == 1
             )
+
+    def _waiting(self, db, branch_id: str, queue_id: str, day: str) -> list[str]:
+        """The queue's waiting times in order, read at most every ``POSITION_TTL_S``.
+
+        Thousands of phones polling their place must not each count thousands
+        of rows; a place a second old is fresh enough for a person.
+        """
+        key = (branch_id, queue_id, day)
+        cached = self._queues.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        times = [
+            r[0]
+            for r in db.execute(
+                "SELECT queued_at FROM tickets WHERE branch_id = ? AND queue_id = ? AND day = ? "
+                "AND status = 'waiting' ORDER BY queued_at",
+                [branch_id, queue_id, day],
+            )
+        ]
+        self._queues[key] = (time.monotonic() + POSITION_TTL_S, times)
+        return times
 
     def cancel(self, token: str) -> str | None:
         """The holder leaves the queue; only a waiting ticket can be cancelled."""

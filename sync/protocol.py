@@ -138,3 +138,14 @@ class HeartbeatResponse(Message):
     server_time: str
     queue: dict[str, QueueState]
     commands: list[Command] = []
+
+
+class PublicTicket(Message):
+    """What anyone holding a ticket's token may see of it (the QR code's page)."""
+
+    number: str
+    service: str
+    status: Literal["waiting", "called", "serving", "served", "no_show", "cancelled", "void"]
+    position: int | None
+    estimated_wait_s: int | None
+    counter: str | None
