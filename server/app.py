@@ -110,6 +110,17 @@ def create_app(storage: Storage) -> FastAPI:
             raise HTTPException(404, "no such branch")
         return storage.queue(branch_id)
 
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats")
+    def branch_stats(branch_id: str, day: str | None = None) -> dict[str, dict]:
+        """A day's figures per service (today by default)."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", branch_id) or not storage.has_branch(
+            branch_id
+        ):
+            raise HTTPException(404, "no such branch")
+        if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise HTTPException(422, "day must be YYYY-MM-DD")
+        return storage.daily_stats(branch_id, day)
+
     @app.get("/t/{token}", response_class=HTMLResponse)
     def ticket_page(token: str, lang: str | None = None) -> HTMLResponse:
         found = storage.ticket_by_token(token) if _token_shaped(token) else None

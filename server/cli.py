@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="services this counter calls (repeatable; none: all)",
     )
+    stats = sub.add_parser("stats", help="a day's figures per service (JSON)")
+    stats.add_argument("--branch", required=True)
+    stats.add_argument("--day", help="YYYY-MM-DD (default: today in the branch)")
     revoke = sub.add_parser("revoke", help="revoke a kiosk's token")
     revoke.add_argument("kiosk_id")
     return p
@@ -103,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             password = sys.stdin.readline().rstrip("\n")
             Staff(storage).add(args.branch, args.username, password, args.counter, args.service)
             print(f"staff {args.username.lower()} at counter {args.counter}")
+        elif args.command == "stats":
+            import json
+
+            print(json.dumps(storage.daily_stats(args.branch, args.day), indent=2))
         elif args.command == "revoke":
             if not storage.revoke(args.kiosk_id):
                 print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import secrets
 import sqlite3
 import threading
@@ -673,6 +674,46 @@ class Storage:
                 ).rowcount
                 == 1
             )
+
+    def daily_stats(self, branch_id: str, day: str | None = None) -> dict[str, dict]:
+        """Per service for one day: issued, served, no-shows, cancelled; average and
+        90th-percentile wait (from joining the queue to being called), in seconds."""
+        with self.reading() as db:
+            day = day or self.branch_today(db, branch_id)[0]
+            rows = db.execute(
+                "SELECT service_id, status, queued_at, called_at FROM tickets "
+                "WHERE branch_id = ? AND day = ? AND status != 'void'",
+                [branch_id, day],
+            ).fetchall()
+            services = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM services WHERE branch_id = ? ORDER BY position", [branch_id]
+                )
+            ]
+        stats = {
+            s: {"issued": 0, "served": 0, "no_show": 0, "cancelled": 0, "waits": []}
+            for s in services
+        }
+        for service, status, queued, called in rows:
+            entry = stats.setdefault(
+                service, {"issued": 0, "served": 0, "no_show": 0, "cancelled": 0, "waits": []}
+            )
+            entry["issued"] += 1
+            if status in ("served", "no_show", "cancelled"):
+                entry[status] += 1
+            if called:
+                seconds = datetime.fromisoformat(called) - datetime.fromisoformat(queued)
+                entry["waits"].append(max(seconds.total_seconds(), 0))
+        for entry in stats.values():
+            waits = sorted(entry.pop("waits"))
+            entry["average_wait_s"] = round(sum(waits) / len(waits)) if waits else None
+            entry["p90_wait_s"] = (
+                round(waits[min(len(waits) - 1, math.ceil(0.9 * len(waits)) - 1)])
+                if waits
+                else None
+            )
+        return stats
 
     def _waiting(self, db, branch_id: str, queue_id: str, day: str) -> list[str]:
         """The queue's waiting times in order, read at most every ``POSITION_TTL_S``.

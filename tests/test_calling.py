@@ -26,21 +26,30 @@ def fill(storage: Storage, count: int) -> None:
         )
 
 
-def _call_all(args) -> list[str]:
-    path, counter = args
+def _call_all(path: str, counter: str, start, results) -> None:
     store = Storage(path)
+    start.wait()  # every counter presses "call next" from the same instant
     called = []
     while (ticket_called := store.call_next("demo", counter)) is not None:
         called.append(ticket_called["number"])
-    return called
+    results.put(called)
 
 
 def test_many_counters_calling_at_once_never_get_the_same_ticket(storage):
-    fill(storage, 400)
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
-        per_counter = pool.map(_call_all, [(storage.path, str(c)) for c in range(1, 9)])
+    fill(storage, 1000)
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(8), context.Queue()
+    workers = [
+        context.Process(target=_call_all, args=(str(storage.path), str(c), start, results))
+        for c in range(1, 9)
+    ]
+    for worker in workers:
+        worker.start()
+    per_counter = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
     everything = [n for called in per_counter for n in called]
-    assert len(everything) == 400 and len(set(everything)) == 400
+    assert len(everything) == 1000 and len(set(everything)) == 1000
     assert sum(1 for called in per_counter if called) >= 2, "the counters really raced"
 
 
@@ -49,3 +58,34 @@ def test_the_longest_fair_wait_is_called_first(storage):
     called = [storage.call_next("demo", "1")["number"] for _ in range(5)]
     assert called == ["A001", "A002", "A003", "A004", "A005"]
     assert storage.call_next("demo", "1") is None
+
+
+def test_daily_statistics_count_and_measure_waits(storage):
+    from datetime import datetime, timedelta
+
+    from server.storage import iso
+
+    fill(storage, 12)
+    for _ in range(10):
+        storage.call_next("demo", "1")
+    with storage.transaction() as db:
+        # waits of 1..10 minutes: ticket n was called n minutes after it joined
+        for n in range(1, 11):
+            queued = db.execute("SELECT queued_at FROM tickets WHERE number = ?", [n]).fetchone()[0]
+            called = datetime.fromisoformat(queued) + timedelta(minutes=n)
+            status = "no_show" if n == 10 else "served"
+            db.execute(
+                "UPDATE tickets SET called_at = ?, status = ? WHERE number = ?",
+                [iso(called), status, n],
+            )
+        db.execute("UPDATE tickets SET status = 'cancelled' WHERE number = 11")
+    payments = storage.daily_stats("demo")["payments"]
+    assert payments == {
+        "issued": 12,
+        "served": 9,
+        "no_show": 1,
+        "cancelled": 1,
+        "average_wait_s": 330,
+        "p90_wait_s": 540,
+    }
+    assert storage.daily_stats("demo")["advice"]["issued"] == 0
