@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="services this counter calls (repeatable; none: all)",
     )
+    kiosks = sub.add_parser("kiosks", help="the branch's kiosks: last seen, printer, outbox")
+    kiosks.add_argument("--branch", required=True)
     stats = sub.add_parser("stats", help="a day's figures per service (JSON)")
     stats.add_argument("--branch", required=True)
     stats.add_argument("--day", help="YYYY-MM-DD (default: today in the branch)")
@@ -106,6 +108,19 @@ def main(argv: list[str] | None = None) -> int:
             password = sys.stdin.readline().rstrip("\n")
             Staff(storage).add(args.branch, args.username, password, args.counter, args.service)
             print(f"staff {args.username.lower()} at counter {args.counter}")
+        elif args.command == "kiosks":
+            print(
+                f"{'kiosk':<16} {'name':<16} {'tag':<4} {'last seen':<25} {'printer':<15} "
+                f"{'outbox':>6} {'parked':>6}"
+            )
+            for k in storage.kiosks(args.branch):
+                state = "REVOKED" if k["revoked"] else k["printer"]
+                print(
+                    f"{k['id']:<16} {k['name'][:16]:<16} {k['reserve_tag']:<4} "
+                    f"{k['last_seen_at'] or 'never':<25} {state:<15} "
+                    f"{k['outbox'] if k['outbox'] is not None else '-':>6} "
+                    f"{k['parked'] if k['parked'] is not None else '-':>6}"
+                )
         elif args.command == "stats":
             import json
 

@@ -352,6 +352,32 @@ class Storage:
             raise Unauthorized("this kiosk has been revoked")
         return {"id": row[0], "branch_id": row[1], "reserve_tag": row[2]}
 
+    def kiosks(self, branch_id: str) -> list[dict]:
+        """Every kiosk of the branch with what its last heartbeat said."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT id, name, reserve_tag, revoked_at, last_seen_at, last_heartbeat "
+                "FROM kiosks WHERE branch_id = ? ORDER BY created_at",
+                [branch_id],
+            ).fetchall()
+        result = []
+        for kiosk_id, name, tag, revoked, seen, beat in rows:
+            heartbeat = json.loads(beat) if beat else {}
+            result.append(
+                {
+                    "id": kiosk_id,
+                    "name": name,
+                    "reserve_tag": tag,
+                    "revoked": bool(revoked),
+                    "last_seen_at": seen,
+                    "printer": heartbeat.get("printer", "unknown"),
+                    "outbox": heartbeat.get("outbox"),
+                    "parked": heartbeat.get("parked"),
+                    "version": heartbeat.get("version", ""),
+                }
+            )
+        return result
+
     def revoke(self, kiosk_id: str) -> bool:
         with self.transaction() as db:
             return (

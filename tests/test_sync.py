@@ -191,3 +191,22 @@ def test_https_is_verified_and_a_private_ca_can_be_trusted(tmp_path):
         assert leases_ready(tmp_path / "b")
     finally:
         server.stop()
+
+
+def test_the_operator_sees_each_kiosks_last_heartbeat(server, tmp_path):
+    kiosk = tmp_path / "kiosk"
+    server.pair(kiosk, "door")  # its first sync sends a heartbeat
+    issue_printed(kiosk, 1)
+    listing = server.cli("kiosks", "--branch", "demo").splitlines()
+    assert listing[0].split() == [
+        "kiosk",
+        "name",
+        "tag",
+        "last",
+        "seen",
+        "printer",
+        "outbox",
+        "parked",
+    ]
+    fields = listing[1].split()
+    assert fields[1:3] == ["door", "K1"] and fields[4:] == ["unknown", "0", "0"]
