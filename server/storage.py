@@ -25,6 +25,7 @@ import sqlite_utils
 
 from server import estimate
 from sync import protocol
+from sync.state import transaction as state_transaction
 
 log = logging.getLogger("vuoro.server")
 
@@ -194,17 +195,9 @@ class Storage:
             db = self._local.db = sqlite_utils.Database(conn)
         return db
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite_utils.Database]:
+        """``BEGIN IMMEDIATE`` on this thread's connection, as the kiosk's DB does."""
+        return state_transaction(self._connect())
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite_utils.Database]:
