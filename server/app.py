@@ -16,6 +16,7 @@ from server.storage import Rejected, Storage, Unauthorized, iso, now
 from sync import protocol
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def create_app(storage: Storage) -> FastAPI:
@@ -42,6 +43,10 @@ def create_app(storage: Storage) -> FastAPI:
         return storage.kiosk_for_token(token.strip())
 
     Kiosk = Annotated[dict, Depends(kiosk)]
+
+    def known_branch(branch_id: str) -> None:
+        if not BRANCH_ID.fullmatch(branch_id) or not storage.has_branch(branch_id):
+            raise HTTPException(404, "no such branch")
 
     @app.get("/healthz")
     async def health() -> dict:
@@ -104,19 +109,13 @@ def create_app(storage: Storage) -> FastAPI:
     @app.get(f"{protocol.API}/branches/{{branch_id}}/queue")
     def branch_queue(branch_id: str) -> dict[str, protocol.QueueState]:
         """The live queue per service, for displays and dashboards."""
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", branch_id) or not storage.has_branch(
-            branch_id
-        ):
-            raise HTTPException(404, "no such branch")
+        known_branch(branch_id)
         return storage.queue(branch_id)
 
     @app.get(f"{protocol.API}/branches/{{branch_id}}/stats")
     def branch_stats(branch_id: str, day: str | None = None) -> dict[str, dict]:
         """A day's figures per service (today by default)."""
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", branch_id) or not storage.has_branch(
-            branch_id
-        ):
-            raise HTTPException(404, "no such branch")
+        known_branch(branch_id)
         if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
             raise HTTPException(422, "day must be YYYY-MM-DD")
         return storage.daily_stats(branch_id, day)

@@ -159,3 +159,22 @@ def test_the_protocol_is_published_as_openapi(server):
     paths = requests.get(f"{server.url}/openapi.json", timeout=5).json()["paths"]
     for path in ("/pair", "/kiosk/config", "/kiosk/leases", "/kiosk/tickets", "/kiosk/heartbeat"):
         assert f"{protocol.API}{path}" in paths
+
+
+@pytest.mark.parametrize("branch", ["nope", "DEMO", "../etc", "x" * 70])
+def test_unknown_branches_have_no_queue_and_no_stats(server, branch):
+    assert (
+        requests.get(f"{server.url}/api/v1/branches/{branch}/queue", timeout=5).status_code == 404
+    )
+    assert (
+        requests.get(f"{server.url}/api/v1/branches/{branch}/stats", timeout=5).status_code == 404
+    )
+
+
+def test_the_branch_queue_and_stats_are_public_json(server):
+    queue = requests.get(f"{server.url}/api/v1/branches/demo/queue", timeout=5).json()
+    assert set(queue) == {"payments", "permits", "advice"}
+    stats = requests.get(f"{server.url}/api/v1/branches/demo/stats", timeout=5).json()
+    assert stats["payments"]["issued"] >= 0
+    bad_day = requests.get(f"{server.url}/api/v1/branches/demo/stats?day=monday", timeout=5)
+    assert bad_day.status_code == 422
