@@ -63,6 +63,7 @@ def load_branch_file(path: Path) -> tuple[dict, list[dict]]:
             "texts": s.get("text", {})
             if isinstance(s.get("text", {}), dict)
             else {"en": s["text"]},
+            "priority": int(s.get("priority", 0)),
         }
         for s in data["services"]
     ]

@@ -158,6 +158,8 @@ MIGRATIONS = [
     "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, status, queued_at)",
     "DROP INDEX tickets_waiting",
     "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, day, status, queued_at)",
+    # a counter calls waiting tickets of higher-priority services first
+    "ALTER TABLE services ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
 ]
 
 
@@ -231,6 +233,7 @@ class Storage:
                         "position": position,
                         "is_open": int(service.get("is_open", True)),
                         "daily_cap": service.get("daily_cap"),
+                        "priority": int(service.get("priority", 0)),
                         "listed": 1,
                     },
                     pk=("branch_id", "id"),
@@ -775,7 +778,8 @@ class Storage:
     def call_next(
         self, branch_id: str, counter: str, services: list[str] | None = None
     ) -> dict | None:
-        """The longest fair wait among ``services`` goes to ``counter``.
+        """The longest fair wait among ``services`` goes to ``counter``; a service
+        with a higher ``priority`` goes first while it has anyone waiting.
 
         One ``BEGIN IMMEDIATE`` transaction: two counters calling at the same
         instant are serialised and never get the same ticket.
@@ -787,8 +791,11 @@ class Storage:
                 clause = f" AND queue_id IN ({', '.join('?' * len(services))})"
                 args = list(services)
             row = db.execute(
-                "SELECT id, display, queue_id FROM tickets WHERE branch_id = ? AND day = ? "
-                f"AND status = 'waiting'{clause} ORDER BY queued_at, kiosk_seq LIMIT 1",
+                "SELECT t.id, t.display, t.queue_id FROM tickets t JOIN services s "
+                "ON s.branch_id = t.branch_id AND s.id = t.queue_id "
+                "WHERE t.branch_id = ? AND t.day = ? "
+                f"AND t.status = 'waiting'{clause.replace('queue_id', 't.queue_id')} "
+                "ORDER BY s.priority DESC, t.queued_at, t.kiosk_seq LIMIT 1",
                 [branch_id, today, *args],
             ).fetchone()
             if row is None:

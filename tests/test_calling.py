@@ -91,3 +91,28 @@ def test_daily_statistics_count_and_measure_waits(storage):
         "p90_wait_s": 540,
     }
     assert storage.daily_stats("demo")["advice"]["issued"] == 0
+
+
+def test_a_priority_service_is_called_first_then_fair_order_resumes(storage):
+    from tests.server_data import DEMO
+
+    text = DEMO.read_text(encoding="utf-8").replace('prefix = "B"', 'prefix = "B"\npriority = 1')
+    (storage.path.parent / "branch.toml").write_text(text, encoding="utf-8")
+    from server.cli import load_branch_file
+
+    storage.put_branch(*load_branch_file(storage.path.parent / "branch.toml"))
+    kiosk = paired(storage)
+    day = today(storage)
+    for service in ("payments", "permits"):
+        storage.lease(kiosk, protocol.LeaseRequest(service_id=service, day=day, count=5))
+    storage.ingest(
+        kiosk,
+        batch(
+            ticket(1, day=day, mono=1),
+            ticket(2, day=day, mono=2),
+            ticket(3, day=day, mono=3, service="permits").model_copy(update={"display": "B003"}),
+            mono=10,
+        ),
+    )
+    called = [storage.call_next("demo", "1")["number"] for _ in range(3)]
+    assert called == ["B003", "A001", "A002"]
