@@ -7,19 +7,28 @@ import sqlite3
 import time
 from datetime import datetime
 
+import pytest
+
 from sync import state, tickets
 from tests.server_process import DEMO_BRANCH, Server, SyncProcess, wait_until
 
 
-def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(tmp_path):
+@pytest.fixture
+def two_kiosks(tmp_path):
+    """The demo branch on a real server, with kiosks "door" and "lobby" paired."""
     server = Server(tmp_path / "server" / "server.db")
+    server.cli("branch", str(DEMO_BRANCH))
+    kiosks = {name: tmp_path / name for name in ("door", "lobby")}
+    for name, path in kiosks.items():
+        server.pair(path, name)
+    yield server, kiosks
+    server.stop()
+
+
+def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(two_kiosks):
+    server, kiosks = two_kiosks
     daemons = []
     try:
-        server.cli("branch", str(DEMO_BRANCH))
-        kiosks = {}
-        for name in ("door", "lobby"):
-            kiosks[name] = tmp_path / name
-            server.pair(kiosks[name], name)
         daemons.append(SyncProcess(kiosks["door"]))  # "lobby" has lost its network
         dbs = {name: state.connect(path / "state.db") for name, path in kiosks.items()}
         issued = []  # (kiosk, display) in real issue order
@@ -40,7 +49,6 @@ def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(tmp_path):
     finally:
         for daemon in daemons:
             daemon.stop()
-        server.stop()
     with sqlite3.connect(server.db) as db:
         rows = db.execute(
             "SELECT k.name, t.display, t.series, t.number, t.queued_at FROM tickets t "
@@ -60,17 +68,12 @@ def on_server(server: Server) -> int:
         return db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
 
 
-def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(tmp_path):
+def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(two_kiosks):
     """The kiosks' monotonic clocks are the simulation's clock: an hour of
     issuing, five minutes apart, one kiosk offline throughout."""
-    server = Server(tmp_path / "server" / "server.db")
+    server, kiosks = two_kiosks
     daemons = []
     try:
-        server.cli("branch", str(DEMO_BRANCH))
-        kiosks = {}
-        for name in ("door", "lobby"):
-            kiosks[name] = tmp_path / name
-            server.pair(kiosks[name], name)
         dbs = {name: state.connect(path / "state.db") for name, path in kiosks.items()}
         now_ns = time.monotonic_ns()
         minute = 60 * 10**9
@@ -89,7 +92,6 @@ def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(tmp_path):
     finally:
         for daemon in daemons:
             daemon.stop()
-        server.stop()
     with sqlite3.connect(server.db) as db:
         queue = db.execute(
             "SELECT k.name, t.display FROM tickets t JOIN kiosks k ON k.id = t.kiosk_id "
