@@ -167,6 +167,15 @@ def create_app(storage: Storage) -> FastAPI:
         suffix = f"?lang={lang}" if lang in LANGUAGES else ""
         return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
 
+    @app.post("/t/{token}/erase", response_class=HTMLResponse)
+    def erase(token: str, lang: str | None = None) -> Response:
+        """The customer removes what they wrote to us."""
+        if not _token_shaped(token):
+            raise HTTPException(404, "no such ticket")
+        storage.erase_personal_data(token)
+        suffix = f"?lang={lang}" if lang in LANGUAGES else ""
+        return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
+
     app.include_router(console_router(storage, _render))
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"

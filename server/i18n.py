@@ -112,6 +112,12 @@ _PAGE: dict[str, dict[str, str]] = {
         "sv": "Tack för din respons!",
         "et": "Aitäh tagasiside eest!",
     },
+    "erase": {
+        "en": "Erase my comment",
+        "fi": "Poista kommenttini",
+        "sv": "Radera min kommentar",
+        "et": "Kustuta minu kommentaar",
+    },
     "language": {"en": "Language", "fi": "Kieli", "sv": "Språk", "et": "Keel"},
     "on_its_way": {
         "en": "Your ticket is on its way",

@@ -652,7 +652,9 @@ class Storage:
             row = cursor.execute(
                 "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
                 "t.counter, t.language, s.names, b.name AS branch, b.languages, "
-                "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id) AS feedback "
+                "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id) AS feedback, "
+                "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id AND f.comment != '') "
+                "AS personal "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
                 "AND s.id = t.queue_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.public_token = ?",
@@ -678,6 +680,7 @@ class Storage:
             "estimated_wait_s": None if position is None else estimate.wait_s(position - 1, *rates),
             "counter": row["counter"],
             "feedback_given": bool(row["feedback"]),
+            "personal_data": bool(row["personal"]),
         }
 
     def give_feedback(self, token: str, rating: int, comment: str) -> bool:
@@ -757,6 +760,18 @@ class Storage:
         ]
         self._queues[key] = (time.monotonic() + POSITION_TTL_S, times)
         return times
+
+    def erase_personal_data(self, token: str) -> bool:
+        """What the customer typed (the feedback comment) goes; the rating stays, anonymous."""
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE feedback SET comment = '' WHERE comment != '' AND ticket_id = "
+                    "(SELECT id FROM tickets WHERE public_token = ?)",
+                    [token],
+                ).rowcount
+                == 1
+            )
 
     def cancel(self, token: str) -> str | None:
         """The holder leaves the queue; only a waiting ticket can be cancelled."""

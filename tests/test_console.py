@@ -65,6 +65,11 @@ def test_a_counter_calls_serves_and_the_customer_gives_feedback(browser, counter
             (4, "Nopeaa <b>palvelua</b>")
         ]
         assert db.execute("SELECT status FROM tickets").fetchone()[0] == "served"
+    customer.get_by_role("button", name="Poista kommenttini").click()  # the customer's own words
+    customer.get_by_text("Kiitos palautteestasi!").wait_for()
+    assert customer.get_by_role("button", name="Poista kommenttini").count() == 0
+    with sqlite3.connect(server.db) as db:
+        assert db.execute("SELECT rating, comment FROM feedback").fetchall() == [(4, "")]
 
 
 def test_a_transfer_keeps_the_original_place(counter, tmp_path, browser):
