@@ -104,6 +104,7 @@ class Server(Managed):
                     return
             except requests.RequestException:
                 time.sleep(0.05)
+        self.kill()  # a server that never answered must not outlive the test
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
     def cli(self, *args: str, stdin: str = "") -> str:
