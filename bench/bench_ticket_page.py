@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 
 from bench.conftest import FULL
-from server.cli import load_branch_file
+from server import branch_file
 from server.storage import Storage
 from sync import protocol
 from tests.server_data import DEMO, batch, paired, ticket, today
@@ -22,7 +22,7 @@ from tests.server_process import Server
 def waiting_branch(path, count: int) -> str:
     """A branch with ``count`` waiting tickets; the token of the last one."""
     store = Storage(path)
-    store.put_branch(*load_branch_file(DEMO))
+    store.put_branch(*branch_file.load(DEMO))
     kiosk = paired(store)
     day = today(store)
     for _ in range(0, count, 1000):

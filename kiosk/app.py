@@ -21,13 +21,14 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from kiosk.config import KioskConfig
 from kiosk.guard import TapGuard
 from kiosk.home import HomeScreen
-from kiosk.i18n import tr
+from kiosk.i18n import closed_reason, tr
 from kiosk.issuing import Callbacks, TicketIssuer
 from kiosk.paper import ticket_url
 from kiosk.ticket import TicketScreen
 from printer.backends import Backend
 from sync import state, tickets
 from sync.devices import NO_PAPER_STATES
+from sync.schedule import Availability
 from sync.tickets import Service, Ticket
 
 log = logging.getLogger("vuoro.kiosk")
@@ -173,8 +174,13 @@ class KioskApp(App):
         self.ticket.show_problem(tr("print_failed", self.language))
         self._go_home_in(self.settings.return_home_s * PRINT_FAILED_HOLD)
 
-    def _unavailable(self, error: str) -> None:
-        self.ticket.show_problem(tr("unavailable", self.language))
+    def _unavailable(self, closed: Availability | None) -> None:
+        self.ticket.show_problem(
+            tr("unavailable", self.language)
+            if closed is None
+            else closed_reason(closed.status, closed.opens_at, self.language)
+        )
+        self.refresh()
         self.ticket.done_enabled = True
         self._go_home_in(self.settings.return_home_s)
 

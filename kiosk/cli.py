@@ -152,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             branch=settings.branch,
             ticket=settings.ticket,
             services=[
-                {"id": s.id, "prefix": s.prefix, "names": s.names, "texts": s.texts}
+                {
+                    "id": s.id,
+                    "prefix": s.prefix,
+                    "names": s.names,
+                    "texts": s.texts,
+                    "schedule": s.schedule,
+                    "daily_cap": s.daily_cap,
+                }
                 for s in settings.services
             ],
         )

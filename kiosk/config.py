@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kiosk.i18n import LANGUAGES
 from printer.escpos_lib import profiles
 from printer.layout import DEFAULT_PROFILE
+from sync import schedule
 
 MAX_TEXT = 500
 MAX_SERVICES = 40
@@ -39,6 +40,8 @@ class ServiceConfig:
     prefix: str
     names: dict[str, str]
     texts: dict[str, str]
+    schedule: dict = field(default_factory=dict)  # sync.schedule.Schedule.to_json()
+    daily_cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,12 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         )
     services: list[ServiceConfig] = []
     for index, entry in enumerate(services_data):
-        c.known_keys(entry, {"id", "prefix", "name", "text"}, "services", index)
+        c.known_keys(
+            entry,
+            {"id", "prefix", "name", "text", "hours", "exceptions", "last_ticket", "daily_cap"},
+            "services",
+            index,
+        )
         service_id = c.value(
             entry,
             "id",
@@ -368,7 +376,8 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
                     f"prefix {prefix!r} is used by {earlier.id!r} too", "services", index, "prefix"
                 )
         texts = c.texts(entry, "text", "services", index, language)
-        services.append(ServiceConfig(service_id, prefix, names, texts))
+        opening, cap = _opening(c, entry, index)
+        services.append(ServiceConfig(service_id, prefix, names, texts, opening, cap))
 
     return KioskConfig(
         source=file,
@@ -406,6 +415,24 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         printer=dict(printer) | {"backend": backend},
         services=tuple(services),
     )
+
+
+def _opening(c: _Checker, entry: Mapping, index: int) -> tuple[dict, int | None]:
+    """A service's opening hours, exceptions, last-ticket time and daily cap."""
+    checks = {
+        "hours": schedule.normalise_hours,
+        "exceptions": schedule.normalise_exceptions,
+        "last_ticket": schedule.check_last_ticket,
+        "daily_cap": schedule.check_daily_cap,
+    }
+    found = {}
+    for key, check in checks.items():
+        try:
+            found[key] = check(entry.get(key, 0 if key == "last_ticket" else None), key)
+        except schedule.ScheduleError as exc:
+            c.fail(str(exc), "services", index, key)
+    opening = schedule.Schedule(found["hours"], found["exceptions"], found["last_ticket"])
+    return opening.to_json(), found["daily_cap"]
 
 
 def load(path: str | Path | None) -> KioskConfig:

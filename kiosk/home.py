@@ -8,7 +8,7 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import Screen
 
-from kiosk.i18n import ENDONYMS, tr
+from kiosk.i18n import ENDONYMS, closed_reason, tr
 from sync.tickets import Service
 
 
@@ -49,7 +49,8 @@ class HomeScreen(Screen):
         for service in services:
             detail = ""
             if not service.is_open:
-                detail = tr("closed", language)
+                state = service.availability
+                detail = closed_reason(state.status, state.opens_at, language)
             elif service.waiting is not None:
                 detail = tr("waiting", language, count=service.waiting)
             button = ServiceButton(

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 LANGUAGES = ("en", "fi", "sv", "et")
 
+#: Languages that write 13.00 where English writes 13:00.
+DOTTED_TIME = frozenset({"fi", "sv", "et"})
+
 #: Each language's name in itself, for the language buttons.
 ENDONYMS = {"en": "English", "fi": "Suomi", "sv": "Svenska", "et": "Eesti"}
 
@@ -47,6 +50,24 @@ _PHRASES: dict[str, dict[str, str]] = {
         "fi": "Suljettu",
         "sv": "Stängd",
         "et": "Suletud",
+    },
+    "opens_at": {
+        "en": "Opens at {time}",
+        "fi": "Avautuu klo {time}",
+        "sv": "Öppnar kl. {time}",
+        "et": "Avatakse kell {time}",
+    },
+    "closed_today": {
+        "en": "Closed today",
+        "fi": "Suljettu tänään",
+        "sv": "Stängt i dag",
+        "et": "Täna suletud",
+    },
+    "no_more_today": {
+        "en": "No more tickets today",
+        "fi": "Ei enää vuoronumeroita tänään",
+        "sv": "Inga fler kölappar i dag",
+        "et": "Täna rohkem pileteid ei anta",
     },
     "printing": {
         "en": "Printing your ticket…",
@@ -115,3 +136,19 @@ def tr(key: str, language: str, **values: object) -> str:
     """The phrase ``key`` in ``language`` (English if missing), formatted."""
     phrases = _PHRASES[key]
     return phrases.get(language, phrases["en"]).format(**values)
+
+
+#: Why a service takes no ticket (sync.schedule.Availability.status) → phrase.
+_CLOSED_PHRASES = {
+    "closed": "closed",
+    "later": "opens_at",
+    "closed_today": "closed_today",
+    "done_today": "no_more_today",
+    "full": "no_more_today",
+}
+
+
+def closed_reason(status: str, opens_at: str | None, language: str) -> str:
+    """ "Opens at 13:00", "No more tickets today", …: what a closed button says."""
+    time = (opens_at or "").replace(":", "." if language in DOTTED_TIME else ":")
+    return tr(_CLOSED_PHRASES.get(status, "closed"), language, time=time)

@@ -24,6 +24,7 @@ from printer.backends import Backend
 from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterTimeout
 from printer.layout import TicketContent, render_ticket
 from sync import devices, state, tickets
+from sync.schedule import Availability
 from sync.tickets import Service, Ticket
 
 log = logging.getLogger("vuoro.kiosk.issuing")
@@ -38,7 +39,7 @@ class Callbacks:
     committed: Callable[[Ticket], None]
     printed: Callable[[Ticket], None]
     print_failed: Callable[[Ticket, str], None]
-    unavailable: Callable[[str], None]
+    unavailable: Callable[[Availability | None], None]  # None: an error, not hours
 
 
 class TicketIssuer:
@@ -92,9 +93,13 @@ class TicketIssuer:
     def _issue(self, service: Service, language: str, callbacks: Callbacks) -> None:
         try:
             ticket = tickets.issue_ticket(self._db(), service.id, language=language)
-        except Exception as exc:  # nothing committed: the customer has no number
+        except tickets.ServiceClosed as exc:  # hours or cap passed since the screen was drawn
+            log.info("no ticket for %s: %s", service.id, exc.availability.status)
+            self.post(callbacks.unavailable, exc.availability)
+            return
+        except Exception:  # nothing committed: the customer has no number
             log.exception("no ticket for %s", service.id)
-            self.post(callbacks.unavailable, str(exc))
+            self.post(callbacks.unavailable, None)
             return
         log.info("committed %s (%s)", ticket.display, ticket.id)
         self.post(callbacks.committed, ticket)

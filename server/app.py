@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from server.console import console_router
 from server.i18n import LANGUAGES, page_words, pick_language
+from server.manage import manage_router
 from server.storage import Rejected, Storage, Unauthorized, iso, now
 from sync import protocol
 
@@ -134,7 +135,7 @@ def create_app(storage: Storage) -> FastAPI:
                 lang=language,
                 title=words["on_its_way"],
                 text=words["on_its_way_text"],
-                refresh=10,
+                watch=token,
             )
         language = pick_language(lang, found["language"], found["languages"])
         words = page_words(language)
@@ -177,6 +178,7 @@ def create_app(storage: Storage) -> FastAPI:
         return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
 
     app.include_router(console_router(storage, _render))
+    app.include_router(manage_router(storage, _render))
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tomllib
 from pathlib import Path
 
+from server import branch_file
 from server.storage import Rejected, Storage
 
 
@@ -20,8 +20,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
-    branch = sub.add_parser("branch", help="create or update a branch and its services")
-    branch.add_argument("file", type=Path, help="branch TOML ([branch] and [[services]])")
+    branch = sub.add_parser(
+        "branch", help="create or update a branch and its services from TOML, or export one"
+    )
+    which = branch.add_mutually_exclusive_group(required=True)
+    which.add_argument("file", type=Path, nargs="?", help="branch TOML ([branch], [[services]])")
+    which.add_argument("--export", metavar="BRANCH", help="print the branch as TOML")
     code = sub.add_parser("pair-code", help="a single-use pairing code for a new kiosk")
     code.add_argument("--branch", required=True)
     code.add_argument("--ttl", type=int, default=600, help="seconds the code stays valid")
@@ -41,6 +45,17 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="services this counter calls (repeatable; none: all)",
     )
+    user.add_argument(
+        "--role", choices=("staff", "manager"), default="staff", help="managers edit the branch"
+    )
+    members = sub.add_parser("staff-list", help="the branch's staff accounts")
+    members.add_argument("--branch", required=True)
+    unstaff = sub.add_parser("staff-remove", help="delete a staff account and its sessions")
+    unstaff.add_argument("--branch", required=True)
+    unstaff.add_argument("--username", required=True)
+    rename = sub.add_parser("kiosk-rename", help="give a kiosk a name staff recognise")
+    rename.add_argument("kiosk_id")
+    rename.add_argument("name")
     kiosks = sub.add_parser("kiosks", help="the branch's kiosks: last seen, printer, outbox")
     kiosks.add_argument("--branch", required=True)
     stats = sub.add_parser("stats", help="a day's figures per service (JSON)")
@@ -49,25 +64,6 @@ def parser() -> argparse.ArgumentParser:
     revoke = sub.add_parser("revoke", help="revoke a kiosk's token")
     revoke.add_argument("kiosk_id")
     return p
-
-
-def load_branch_file(path: Path) -> tuple[dict, list[dict]]:
-    with path.open("rb") as f:
-        data = tomllib.load(f)
-    branch = data["branch"]
-    services = [
-        {
-            "id": s["id"],
-            "prefix": s["prefix"],
-            "names": s["name"] if isinstance(s["name"], dict) else {"en": s["name"]},
-            "texts": s.get("text", {})
-            if isinstance(s.get("text", {}), dict)
-            else {"en": s["text"]},
-            "priority": int(s.get("priority", 0)),
-        }
-        for s in data["services"]
-    ]
-    return branch, services
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     try:
-        if args.command == "branch":
-            branch, services = load_branch_file(args.file)
+        if args.command == "branch" and args.export:
+            print(branch_file.dump(*storage.branch_settings(args.export)), end="")
+        elif args.command == "branch":
+            branch, services = branch_file.load(args.file)
             storage.put_branch(branch, services)
             print(f"branch {branch['id']}: {len(services)} services")
         elif args.command == "pair-code":
@@ -107,20 +105,41 @@ def main(argv: list[str] | None = None) -> int:
             from server.staff import Staff
 
             password = sys.stdin.readline().rstrip("\n")
-            Staff(storage).add(args.branch, args.username, password, args.counter, args.service)
-            print(f"staff {args.username.lower()} at counter {args.counter}")
+            name = Staff(storage).add(
+                args.branch, args.username, password, args.counter, args.service, args.role
+            )
+            print(f"{args.role} {name} at counter {args.counter}")
+        elif args.command == "staff-list":
+            from server.staff import Staff
+
+            for m in Staff(storage).members(args.branch):
+                services = ",".join(m["services"]) or "all"
+                print(f"{m['username']:<24} {m['role']:<8} counter {m['counter']:<6} {services}")
+        elif args.command == "staff-remove":
+            from server.staff import Staff
+
+            if not Staff(storage).remove(args.branch, args.username):
+                print(f"vuoro-server: no staff {args.username!r} in {args.branch}", file=sys.stderr)
+                return 1
+            print(f"removed {args.username}")
+        elif args.command == "kiosk-rename":
+            if not storage.rename_kiosk(args.kiosk_id, args.name):
+                print(f"vuoro-server: no kiosk {args.kiosk_id}", file=sys.stderr)
+                return 1
+            print(f"kiosk {args.kiosk_id} is now {' '.join(args.name.split())!r}")
         elif args.command == "kiosks":
             print(
-                f"{'kiosk':<16} {'name':<16} {'tag':<4} {'last seen':<25} {'printer':<15} "
-                f"{'outbox':>6} {'parked':>6}"
+                f"{'kiosk':<16} {'name':<24} {'tag':<4} {'last seen':<25} {'printer':<15} "
+                f"{'outbox':>6} {'parked':>6}  version"
             )
             for k in storage.kiosks(args.branch):
                 state = "REVOKED" if k["revoked"] else k["printer"]
+                name = k["name"] if len(k["name"]) <= 24 else k["name"][:23] + "…"
                 print(
-                    f"{k['id']:<16} {k['name'][:16]:<16} {k['reserve_tag']:<4} "
+                    f"{k['id']:<16} {name:<24} {k['reserve_tag']:<4} "
                     f"{k['last_seen_at'] or 'never':<25} {state:<15} "
                     f"{k['outbox'] if k['outbox'] is not None else '-':>6} "
-                    f"{k['parked'] if k['parked'] is not None else '-':>6}"
+                    f"{k['parked'] if k['parked'] is not None else '-':>6}  {k['version'] or '-'}"
                 )
         elif args.command == "stats":
             import json
@@ -131,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)
                 return 1
             print(f"revoked {args.kiosk_id}")
-    except (Rejected, KeyError, OSError, tomllib.TOMLDecodeError) as exc:
+    except (Rejected, OSError) as exc:
         print(f"vuoro-server: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ SESSION_HOURS = 12
 FREE_FAILURES = 5  # wrong passwords before the lock-out starts
 LOCK_BASE_S = 30
 LOCK_CAP_S = 3600
+ROLES = ("staff", "manager")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
 
@@ -35,6 +38,11 @@ class StaffMember:
     counter: str
     services: list[str]
     csrf: str = ""
+    role: str = "staff"  # staff | manager (may change the branch, kiosks and staff)
+
+    @property
+    def manages(self) -> bool:
+        return self.role == "manager"
 
 
 class LockedOut(Exception):
@@ -56,27 +64,82 @@ class Staff:
     # -- accounts ----------------------------------------------------------------
 
     def add(
-        self, branch_id: str, username: str, password: str, counter: str, services: list[str]
-    ) -> None:
-        if len(password) < 10:
-            raise Rejected("a password needs at least 10 characters")
+        self,
+        branch_id: str,
+        username: str,
+        password: str,
+        counter: str,
+        services: list[str],
+        role: str = "staff",
+    ) -> str:
+        """Create a staff member, or change one (a new password too); the stored name."""
+        username = username.strip().lower()
+        if not USERNAME.match(username):
+            raise Rejected(
+                "a username is 1 to 64 of a-z, 0-9, . _ @ - (starting with a letter/digit)"
+            )
+        if not 10 <= len(password) <= 200:
+            raise Rejected("a password needs 10 to 200 characters")
+        counter = " ".join(counter.split())
+        if not counter or len(counter) > 20 or not counter.isprintable():
+            raise Rejected("a counter is named by 1 to 20 printable characters")
+        if role not in ROLES:
+            raise Rejected(f"a role is one of {', '.join(ROLES)}")
         with self.storage.transaction() as db:
             if not db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone():
                 raise Rejected(f"no branch {branch_id!r}")
+            known = {
+                r[0] for r in db.execute("SELECT id FROM services WHERE branch_id = ?", [branch_id])
+            }
+            unknown = sorted(set(services) - known)
+            if unknown:
+                raise Rejected(f"no service {unknown[0]!r} in {branch_id}")
+            other = db.execute(
+                "SELECT branch_id FROM staff WHERE username = ?", [username]
+            ).fetchone()
+            if other and other[0] != branch_id:
+                raise Rejected(f"{username!r} belongs to another branch")
             db.execute(
                 "INSERT INTO staff (branch_id, username, password_hash, counter, services, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET "
-                "password_hash = excluded.password_hash, counter = excluded.counter, "
-                "services = excluded.services, branch_id = excluded.branch_id",
+                "created_at, role) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE "
+                "SET password_hash = excluded.password_hash, counter = excluded.counter, "
+                "services = excluded.services, role = excluded.role",
                 [
                     branch_id,
-                    username.strip().lower(),
+                    username,
                     _hasher.hash(password),
                     counter,
                     json.dumps(services),
                     iso(now()),
+                    role,
                 ],
             )
+        return username
+
+    def members(self, branch_id: str) -> list[dict]:
+        with self.storage.reading() as db:
+            rows = db.execute(
+                "SELECT username, counter, services, role FROM staff WHERE branch_id = ? "
+                "ORDER BY username",
+                [branch_id],
+            ).fetchall()
+        return [
+            {"username": r[0], "counter": r[1], "services": json.loads(r[2]), "role": r[3]}
+            for r in rows
+        ]
+
+    def remove(self, branch_id: str, username: str) -> bool:
+        """Delete the account and end its sessions at once."""
+        with self.storage.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM staff WHERE branch_id = ? AND username = ?",
+                [branch_id, username.strip().lower()],
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM sessions WHERE staff_id = ?", [row[0]])
+            db.execute("DELETE FROM staff WHERE id = ?", [row[0]])
+        return True
 
     # -- logging in ----------------------------------------------------------------
 
@@ -134,14 +197,14 @@ class Staff:
             return None
         with self.storage.reading() as db:
             row = db.execute(
-                "SELECT s.id, s.branch_id, s.username, s.counter, s.services, x.csrf "
+                "SELECT s.id, s.branch_id, s.username, s.counter, s.services, x.csrf, s.role "
                 "FROM sessions x JOIN staff s ON s.id = x.staff_id "
                 "WHERE x.token_hash = ? AND x.expires_at > ?",
                 [_hash(token), iso(now())],
             ).fetchone()
         if row is None:
             return None
-        return StaffMember(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+        return StaffMember(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
 
     def log_out(self, token: str) -> None:
         with self.storage.transaction() as db:

@@ -160,7 +160,37 @@ MIGRATIONS = [
     "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, day, status, queued_at)",
     # a counter calls waiting tickets of higher-priority services first
     "ALTER TABLE services ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+    # opening hours, date exceptions and last-ticket time (sync.schedule), as JSON
+    "ALTER TABLE services ADD COLUMN schedule TEXT NOT NULL DEFAULT '{}'",
+    # managers edit their branch; staff only call
+    "ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'staff'",
+    "ALTER TABLE kiosks ADD COLUMN renamed_at TEXT",
 ]
+
+
+def _service_row(branch_id: str, service: dict, position: int) -> dict:
+    return {
+        "branch_id": branch_id,
+        "id": service["id"],
+        "prefix": service["prefix"],
+        "names": json.dumps(service["names"], ensure_ascii=False),
+        "texts": json.dumps(service.get("texts", {}), ensure_ascii=False),
+        "position": position,
+        "is_open": int(service.get("is_open", True)),
+        "daily_cap": service.get("daily_cap"),
+        "priority": int(service.get("priority", 0)),
+        "schedule": json.dumps(service.get("schedule") or {}),
+        "listed": 1,
+    }
+
+
+def _schedule_fields(data: dict) -> dict:
+    """The stored schedule JSON as protocol.Service keyword arguments."""
+    return {
+        "hours": data.get("hours"),
+        "exceptions": data.get("exceptions") or {},
+        "last_ticket_min": data.get("last_ticket_min") or 0,
+    }
 
 
 class Storage:
@@ -207,8 +237,9 @@ class Storage:
 
     # -- branches and services ---------------------------------------------
 
-    def put_branch(self, branch: dict, services: list[dict]) -> None:
-        """Create or update a branch and its services (unlisted ones are kept)."""
+    def put_branch(self, branch: dict, services: list[dict] | None = None) -> None:
+        """Create or update a branch and, when given, its services in that order
+        (services left out are unlisted, kept for their old tickets)."""
         with self.transaction() as db:
             db["branches"].upsert(
                 {
@@ -221,23 +252,82 @@ class Storage:
                 },
                 pk="id",
             )
+            if services is None:
+                return
             db.execute("UPDATE services SET listed = 0 WHERE branch_id = ?", [branch["id"]])
             for position, service in enumerate(services):
                 db["services"].upsert(
-                    {
-                        "branch_id": branch["id"],
-                        "id": service["id"],
-                        "prefix": service["prefix"],
-                        "names": json.dumps(service["names"], ensure_ascii=False),
-                        "texts": json.dumps(service.get("texts", {}), ensure_ascii=False),
-                        "position": position,
-                        "is_open": int(service.get("is_open", True)),
-                        "daily_cap": service.get("daily_cap"),
-                        "priority": int(service.get("priority", 0)),
-                        "listed": 1,
-                    },
-                    pk=("branch_id", "id"),
+                    _service_row(branch["id"], service, position), pk=("branch_id", "id")
                 )
+
+    def put_service(self, branch_id: str, service: dict) -> None:
+        """Add or change one service (as branch_file.check_service made it); a new one
+        goes last on the kiosk's screen."""
+        with self.transaction() as db:
+            if not db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone():
+                raise Rejected(f"no branch {branch_id!r}")
+            clash = db.execute(
+                "SELECT id FROM services WHERE branch_id = ? AND prefix = ? AND id != ?",
+                [branch_id, service["prefix"], service["id"]],
+            ).fetchone()
+            if clash:
+                raise Rejected(f"prefix {service['prefix']!r} is used by {clash[0]!r}")
+            row = db.execute(
+                "SELECT position, listed FROM services WHERE branch_id = ? AND id = ?",
+                [branch_id, service["id"]],
+            ).fetchone()
+            position = (
+                row[0]
+                if row and row[1]
+                else db.execute(
+                    "SELECT COALESCE(MAX(position), -1) + 1 FROM services WHERE branch_id = ?",
+                    [branch_id],
+                ).fetchone()[0]
+            )
+            row = _service_row(branch_id, service, position)
+            db["services"].upsert(row, pk=("branch_id", "id"))
+
+    def remove_service(self, branch_id: str, service_id: str) -> bool:
+        """Take a service off the kiosks; its tickets and numbers stay."""
+        with self.transaction() as db:
+            changed = db.execute(
+                "UPDATE services SET listed = 0 WHERE branch_id = ? AND id = ? AND listed = 1",
+                [branch_id, service_id],
+            ).rowcount
+        return changed == 1
+
+    def branch_settings(self, branch_id: str) -> tuple[dict, list[dict]]:
+        """The branch and its listed services, every field (management, export)."""
+        with self.reading() as db:
+            b = db.execute(
+                "SELECT id, name, timezone, languages, ticket_url_template FROM branches "
+                "WHERE id = ?",
+                [branch_id],
+            ).fetchone()
+            if b is None:
+                raise Rejected(f"no branch {branch_id!r}")
+            rows = db.execute(
+                "SELECT id, prefix, names, texts, priority, is_open, schedule, daily_cap "
+                "FROM services WHERE branch_id = ? AND listed = 1 ORDER BY position",
+                [branch_id],
+            ).fetchall()
+        fields = ("id", "name", "timezone", "languages", "ticket_url_template")
+        branch = dict(zip(fields, b, strict=True))
+        branch["languages"] = json.loads(branch["languages"])
+        services = [
+            {
+                "id": r[0],
+                "prefix": r[1],
+                "names": json.loads(r[2]),
+                "texts": json.loads(r[3]),
+                "priority": r[4],
+                "is_open": bool(r[5]),
+                "schedule": json.loads(r[6]),
+                "daily_cap": r[7],
+            }
+            for r in rows
+        ]
+        return branch, services
 
     def has_branch(self, branch_id: str) -> bool:
         with self.reading() as db:
@@ -254,7 +344,7 @@ class Storage:
                 [branch_id],
             ).fetchone()
             rows = db.execute(
-                "SELECT id, prefix, names, texts, is_open, daily_cap FROM services "
+                "SELECT id, prefix, names, texts, is_open, daily_cap, schedule FROM services "
                 "WHERE branch_id = ? AND listed = 1 ORDER BY position",
                 [branch_id],
             ).fetchall()
@@ -268,6 +358,7 @@ class Storage:
                     texts=json.loads(r[3]),
                     is_open=bool(r[4]),
                     daily_cap=r[5],
+                    **_schedule_fields(json.loads(r[6])),
                 )
                 for r in rows
             ],
@@ -374,12 +465,28 @@ class Storage:
             )
         return result
 
-    def revoke(self, kiosk_id: str) -> bool:
+    def revoke(self, kiosk_id: str, branch_id: str | None = None) -> bool:
+        """Refuse the kiosk's token from now on (it keeps printing, offline)."""
         with self.transaction() as db:
             return (
                 db.execute(
-                    "UPDATE kiosks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                    [iso(now()), kiosk_id],
+                    "UPDATE kiosks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL "
+                    "AND branch_id = COALESCE(?, branch_id)",
+                    [iso(now()), kiosk_id, branch_id],
+                ).rowcount
+                == 1
+            )
+
+    def rename_kiosk(self, kiosk_id: str, name: str, branch_id: str | None = None) -> bool:
+        name = " ".join(name.split())
+        if not name or len(name) > 100 or not name.isprintable():
+            raise Rejected("a kiosk name is 1 to 100 printable characters")
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE kiosks SET name = ?, renamed_at = ? WHERE id = ? "
+                    "AND branch_id = COALESCE(?, branch_id)",
+                    [name, iso(now()), kiosk_id, branch_id],
                 ).rowcount
                 == 1
             )
@@ -569,6 +676,13 @@ class Storage:
                 "AND t.status = 'waiting' WHERE s.branch_id = ? AND s.listed = 1 GROUP BY s.id",
                 [today, branch_id],
             ).fetchall()
+            issued = dict(
+                db.execute(
+                    "SELECT service_id, COUNT(*) FROM tickets WHERE branch_id = ? AND day = ? "
+                    "AND status != 'void' GROUP BY service_id",
+                    [branch_id, today],
+                ).fetchall()
+            )
             rates = self.estimates(db, branch_id)
         return {
             service: protocol.QueueState(
@@ -576,6 +690,7 @@ class Storage:
                 estimated_wait_s=estimate.wait_s(
                     waiting, *rates.get(service, (estimate.DEFAULT_SERVICE_S, 1))
                 ),
+                issued=issued.get(service, 0),
             )
             for service, waiting in rows
         }

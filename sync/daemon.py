@@ -34,7 +34,6 @@ log = logging.getLogger("vuoro.sync")
 
 LEASE_LOW_WATER = 25
 LEASE_BLOCK = 100
-HEARTBEAT_S = 30.0
 IDLE_S = 10.0
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
@@ -136,7 +135,7 @@ class SyncDaemon:
         self.pull_config()
         self.top_up_leases()
         self.push_outbox()
-        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_S:
+        if time.monotonic() - self._last_heartbeat >= protocol.HEARTBEAT_S:
             self.heartbeat()
 
     def pull_config(self) -> None:
@@ -150,7 +149,7 @@ class SyncDaemon:
         day = branch_day(self.db, now_utc())
         for service in listed_services(self.db):
             if (
-                not service.is_open
+                service.availability.status == "closed"  # switched off; hours may open
                 or exchange.leased_remaining(self.db, service.id, day) >= LEASE_LOW_WATER
             ):
                 continue

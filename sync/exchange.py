@@ -47,6 +47,8 @@ def apply_server_config(db: sqlite_utils.Database, config: protocol.KioskConfig,
                     "texts": json.dumps(service.texts, ensure_ascii=False),
                     "position": position,
                     "is_open": int(service.is_open),
+                    "schedule": json.dumps(service.opening.to_json()),
+                    "daily_cap": service.daily_cap,
                     "listed": 1,
                 },
                 pk="id",
@@ -151,6 +153,7 @@ def apply_heartbeat(db: sqlite_utils.Database, reply: protocol.HeartbeatResponse
                         "service_id": service_id,
                         "waiting": queue.waiting,
                         "estimated_wait_s": queue.estimated_wait_s,
+                        "issued": queue.issued,
                         "updated_at": reply.server_time,
                     }
                 )

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from sync import schedule
 
 API = "/api/v1"
 MAX_BATCH = 500  # tickets per push: 10,000 queued tickets are 20 requests
+HEARTBEAT_S = 30.0  # a kiosk silent for a few of these is shown as offline
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
@@ -50,6 +53,34 @@ class Service(Message):
     texts: dict[str, Text] = {}
     is_open: bool = True
     daily_cap: int | None = None
+    # opening hours (sync.schedule): None is always open; checked by the kiosk at each tap
+    hours: dict[str, list[str]] | None = None
+    exceptions: dict[str, list[str]] = {}
+    last_ticket_min: int = 0
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours(cls, value: object) -> dict[str, list[str]] | None:
+        return schedule.normalise_hours(value)
+
+    @field_validator("exceptions", mode="before")
+    @classmethod
+    def _exceptions(cls, value: object) -> dict[str, list[str]]:
+        return schedule.normalise_exceptions(value)
+
+    @field_validator("last_ticket_min", mode="before")
+    @classmethod
+    def _last_ticket(cls, value: object) -> int:
+        return schedule.check_last_ticket(value)
+
+    @field_validator("daily_cap", mode="before")
+    @classmethod
+    def _cap(cls, value: object) -> int | None:
+        return schedule.check_daily_cap(value)
+
+    @property
+    def opening(self) -> schedule.Schedule:
+        return schedule.Schedule(self.hours, self.exceptions, self.last_ticket_min)
 
 
 class KioskConfig(Message):
@@ -127,6 +158,7 @@ class Heartbeat(Message):
 class QueueState(Message):
     waiting: int
     estimated_wait_s: int | None = None
+    issued: int | None = None  # today, all kiosks: the kiosk's view of the daily cap
 
 
 class Command(Message):

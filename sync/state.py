@@ -133,6 +133,13 @@ def _m4_outbox_by_ticket(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX outbox_by_ticket ON outbox(ticket_id)")
 
 
+def _m5_schedule(db: sqlite_utils.Database) -> None:
+    """Opening hours and daily caps, checked at the tap; issued-today from the server."""
+    db.execute("ALTER TABLE services ADD COLUMN schedule TEXT NOT NULL DEFAULT '{}'")  # JSON
+    db.execute("ALTER TABLE services ADD COLUMN daily_cap INTEGER")
+    db.execute("ALTER TABLE queue_snapshot ADD COLUMN issued INTEGER")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
@@ -141,6 +148,7 @@ MIGRATIONS: list[Migration] = [
     _m2_device_status,
     _m3_commands,
     _m4_outbox_by_ticket,
+    _m5_schedule,
 ]
 
 

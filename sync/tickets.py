@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from sync import schedule
 from sync.state import transaction
 
 STANDALONE_LEASE_SIZE = 9999
@@ -34,7 +35,11 @@ class UnknownService(LookupError):
 
 
 class ServiceClosed(RuntimeError):
-    """The service is offered but closed just now."""
+    """The service is offered but takes no ticket just now (closed, hours, cap)."""
+
+    def __init__(self, service_id: str, availability: schedule.Availability) -> None:
+        super().__init__(f"{service_id}: {availability.status}")
+        self.availability = availability
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,13 @@ class Service:
     names: dict[str, str]
     texts: dict[str, str]
     position: int
-    is_open: bool
+    availability: schedule.Availability = schedule.OPEN
     waiting: int | None = None
     estimated_wait_s: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.availability.is_open
 
     def name(self, language: str) -> str:
         """The name in ``language``, else in any language given, else the id."""
@@ -127,16 +136,20 @@ def apply_standalone_config(
                     "texts": json.dumps(service.get("texts", {}), ensure_ascii=False),
                     "position": position,
                     "is_open": 1,
+                    "schedule": json.dumps(service.get("schedule") or {}),
+                    "daily_cap": service.get("daily_cap"),
                     "listed": 1,
                 },
                 pk="id",
             )
 
 
-def listed_services(db: sqlite_utils.Database) -> list[Service]:
-    """The services the home screen offers, in order, with the queue where known."""
+def listed_services(db: sqlite_utils.Database, moment: datetime | None = None) -> list[Service]:
+    """The services the home screen offers, in order, with whether each takes a
+    ticket at ``moment`` (default now) and the queue where known."""
+    moment = moment or now_utc()
     rows = db.execute(
-        """SELECT s.id, s.prefix, s.names, s.texts, s.position, s.is_open,
+        """SELECT s.id, s.prefix, s.names, s.texts, s.position,
                   q.waiting, q.estimated_wait_s
            FROM services s LEFT JOIN queue_snapshot q ON q.service_id = s.id
            WHERE s.listed = 1 ORDER BY s.position"""
@@ -148,12 +161,63 @@ def listed_services(db: sqlite_utils.Database) -> list[Service]:
             names=json.loads(r[2]),
             texts=json.loads(r[3]),
             position=r[4],
-            is_open=bool(r[5]),
-            waiting=r[6],
-            estimated_wait_s=r[7],
+            availability=availability(db, r[0], moment),
+            waiting=r[5],
+            estimated_wait_s=r[6],
         )
         for r in rows
     ]
+
+
+def branch_local(db: sqlite_utils.Database, moment: datetime) -> datetime:
+    branch = get_config(db, "branch", {}) or {}
+    return moment.astimezone(ZoneInfo(branch.get("timezone") or "UTC"))
+
+
+def availability(
+    db: sqlite_utils.Database, service_id: str, moment: datetime
+) -> schedule.Availability:
+    """Whether ``service_id`` takes a ticket at ``moment``: the manual switch,
+    the opening hours and the daily cap, as this kiosk knows them."""
+    row = db.execute(
+        "SELECT is_open, schedule, daily_cap FROM services WHERE id = ?", [service_id]
+    ).fetchone()
+    local = branch_local(db, moment)
+    cap = row[2]
+    return schedule.availability(
+        is_open=bool(row[0]),
+        schedule=schedule.Schedule.from_json(json.loads(row[1])),
+        local=local,
+        daily_cap=cap,
+        issued_today=0 if cap is None else issued_today(db, service_id, local.date().isoformat()),
+    )
+
+
+def issued_today(db: sqlite_utils.Database, service_id: str, day: str) -> int:
+    """Tickets of the branch today as far as this kiosk knows: the server's
+    count at the last heartbeat plus its own not yet delivered (all of its own
+    when standalone). Void tickets reached nobody and do not count."""
+    if get_config(db, "mode") == "standalone":
+        return db.execute(
+            "SELECT COUNT(*) FROM tickets WHERE service_id = ? AND day = ? AND state != 'void'",
+            [service_id, day],
+        ).fetchone()[0]
+    snapshot = db.execute(
+        "SELECT issued, updated_at FROM queue_snapshot WHERE service_id = ?", [service_id]
+    ).fetchone()
+    server_count = 0
+    if (
+        snapshot
+        and snapshot[0] is not None
+        and branch_day(db, datetime.fromisoformat(snapshot[1])) == day
+    ):
+        server_count = snapshot[0]
+    own = db.execute(
+        "SELECT COUNT(*) FROM tickets t JOIN outbox o ON o.ticket_id = t.id "
+        "WHERE t.service_id = ? AND t.day = ? AND t.state != 'void' AND o.delivered_at IS NULL",
+        [service_id, day],
+    ).fetchone()[0]
+    return server_count + own
 
 
 # -- the tap ---------------------------------------------------------------
@@ -250,12 +314,13 @@ def issue_ticket(
     moment = moment or now_utc()
     with transaction(db):
         service = db.execute(
-            "SELECT prefix, is_open FROM services WHERE id = ? AND listed = 1", [service_id]
+            "SELECT prefix FROM services WHERE id = ? AND listed = 1", [service_id]
         ).fetchone()
         if service is None:
             raise UnknownService(service_id)
-        if not service[1]:
-            raise ServiceClosed(service_id)
+        state = availability(db, service_id, moment)
+        if not state.is_open:
+            raise ServiceClosed(service_id, state)
         day = branch_day(db, moment)
         number, series = _take_number(db, service_id, day)
         seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM tickets").fetchone()[0]
@@ -349,12 +414,12 @@ def last_valid_ticket(db: sqlite_utils.Database) -> Ticket | None:
 def get_service(db: sqlite_utils.Database, service_id: str) -> Service:
     """A service by id, listed or not (old tickets keep their service)."""
     row = db.execute(
-        "SELECT id, prefix, names, texts, position, is_open FROM services WHERE id = ?",
+        "SELECT id, prefix, names, texts, position FROM services WHERE id = ?",
         [service_id],
     ).fetchone()
     if row is None:
         raise UnknownService(service_id)
-    return Service(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4], bool(row[5]))
+    return Service(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4])
 
 
 def outbox_depth(db: sqlite_utils.Database) -> int:

@@ -80,12 +80,12 @@ def emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
 @pytest.fixture
 def storage(tmp_path: Path):
     """A server DB with the demo branch."""
-    from server.cli import load_branch_file
+    from server import branch_file
     from server.storage import Storage
     from tests.server_data import DEMO
 
     store = Storage(tmp_path / "server.db")
-    store.put_branch(*load_branch_file(DEMO))
+    store.put_branch(*branch_file.load(DEMO))
     return store
 
 

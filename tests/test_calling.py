@@ -98,9 +98,9 @@ def test_a_priority_service_is_called_first_then_fair_order_resumes(storage):
 
     text = DEMO.read_text(encoding="utf-8").replace('prefix = "B"', 'prefix = "B"\npriority = 1')
     (storage.path.parent / "branch.toml").write_text(text, encoding="utf-8")
-    from server.cli import load_branch_file
+    from server import branch_file
 
-    storage.put_branch(*load_branch_file(storage.path.parent / "branch.toml"))
+    storage.put_branch(*branch_file.load(storage.path.parent / "branch.toml"))
     kiosk = paired(storage)
     day = today(storage)
     for service in ("payments", "permits"):

@@ -24,7 +24,13 @@ TICKET = Ticket(
 
 def service(waiting=None, wait_s=None) -> Service:
     return Service(
-        "permits", "B", {"fi": "Luvat"}, {"fi": "Ota henkkarit"}, 1, True, waiting, wait_s
+        "permits",
+        "B",
+        {"fi": "Luvat"},
+        {"fi": "Ota henkkarit"},
+        1,
+        waiting=waiting,
+        estimated_wait_s=wait_s,
     )
 
 

@@ -5,12 +5,9 @@ with a confirmation, switched to another language."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from server.storage import Storage
-from tests.web import print_ticket
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from tests.web import DOCS, print_ticket
 
 
 def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path):

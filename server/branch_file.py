@@ -1,0 +1,190 @@
+"""Branch files: a branch and its services as TOML, for automation and backups.
+
+``vuoro-server branch FILE`` reads one; ``vuoro-server branch --export ID``
+writes what the management pages made, so a fleet's config can live in git.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import tomli_w
+
+from server.storage import Rejected
+from sync import schedule
+
+LANGUAGES = ("en", "fi", "sv", "et")
+SERVICE_KEYS = {
+    "id",
+    "prefix",
+    "name",
+    "text",
+    "priority",
+    "hours",
+    "exceptions",
+    "last_ticket",
+    "daily_cap",
+    "open",
+}
+BRANCH_KEYS = {"id", "name", "timezone", "languages", "ticket_url_template"}
+ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PREFIX = re.compile(r"^[A-Z]{1,3}$")
+MAX_TEXT = 500
+MAX_SERVICES = 40
+
+
+def load(path: Path) -> tuple[dict, list[dict]]:
+    """The branch and its services from a TOML file, checked; Rejected says what is wrong."""
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise Rejected(f"{path}: {exc}") from None
+    return parse(data, str(path))
+
+
+def parse(data: dict, where: str = "branch file") -> tuple[dict, list[dict]]:
+    branch = data.get("branch")
+    if not isinstance(branch, dict):
+        raise Rejected(f"{where}: needs a [branch] table")
+    _known(branch, BRANCH_KEYS, f"{where}: [branch]")
+    checked_branch = check_branch(branch, f"{where}: [branch]")
+    entries = data.get("services")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_SERVICES:
+        raise Rejected(f"{where}: needs 1 to {MAX_SERVICES} [[services]] tables")
+    services = []
+    for index, entry in enumerate(entries, start=1):
+        label = f"{where}: [[services]] #{index}"
+        if not isinstance(entry, dict):
+            raise Rejected(f"{label}: not a table")
+        _known(entry, SERVICE_KEYS, label)
+        services.append(check_service(entry, label))
+    for kind in ("id", "prefix"):
+        seen = [s[kind] for s in services]
+        twice = {v for v in seen if seen.count(v) > 1}
+        if twice:
+            raise Rejected(f"{where}: service {kind} {sorted(twice)[0]!r} is used twice")
+    return checked_branch, services
+
+
+def _known(table: dict, allowed: set[str], label: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise Rejected(f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+
+
+def _text(value: object, label: str, required: bool = True) -> str:
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Rejected(f"{label}: needs a text")
+    if len(value) > MAX_TEXT:
+        raise Rejected(f"{label}: at most {MAX_TEXT} characters")
+    return value.strip()
+
+
+def _texts(value: object, label: str) -> dict[str, str]:
+    """A text, or a table of texts per language."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = {"en": value}
+    if not isinstance(value, dict):
+        raise Rejected(f"{label}: a text or a table of texts per language")
+    for language in value:
+        if language not in LANGUAGES:
+            raise Rejected(f"{label}: unknown language {language!r} ({', '.join(LANGUAGES)})")
+    return {k: _text(v, f"{label}.{k}", required=False) for k, v in value.items()}
+
+
+def check_branch(branch: dict, label: str = "branch") -> dict:
+    branch_id = branch.get("id")
+    if not isinstance(branch_id, str) or not ID.match(branch_id):
+        raise Rejected(f"{label}: id must be lower-case letters, digits, - or _")
+    zone = branch.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Rejected(f"{label}: unknown timezone {zone!r}") from None
+    languages = branch.get("languages", ["en"])
+    if (
+        not isinstance(languages, list)
+        or not languages
+        or any(lang not in LANGUAGES for lang in languages)
+    ):
+        raise Rejected(f"{label}: languages must be a list from {', '.join(LANGUAGES)}")
+    template = branch.get("ticket_url_template", "")
+    if not isinstance(template, str) or "{token}" not in template:
+        raise Rejected(f"{label}: ticket_url_template must contain {{token}}")
+    if not template.startswith(("https://", "http://")):
+        raise Rejected(f"{label}: ticket_url_template must be an http(s) address")
+    return {
+        "id": branch_id,
+        "name": _text(branch.get("name"), f"{label}: name"),
+        "timezone": str(zone),
+        "languages": list(dict.fromkeys(languages)),
+        "ticket_url_template": _text(template, f"{label}: ticket_url_template"),
+    }
+
+
+def check_service(entry: dict, label: str = "service") -> dict:
+    """One service as put_branch stores it; Rejected names the field."""
+    service_id = entry.get("id")
+    if not isinstance(service_id, str) or not ID.match(service_id):
+        raise Rejected(f"{label}: id must be lower-case letters, digits, - or _ (at most 64)")
+    prefix = entry.get("prefix")
+    if not isinstance(prefix, str) or not PREFIX.match(prefix):
+        raise Rejected(f"{label}: prefix must be 1 to 3 letters A-Z")
+    names = _texts(entry.get("name"), f"{label}: name")
+    if not any(names.values()):
+        raise Rejected(f"{label}: needs a name")
+    priority = entry.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -9 <= priority <= 9:
+        raise Rejected(f"{label}: priority must be a whole number from -9 to 9")
+    is_open = entry.get("open", True)
+    if not isinstance(is_open, bool):
+        raise Rejected(f"{label}: open must be true or false")
+    try:
+        opening = schedule.Schedule(
+            schedule.normalise_hours(entry.get("hours")),
+            schedule.normalise_exceptions(entry.get("exceptions")),
+            schedule.check_last_ticket(entry.get("last_ticket", 0)),
+        )
+        cap = schedule.check_daily_cap(entry.get("daily_cap"))
+    except schedule.ScheduleError as exc:
+        raise Rejected(f"{label}: {exc}") from None
+    return {
+        "id": service_id,
+        "prefix": prefix,
+        "names": names,
+        "texts": _texts(entry.get("text"), f"{label}: text"),
+        "priority": priority,
+        "is_open": is_open,
+        "schedule": opening.to_json(),
+        "daily_cap": cap,
+    }
+
+
+def dump(branch: dict, services: list[dict]) -> str:
+    """TOML that :func:`load` reads back to the same branch."""
+    out_services = []
+    for s in services:
+        entry = {"id": s["id"], "prefix": s["prefix"], "name": s["names"]}
+        if s.get("texts"):
+            entry["text"] = s["texts"]
+        if s.get("priority"):
+            entry["priority"] = s["priority"]
+        if not s.get("is_open", True):
+            entry["open"] = False
+        opening = s.get("schedule") or {}
+        if opening.get("hours") is not None:
+            entry["hours"] = opening["hours"]
+        if opening.get("exceptions"):
+            entry["exceptions"] = opening["exceptions"]
+        if opening.get("last_ticket_min"):
+            entry["last_ticket"] = opening["last_ticket_min"]
+        if s.get("daily_cap") is not None:
+            entry["daily_cap"] = s["daily_cap"]
+        out_services.append(entry)
+    return tomli_w.dumps({"branch": branch, "services": out_services})
