@@ -20,7 +20,8 @@ def sticking_out(page) -> list[str]:
     return page.evaluate(
         """() => [...document.querySelectorAll('body *')]
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
-                         || e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === "visible")
+                || e.scrollWidth > e.clientWidth + 1
+                   && getComputedStyle(e).overflowX === "visible")
             .map(e => `${e.tagName.toLowerCase()}.${e.className}#${e.id}`)"""
     )
 

@@ -62,6 +62,8 @@ def test_a_new_service_starts_from_the_default_and_learns():
     assert estimate.DEFAULT_SERVICE_S > estimate.service_time([60, 60]) > 60
     assert estimate.service_time([60] * 10) == 60
     assert estimate.service_time([60] * 10, same_hour=[600] * 5) == 600
+    assert estimate.service_time([60] * 10, [600] * 4, [300] * 5) == 300, "same hour, any day"
+    assert estimate.service_time([60] * 10, [600] * 5, [300] * 5) == 600, "the weekday wins"
     assert estimate.service_time([60] * 9 + [5000]) == 60, "one long case does not swing it"
     assert estimate.wait_s(6, 120, 3) == 240 and estimate.wait_s(0, 120, 3) == 0
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import zxingcpp
@@ -24,6 +26,7 @@ from tests.kiosk_driver import (
     ocr_text,
     ocr_ticket_numbers,
 )
+from tests.web import DOCS
 
 pytestmark = pytest.mark.ui
 
@@ -303,3 +306,33 @@ def test_every_printer_fault_still_gives_the_ticket_on_screen_in_bounded_time(
         kiosk.stop()
     assert row["id"] == committed["id"] and error in row["print_error"]
     assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{row['public_token']}"]
+
+
+def test_closed_and_capped_services_say_so_and_give_no_ticket(screen, write_config, tmp_path):
+    today = datetime.now(ZoneInfo("Europe/Helsinki")).date().isoformat()
+    text = TWO_SERVICES.replace('language = "fi"', 'language = "en"')
+    text = text.replace(
+        'name = { fi = "Maksut", sv = "Betalningar", en = "Payments" }',
+        f'name = {{ fi = "Maksut", en = "Payments" }}\nexceptions = {{ "{today}" = [] }}',
+    ).replace('text = { fi = "Ota', 'daily_cap = 1\ntext = { fi = "Ota')
+    kiosk = Kiosk(screen, tmp_path / "state", write_config(text))
+    try:
+        closed_screen = screen.screenshot()
+        closed_screen.save(DOCS / "kiosk-closed.png")
+        closed_home = ocr_text(closed_screen)
+        screen.key("1")  # closed today: nothing happens
+        screen.click(*button_center(0, 2))
+        screen.key("2")
+        kiosk.wait_for_tickets(1, ("printed",))
+        time.sleep(1.3)
+        screen.key("Return")  # "Done"
+        time.sleep(0.5)
+        full_home = screen.screenshot()
+        screen.key("2")  # the cap is reached
+        time.sleep(1.0)
+        rows = kiosk.tickets()
+    finally:
+        kiosk.stop()
+    assert "Closed today" in closed_home, closed_home
+    assert "No more tickets today" in ocr_text(full_home)
+    assert [r["display"] for r in rows] == ["B001"], "one ticket: the open service, once"
