@@ -7,7 +7,8 @@ The method, in three parts:
    very long case does not swing it; with fewer than ``MIN_SAMPLES`` a new
    service starts from ``DEFAULT_SERVICE_S``, blended towards what it has
    seen as samples come in. Where the same hour of the week has enough
-   samples of its own, those are used instead (Monday mornings differ).
+   samples of its own, those are used instead (Monday mornings differ);
+   failing that, the same hour on any day (lunch hours differ everywhere).
 2. *How many counters are serving it*: counters that called a ticket of the
    service in the last ``ACTIVE_WINDOW_S``, at least one.
 3. *The wait*: the people ahead, times one service time, shared among the
@@ -28,10 +29,16 @@ SAMPLE = 50
 ACTIVE_WINDOW_S = 1800
 
 
-def service_time(samples: Sequence[float], same_hour: Sequence[float] = ()) -> float:
-    """Typical seconds per customer, from recent service times (newest last)."""
-    if len(same_hour) >= MIN_SAMPLES:
-        return statistics.median(same_hour[-SAMPLE:])
+def service_time(
+    samples: Sequence[float],
+    same_hour: Sequence[float] = (),
+    same_hour_any_day: Sequence[float] = (),
+) -> float:
+    """Typical seconds per customer, from recent service times (newest last):
+    the most specific time slot with enough samples wins."""
+    for slot in (same_hour, same_hour_any_day):
+        if len(slot) >= MIN_SAMPLES:
+            return statistics.median(slot[-SAMPLE:])
     recent = [s for s in samples[-SAMPLE:] if s > 0]
     if not recent:
         return DEFAULT_SERVICE_S

@@ -708,6 +708,7 @@ class Storage:
         hour_now = now().astimezone(zone).strftime("%w%H")
         samples: dict[str, list[float]] = {}
         same_hour: dict[str, list[float]] = {}
+        same_hour_any_day: dict[str, list[float]] = {}
         for service, called, finished in reversed(
             db.execute(
                 "SELECT queue_id, called_at, finished_at FROM tickets WHERE branch_id = ? "
@@ -719,8 +720,11 @@ class Storage:
             start, end = datetime.fromisoformat(called), datetime.fromisoformat(finished)
             seconds = (end - start).total_seconds()
             samples.setdefault(service, []).append(seconds)
-            if end.astimezone(zone).strftime("%w%H") == hour_now:
-                same_hour.setdefault(service, []).append(seconds)
+            slot = end.astimezone(zone).strftime("%w%H")
+            if slot[1:] == hour_now[1:]:
+                same_hour_any_day.setdefault(service, []).append(seconds)
+                if slot == hour_now:
+                    same_hour.setdefault(service, []).append(seconds)
         since = iso(now() - timedelta(seconds=estimate.ACTIVE_WINDOW_S))
         counters = dict(
             db.execute(
@@ -734,7 +738,11 @@ class Storage:
         ]
         result = {
             service: (
-                estimate.service_time(samples.get(service, []), same_hour.get(service, [])),
+                estimate.service_time(
+                    samples.get(service, []),
+                    same_hour.get(service, []),
+                    same_hour_any_day.get(service, []),
+                ),
                 max(counters.get(service, 1), 1),
             )
             for service in services
