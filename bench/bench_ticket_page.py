@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import statistics
 import subprocess
 
 from bench.conftest import FULL
@@ -54,20 +55,35 @@ def wrk(url: str, seconds: int) -> dict:
 
 
 def test_ticket_json_under_load(tmp_path, record):
-    count, seconds = (10_000, 5) if FULL else (200, 1)
+    """Rounds alternate the two endpoints, so a neighbour's load on this shared
+    machine hits both alike; the ratio is the median of the rounds' ratios."""
+    count, seconds, rounds = (10_000, 4, 3) if FULL else (200, 1, 1)
     db = tmp_path / "server.db"
     token = waiting_branch(db, count)
     server = Server(db)
+    trivial, ticket_json = [], []
     try:
         wrk(f"{server.url}/healthz", 1)  # warm up
-        trivial = wrk(f"{server.url}/healthz", seconds)
-        ticket_json = wrk(f"{server.url}/api/v1/tickets/{token}", seconds)
+        for _ in range(rounds):
+            trivial.append(wrk(f"{server.url}/healthz", seconds))
+            ticket_json.append(wrk(f"{server.url}/api/v1/tickets/{token}", seconds))
     finally:
         server.stop()
-    record("trivial endpoint (/healthz)", **trivial)
+
+    def median(runs: list[dict], key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    ratios = [t["req_per_s"] / h["req_per_s"] for t, h in zip(ticket_json, trivial, strict=True)]
+    record(
+        "trivial endpoint (/healthz)",
+        req_per_s=round(median(trivial, "req_per_s")),
+        p99_ms=median(trivial, "p99_ms"),
+    )
     record(
         f"ticket JSON, {count} waiting",
-        **ticket_json,
-        ratio_vs_trivial=round(ticket_json["req_per_s"] / trivial["req_per_s"], 2),
+        req_per_s=round(median(ticket_json, "req_per_s")),
+        p99_ms=median(ticket_json, "p99_ms"),
+        ratio_vs_trivial=round(statistics.median(ratios), 2),
+        rounds=rounds,
     )
-    assert ticket_json["req_per_s"] > 0
+    assert all(run["req_per_s"] > 0 for run in ticket_json)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import copy
+import functools
 import hashlib
 import json
 import logging
@@ -166,6 +168,17 @@ MIGRATIONS = [
     "ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'staff'",
     "ALTER TABLE kiosks ADD COLUMN renamed_at TEXT",
 ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_cached(text: str) -> object:
+    return json.loads(text)
+
+
+def _json(text: str) -> dict | list:
+    """Service names and branch languages, parsed once: every poll reads them.
+    A copy, so no caller can change the cached value."""
+    return copy.copy(_json_cached(text))
 
 
 def _service_row(branch_id: str, service: dict, position: int) -> dict:
@@ -768,16 +781,15 @@ class Storage:
         return [protocol.Command(id=str(r[0]), kind=r[1]) for r in rows]
 
     def ticket_by_token(self, token: str) -> dict | None:
-        """The public view of a ticket: what its holder may see, nothing more."""
+        """The public view of a ticket: what its holder may see, nothing more.
+
+        Every phone in the queue polls this, so it is one indexed read plus
+        cached positions and estimates; feedback is looked up only once served.
+        """
         with self.reading() as db:
-            cursor = db.conn.cursor()
-            cursor.row_factory = sqlite3.Row
-            row = cursor.execute(
+            row = db.execute(
                 "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
-                "t.counter, t.language, s.names, b.name AS branch, b.languages, "
-                "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id) AS feedback, "
-                "EXISTS (SELECT 1 FROM feedback f WHERE f.ticket_id = t.id AND f.comment != '') "
-                "AS personal "
+                "t.counter, t.language, s.names, b.name, b.languages, t.id "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
                 "AND s.id = t.queue_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.public_token = ?",
@@ -785,25 +797,28 @@ class Storage:
             ).fetchone()
             if row is None:
                 return None
-            position = None
-            if row["status"] == "waiting":
-                waiting = self._waiting(db, row["branch_id"], row["queue_id"], row["day"])
-                position = max(1, bisect.bisect_right(waiting, row["queued_at"]))
-            rates = self.estimates(db, row["branch_id"]).get(
-                row["queue_id"], (estimate.DEFAULT_SERVICE_S, 1)
-            )
+            display, queue_id, status, queued_at, branch_id, day, counter = row[:7]
+            position = feedback = None
+            if status == "waiting":
+                waiting = self._waiting(db, branch_id, queue_id, day)
+                position = max(1, bisect.bisect_right(waiting, queued_at))
+            elif status == "served":
+                feedback = db.execute(
+                    "SELECT comment != '' FROM feedback WHERE ticket_id = ?", [row[11]]
+                ).fetchone()
+            rates = self.estimates(db, branch_id).get(queue_id, (estimate.DEFAULT_SERVICE_S, 1))
         return {
-            "number": row["display"],
-            "service": json.loads(row["names"]),
-            "branch": row["branch"],
-            "languages": json.loads(row["languages"]),
-            "language": row["language"],
-            "status": row["status"],
+            "number": display,
+            "service": _json(row[8]),
+            "branch": row[9],
+            "languages": _json(row[10]),
+            "language": row[7],
+            "status": status,
             "position": position,
             "estimated_wait_s": None if position is None else estimate.wait_s(position - 1, *rates),
-            "counter": row["counter"],
-            "feedback_given": bool(row["feedback"]),
-            "personal_data": bool(row["personal"]),
+            "counter": counter,
+            "feedback_given": feedback is not None,
+            "personal_data": bool(feedback and feedback[0]),
         }
 
     def give_feedback(self, token: str, rating: int, comment: str) -> bool:
