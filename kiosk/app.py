@@ -18,6 +18,7 @@ from kivy.core.window import Window
 from kivy.lang import Builder
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from appliance.notify import Notifier
 from kiosk.config import KioskConfig
 from kiosk.guard import TapGuard
 from kiosk.home import HomeScreen
@@ -64,6 +65,7 @@ class KioskApp(App):
         self._go_home_event = None
         self._language_reset = None
         self.printer_state = "unknown"
+        self.notifier = Notifier()
 
     # -- building ---------------------------------------------------------
 
@@ -91,9 +93,20 @@ class KioskApp(App):
         return screens
 
     def _announce_ready(self, _dt: float) -> None:
+        """The first frame is on screen: tell systemd, and start the watchdog pings.
+
+        The pings come from the Kivy main loop itself, so a handler that hangs
+        the UI stops them and systemd restarts the kiosk (``WatchdogSec=``).
+        """
         log.info("kiosk ready: %d services, window %dx%d", len(self.services), *Window.size)
+        self.notifier.ready(f"ready: {len(self.services)} services")
+        interval = self.notifier.ping_interval_s()
+        if interval is not None:
+            self.notifier.watchdog()
+            Clock.schedule_interval(lambda _dt: self.notifier.watchdog(), interval)
 
     def on_stop(self) -> None:
+        self.notifier.stopping()
         self.issuer.shutdown()
 
     # -- home -------------------------------------------------------------
@@ -113,6 +126,8 @@ class KioskApp(App):
             self.issuer.check_printer(self._printer_state_seen)
 
     def _printer_state_seen(self, state: str) -> None:
+        if state != self.printer_state:
+            self.notifier.status(f"printer: {state.replace('_', ' ')}")
         self.printer_state = state
         self._show_printer_notice()
 

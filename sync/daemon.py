@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.notify import Notifier
 from sync import devices, exchange, protocol, state
 from sync.client import (
     CONNECT_TIMEOUT_S,
@@ -28,6 +29,7 @@ from sync.client import (
     ServerClient,
     SyncError,
 )
+from sync.devices import SYNC_NOW_KEY
 from sync.tickets import boot_id, branch_day, get_config, iso, listed_services, now_utc, set_config
 
 log = logging.getLogger("vuoro.sync")
@@ -127,16 +129,28 @@ class SyncDaemon:
         self.backoff = Backoff()
         self.stopping = threading.Event()
         self._last_heartbeat = 0.0
+        self.notifier = Notifier()
+        self._next_ping = 0.0
+
+    def alive(self) -> None:
+        """Ping systemd's watchdog (at most every third of ``WatchdogSec=``): called
+        between requests and while idle, so only a daemon that hangs misses it."""
+        interval = self.notifier.ping_interval_s()
+        if interval is not None and time.monotonic() >= self._next_ping:
+            self.notifier.watchdog()
+            self._next_ping = time.monotonic() + interval
 
     # -- one cycle ---------------------------------------------------------------
 
     def cycle(self) -> None:
         """Config, leases, outbox, heartbeat; raises :class:`SyncError` on the first failure."""
         self.pull_config()
+        self.alive()
         self.top_up_leases()
         self.push_outbox()
         if time.monotonic() - self._last_heartbeat >= protocol.HEARTBEAT_S:
             self.heartbeat()
+        self.alive()
 
     def pull_config(self) -> None:
         etag = str(get_config(self.db, "server_etag", "") or "")
@@ -162,6 +176,7 @@ class SyncDaemon:
                 continue
             exchange.add_lease(self.db, lease)
             log.info("lease %s %s: %d-%d", service.id, day, lease.first, lease.last)
+            self.alive()
 
     def push_outbox(self) -> int:
         sent = 0
@@ -185,6 +200,7 @@ class SyncDaemon:
             if parked:
                 log.warning("%d ticket(s) parked by the server", parked)
             sent += len(tickets)
+            self.alive()
         if sent:
             log.info("delivered %d ticket(s)", sent)
         return sent
@@ -205,12 +221,15 @@ class SyncDaemon:
 
     def run(self, max_cycles: int | None = None) -> None:
         cycles = 0
+        self.notifier.ready(f"syncing with {self.credentials.server}")
+        self.alive()
         while not self.stopping.is_set() and (max_cycles is None or cycles < max_cycles):
             cycles += 1
             try:
                 self.cycle()
                 self.backoff.reset()
                 devices.record(self.db, "server", "ok")
+                set_config(self.db, "last_sync_ok", iso(now_utc()))
                 wait = IDLE_S
             except NotAuthorized as exc:
                 devices.record(self.db, "server", "not_authorized", str(exc))
@@ -223,16 +242,24 @@ class SyncDaemon:
             self._sleep(wait)
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake as soon as the kiosk commits a new ticket."""
+        """Sleep, but wake as soon as the kiosk commits a new ticket or the admin
+        menu asks for a sync now."""
         seen = exchange.newest_outbox_id(self.db)
+        asked = get_config(self.db, SYNC_NOW_KEY)
         deadline = time.monotonic() + seconds
         while not self.stopping.is_set() and time.monotonic() < deadline:
+            self.alive()
             if self.stopping.wait(min(POLL_S, max(deadline - time.monotonic(), 0))):
+                return
+            if get_config(self.db, SYNC_NOW_KEY) != asked:
+                log.info("sync asked for from the admin menu")
+                self.backoff.reset()
                 return
             if exchange.newest_outbox_id(self.db) != seen and self.backoff.failures < 3:
                 return
 
     def stop(self, *_args) -> None:
+        self.notifier.stopping()
         self.stopping.set()
 
     def install_signal_handlers(self) -> None:

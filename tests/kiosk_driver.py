@@ -86,13 +86,15 @@ class Kiosk:
         state_dir: Path,
         config: Path | None = None,
         extra_args: tuple[str, ...] = ("--windowed",),
+        env: dict[str, str] | None = None,
+        command: tuple[str, ...] = (str(KIOSK),),
     ) -> None:
         self.screen = screen
         self.state_dir = state_dir
         self.log_path = state_dir / f"kiosk-{time.monotonic_ns()}.log"
         state_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            str(KIOSK),
+            *command,
             "--state-dir",
             str(state_dir),
             *extra_args,
@@ -101,7 +103,7 @@ class Kiosk:
         ]
         if config:
             args += ["--config", str(config)]
-        env = os.environ | screen.env() | {"PYTHONUNBUFFERED": "1"}
+        env = os.environ | screen.env() | {"PYTHONUNBUFFERED": "1"} | (env or {})
         env.pop("VUORO_CONFIG", None)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
