@@ -4,6 +4,7 @@ the sync daemon pings from its own loop."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import sys
@@ -102,7 +103,7 @@ def test_the_watchdog_stops_when_the_kivy_main_loop_hangs(screen, tmp_path, noti
     assert "READY=1\nSTATUS=ready: 3 services" in [m for _, m in before]
     pings = [t for t, m in after_hang if m == "WATCHDOG=1"]
     assert len(pings) >= 10, "pinging while the loop runs"
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert max(gaps[:5]) < 0.6, gaps[:5]
     assert time.monotonic() - pings[-1] > 2.0, "the pings stopped with the loop"
 
