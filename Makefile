@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STATE ?= var
+PREFIX ?= /opt/vuoro
+DESTDIR ?=
 
-.PHONY: run run-standalone test bench soak venv lint format screenshots clean help
+.PHONY: run run-standalone test bench soak venv lint format screenshots install clean help
 
 help:
 	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
@@ -16,6 +18,7 @@ help:
 	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer)"
 	@echo "make lint         ruff and the import-layer contracts"
 	@echo "make screenshots  regenerate docs/*.png from the real app"
+	@echo "make install      the appliance: app in $(PREFIX)/venv, units, rules, config (DESTDIR= to stage)"
 
 venv: $(STAMP)
 
@@ -57,6 +60,9 @@ soak: venv
 screenshots: venv
 	@tools/sysdeps.sh test
 	$(PY) -m tests.kiosk_driver screenshots docs
+
+install:
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" EXTRAS="$(EXTRAS)" PYTHON="$(PYTHON)" tools/install.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

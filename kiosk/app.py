@@ -19,15 +19,17 @@ from kivy.lang import Builder
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from appliance.notify import Notifier
+from kiosk.admin import AdminMenu, AdminScreen
 from kiosk.config import KioskConfig
 from kiosk.guard import TapGuard
 from kiosk.home import HomeScreen
 from kiosk.i18n import closed_reason, tr
 from kiosk.issuing import Callbacks, TicketIssuer
 from kiosk.paper import ticket_url
+from kiosk.pin import PinScreen
 from kiosk.ticket import TicketScreen
 from printer.backends import Backend
-from sync import state, tickets
+from sync import devices, state, tickets
 from sync.devices import NO_PAPER_STATES
 from sync.schedule import Availability
 from sync.tickets import Service, Ticket
@@ -45,6 +47,8 @@ KEY_KP_ENTER = 271
 KEYS_NEXT = {274, 275}  # down, right
 KEYS_PREVIOUS = {273, 276}  # up, left
 KEY_KP_1 = 257
+KEY_BACKSPACE = 8
+CORNER = 0.12  # of the screen's height: the admin gesture's square
 
 
 class KioskApp(App):
@@ -65,12 +69,13 @@ class KioskApp(App):
         self._go_home_event = None
         self._language_reset = None
         self.printer_state = "unknown"
+        self.out_of_order = False
         self.notifier = Notifier()
 
     # -- building ---------------------------------------------------------
 
     def build(self) -> ScreenManager:
-        for name in ("home.kv", "ticket.kv"):
+        for name in ("home.kv", "ticket.kv", "pin.kv", "admin.kv"):
             with resources.as_file(resources.files("kiosk") / name) as path:
                 Builder.load_file(str(path))
         self.db = state.connect(self.db_path)  # the UI thread's own, for reads
@@ -81,8 +86,24 @@ class KioskApp(App):
         screens = ScreenManager(transition=NoTransition())
         screens.add_widget(self.home)
         screens.add_widget(self.ticket)
+        self.pin = PinScreen(name="pin")
+        self.menu = AdminScreen(name="admin")
+        screens.add_widget(self.pin)
+        screens.add_widget(self.menu)
         self.screens = screens
-        Window.bind(on_key_down=self._on_key_down, on_request_close=self._on_request_close)
+        self.admin = AdminMenu(self, self.settings, self.db)
+        self.pin.bind(
+            on_submit=lambda _s, pin: self.admin.check_pin(pin),
+            on_cancel=lambda _s: self.admin.close("cancelled"),
+        )
+        self.menu.bind(on_action=lambda _s, action: self.admin.act(action))
+        self._corner_hold = None
+        Window.bind(
+            on_key_down=self._on_key_down,
+            on_request_close=self._on_request_close,
+            on_touch_down=self._on_touch_down,
+            on_touch_up=self._on_touch_up,
+        )
         Window.clearcolor = (0.93, 0.95, 0.97, 1)
         self.refresh()
         Clock.schedule_interval(lambda _dt: self._tick_clock(), 1.0)
@@ -116,8 +137,13 @@ class KioskApp(App):
         if self.busy and self.screens.current != "home":
             return
         self.services = tickets.listed_services(self.db)
+        self.out_of_order = devices.is_out_of_order(self.db)
         self.home.show_languages(self.settings.languages, self.language, self.set_language)
-        self.home.show_services(self.services, self.language, self.choose)
+        self.home.show_services(
+            [] if self.out_of_order else self.services, self.language, self.choose
+        )
+        if self.out_of_order:
+            self.home.prompt = tr("out_of_order", self.language)
         self._show_printer_notice()
         self._tick_clock()
 
@@ -156,7 +182,7 @@ class KioskApp(App):
 
     def choose(self, service: Service) -> None:
         """A deliberate tap (or key) on a service: start one ticket."""
-        if self.busy or not service.is_open:
+        if self.busy or not service.is_open or self.out_of_order:
             return
         if not self.guard.allow():
             self.home.prompt = tr("slow_down", self.language)
@@ -218,12 +244,42 @@ class KioskApp(App):
         else:
             self.refresh()
 
-    # -- keys ---------------------------------------------------------------
+    def restart(self) -> None:
+        """From the admin menu: exit; systemd starts the kiosk again (Restart=always)."""
+        log.warning("restarting at the admin's request")
+        self.stop()
+
+    # -- the hidden gesture, and keys -------------------------------------------
+
+    def _on_touch_down(self, _window, touch) -> bool:
+        """Holding the top-left corner for ``hold_s`` opens the admin PIN pad."""
+        if self.admin.is_open:
+            self.admin.touched()
+        elif self.screens.current == "home" and _in_corner(touch.pos, Window.size):
+            self._cancel_corner_hold()
+            self._corner_hold = Clock.schedule_once(
+                lambda _dt: self.admin.open_pin(), self.settings.admin.hold_s
+            )
+        return False
+
+    def _on_touch_up(self, _window, _touch) -> bool:
+        self._cancel_corner_hold()
+        return False
+
+    def _cancel_corner_hold(self) -> None:
+        if self._corner_hold is not None:
+            self._corner_hold.cancel()
+            self._corner_hold = None
 
     def _on_request_close(self, *_args, **_kwargs) -> bool:
         return self.settings.kiosk_mode  # True keeps the window open
 
     def _on_key_down(self, _window, key: int, _scancode, codepoint, modifiers) -> bool:
+        if self.admin.is_open:
+            return self._admin_key(key, codepoint)
+        if codepoint == "a" and {"ctrl", "alt"} <= set(modifiers) and not self.busy:
+            self.admin.open_pin()  # the keyboard's way in
+            return True
         if key == KEY_ESCAPE:
             return True  # never quits, never goes "back"
         if self.screens.current == "ticket":
@@ -245,6 +301,25 @@ class KioskApp(App):
         else:
             return False
         return True
+
+    def _admin_key(self, key: int, codepoint: str | None) -> bool:
+        self.admin.touched()
+        if key == KEY_ESCAPE:
+            self.admin.close("closed by key")
+        elif self.screens.current == "pin":
+            if codepoint and len(codepoint) == 1 and codepoint.isdigit():
+                self.pin.press(codepoint)
+            elif key == KEY_BACKSPACE:
+                self.pin.backspace()
+            elif key in (KEY_ENTER, KEY_KP_ENTER):
+                self.pin.submit()
+        return True
+
+
+def _in_corner(pos: tuple[float, float], size: tuple[int, int]) -> bool:
+    """The top-left corner: a square of 12% of the screen's height (Kivy's y is up)."""
+    side = size[1] * CORNER
+    return pos[0] <= side and pos[1] >= size[1] - side
 
 
 def _digit(key: int, codepoint: str | None) -> int:

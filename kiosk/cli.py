@@ -94,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
         help="check the config file, print a summary and exit",
     )
     p.add_argument(
+        "--hash-pin",
+        action="store_true",
+        help="read an admin PIN (4 to 12 digits) from standard input, print its hash for "
+        "[admin] pin_hash, and exit",
+    )
+    p.add_argument(
         "--reprint-last",
         action="store_true",
         help="print the last ticket again (marked as a copy) and exit; no window",
@@ -106,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.hash_pin:
+        from kiosk.pinlock import hash_pin
+
+        try:
+            print(f'pin_hash = "{hash_pin(sys.stdin.readline().strip())}"')
+        except ValueError as exc:
+            print(f"vuoro-kiosk: {exc}", file=sys.stderr)
+            return 2
+        return 0
     config_path = args.config or default_config_path()
     try:
         settings = kiosk_config.load(config_path)

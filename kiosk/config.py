@@ -45,6 +45,17 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """The hidden admin menu: its PIN (hashed) and the machine's power commands."""
+
+    pin_hash: str = ""  # argon2; empty keeps the menu shut
+    reboot_command: tuple[str, ...] = ("systemctl", "reboot")
+    poweroff_command: tuple[str, ...] = ("systemctl", "poweroff")
+    idle_s: float = 60.0  # the menu closes itself after this long untouched
+    hold_s: float = 3.0  # the long press in the top-left corner that opens it
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     source: str
     language: str = "en"
@@ -57,6 +68,7 @@ class KioskConfig:
     ticket: dict = field(default_factory=dict)
     printer: dict = field(default_factory=dict)
     services: tuple[ServiceConfig, ...] = ()
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
 
 def embedded_default_text() -> str:
@@ -257,8 +269,8 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
             file, int(match.group(1)) if match else None, f"not valid TOML: {message}"
         ) from None
     c = _Checker(file, text)
-    c.known_keys(data, {"kiosk", "branch", "ticket", "printer", "services"}, None)
-    for section in ("kiosk", "branch", "ticket", "printer"):
+    c.known_keys(data, {"kiosk", "branch", "ticket", "printer", "services", "admin"}, None)
+    for section in ("kiosk", "branch", "ticket", "printer", "admin"):
         if not isinstance(data.get(section, {}), dict):
             c.fail(f"{section!r} must be a [{section}] table", None, None, section)
 
@@ -414,6 +426,46 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         },
         printer=dict(printer) | {"backend": backend},
         services=tuple(services),
+        admin=_admin(c, data.get("admin", {})),
+    )
+
+
+def _admin(c: _Checker, admin: Mapping) -> AdminConfig:
+    c.known_keys(
+        admin, {"pin_hash", "reboot_command", "poweroff_command", "idle_s", "hold_s"}, "admin"
+    )
+    pin_hash = c.value(
+        admin,
+        "pin_hash",
+        str,
+        "admin",
+        default="",
+        check=lambda v: (
+            None
+            if v == "" or (v.startswith("$argon2") and len(v) < 200)
+            else "must come from `vuoro-kiosk --hash-pin` (an argon2 hash), or be empty"
+        ),
+    )
+    commands = {}
+    for key in ("reboot_command", "poweroff_command"):
+        value = c.value(
+            admin,
+            key,
+            list,
+            "admin",
+            default=list(getattr(AdminConfig, key)),
+            check=lambda v: (
+                None
+                if 1 <= len(v) <= 20 and all(isinstance(a, str) and a for a in v)
+                else 'must be a command as a list of words, like ["systemctl", "reboot"]'
+            ),
+        )
+        commands[key] = tuple(value)
+    return AdminConfig(
+        pin_hash=pin_hash or "",
+        idle_s=float(c.value(admin, "idle_s", (int, float), "admin", default=60, check=_positive)),
+        hold_s=float(c.value(admin, "hold_s", (int, float), "admin", default=3, check=_positive)),
+        **commands,
     )
 
 

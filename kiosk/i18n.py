@@ -69,6 +69,12 @@ _PHRASES: dict[str, dict[str, str]] = {
         "sv": "Inga fler kölappar i dag",
         "et": "Täna rohkem pileteid ei anta",
     },
+    "out_of_order": {
+        "en": "Out of order. Please ask the staff for a number.",
+        "fi": "Epäkunnossa. Pyydä vuoronumero henkilökunnalta.",
+        "sv": "Ur funktion. Be personalen om ett könummer.",
+        "et": "Rikkis. Palun küsige järjekorranumbrit töötajalt.",
+    },
     "printing": {
         "en": "Printing your ticket…",
         "fi": "Tulostetaan vuoronumeroa…",

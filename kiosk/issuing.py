@@ -22,7 +22,7 @@ from kiosk.i18n import tr
 from kiosk.paper import ticket_content
 from printer.backends import Backend
 from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterTimeout
-from printer.layout import TicketContent, render_ticket
+from printer.layout import TicketContent, render_test_page, render_ticket
 from sync import devices, state, tickets
 from sync.schedule import Availability
 from sync.tickets import Service, Ticket
@@ -141,6 +141,19 @@ class TicketIssuer:
             tickets.mark_printed(self._db(), ticket.id)
         log.info("reprinted %s", ticket.display)
         return ticket.display
+
+    def test_print(self) -> Future:
+        """A test page from the admin menu; the Future holds the printer's state after it."""
+        return self._executor.submit(self._test_print)
+
+    def _test_print(self) -> str:
+        try:
+            status = self.backend.send(render_test_page(self.backend.profile), "test")
+            state_name, detail = status.state, ""
+        except PrinterError as exc:
+            state_name, detail = printer_state_of(exc), str(exc)
+        self._record_printer(state_name, detail)
+        return state_name
 
     def _record(self, verb: Callable[..., None], ticket: Ticket, *args: str) -> None:
         """Record a print outcome; a DB failure here is logged, not shown."""

@@ -6,14 +6,13 @@ import argparse
 import logging
 import sys
 import tomllib
-from datetime import datetime
 from pathlib import Path
 
 from printer.backends import Backend, open_backend
 from printer.emulator import EmulatedPrinter, Faults, serve_pty, serve_tcp
 from printer.errors import PrinterError
 from printer.escpos_lib import profile_codepages, profile_media_width, profiles
-from printer.layout import DEFAULT_PROFILE, TicketContent, render_ticket
+from printer.layout import DEFAULT_PROFILE, render_test_page
 from printer.render import render_bytes
 
 log = logging.getLogger("vuoro.printer")
@@ -85,21 +84,6 @@ def _backend(args: argparse.Namespace) -> Backend:
     return open_backend(section, Path.cwd())
 
 
-def test_page(profile: str) -> bytes:
-    return render_ticket(
-        TicketContent(
-            branch="Vuoro test page",
-            number="T000",
-            service="Printer test",
-            issued=f"{datetime.now():%Y-%m-%d %H:%M}",
-            url="https://example.org/vuoro-printer-test",
-            service_text="ÄÖÅ äöå Õ õ Š š Ž ž",
-            footer=f"profile {profile}",
-        ),
-        profile,
-    )
-
-
 def _render(args: argparse.Namespace) -> int:
     try:
         data = args.input.read_bytes()
@@ -154,7 +138,7 @@ def _emulator(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     try:
         backend = _backend(args)
-        status = backend.send(test_page(backend.profile), "test")
+        status = backend.send(render_test_page(backend.profile), "test")
     except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
         print(f"vuoro-printer: {exc}", file=sys.stderr)
         return 2

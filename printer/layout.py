@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 
 import qrcode
 from PIL import Image
@@ -185,3 +186,19 @@ def render_ticket(
     block(fields["footer"])
     p.cut()
     return p.output
+
+
+def render_test_page(profile: str = DEFAULT_PROFILE, footer: str = "") -> bytes:
+    """A page that shows the printer, its code page and its QR code work."""
+    return render_ticket(
+        TicketContent(
+            branch="Vuoro test page",
+            number="T000",
+            service="Printer test",
+            issued=f"{datetime.now():%Y-%m-%d %H:%M}",
+            url="https://example.org/vuoro-printer-test",
+            service_text="ÄÖÅ äöå Õ õ Š š Ž ž",
+            footer=footer or f"profile {profile}",
+        ),
+        profile,
+    )

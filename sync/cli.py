@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import socket
 import sys
+import threading
 from pathlib import Path
 
 from sync import exchange, state, tickets
 from sync.client import SyncError
-from sync.daemon import Credentials, SyncDaemon, pair
+from sync.daemon import Credentials, SyncDaemon, pair, wait_for_pairing
 
 
 def default_state_dir() -> Path:
@@ -47,6 +50,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="the longest wait between retries (default 60)",
     )
+    run.add_argument(
+        "--wait-for-pairing",
+        action="store_true",
+        help="if not paired yet, wait for a code from the kiosk's admin menu instead of exiting",
+    )
+    run.add_argument(
+        "--server",
+        default=os.environ.get("VUORO_SERVER"),
+        help="the queue server to pair with from the admin menu (default: $VUORO_SERVER)",
+    )
     run.add_argument("--connect-timeout", type=float, default=5.0, metavar="SECONDS")
     run.add_argument("--read-timeout", type=float, default=20.0, metavar="SECONDS")
     sub.add_parser("migrate", help="create the state DB or bring its schema up to date")
@@ -76,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         credentials = Credentials.load(state_dir)
+        if credentials is None and args.wait_for_pairing:
+            stopping = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stopping.set())
+            state.connect(db_path).close()  # the kiosk may not have made it yet
+            credentials = wait_for_pairing(state_dir, args.server, stopping, socket.gethostname())
+            if credentials is None:
+                return 0  # stopped while waiting
         if credentials is None:
             print(f"vuoro-sync: {state_dir}: not paired yet (vuoro-sync pair)", file=sys.stderr)
             return 2

@@ -29,7 +29,7 @@ from sync.client import (
     ServerClient,
     SyncError,
 )
-from sync.devices import SYNC_NOW_KEY
+from sync.devices import PAIR_REQUEST_KEY, SYNC_NOW_KEY
 from sync.tickets import boot_id, branch_day, get_config, iso, listed_services, now_utc, set_config
 
 log = logging.getLogger("vuoro.sync")
@@ -87,8 +87,47 @@ def pair(
         set_config(db, "mode", "paired")
         set_config(db, "reserve_tag", reply.reserve_tag)
         set_config(db, "kiosk_id", reply.kiosk_id)
+        set_config(db, "server", server)
     db.close()
     return credentials
+
+
+def wait_for_pairing(
+    state_dir: Path, server: str | None, stopping: threading.Event, name: str
+) -> Credentials | None:
+    """Unpaired: wait for a code from the admin menu (through the DB), and spend it.
+
+    The kiosk keeps numbering on its own meanwhile; the outcome goes to the
+    ``pairing`` device status, which the admin menu shows.
+    """
+    notifier = Notifier()
+    notifier.ready("waiting to be paired (admin menu: Pair with a code)")
+    db = state.connect(state_dir / "state.db")
+    interval = notifier.ping_interval_s() or POLL_S
+    try:
+        while not stopping.wait(min(POLL_S, interval)):
+            notifier.watchdog()
+            request = get_config(db, PAIR_REQUEST_KEY)
+            if not request:
+                continue
+            set_config(db, PAIR_REQUEST_KEY, None)
+            if not server:
+                devices.record(
+                    db, "pairing", "failed", "no server: set VUORO_SERVER in /etc/vuoro/sync.env"
+                )
+                continue
+            try:
+                credentials = pair(state_dir, server, str(request["code"]).upper(), name)
+            except SyncError as exc:
+                log.warning("pairing with %s failed: %s", request["code"], exc)
+                devices.record(db, "pairing", "failed", str(exc))
+                continue
+            devices.record(db, "pairing", "paired", credentials.kiosk_id)
+            log.info("paired as %s from the admin menu", credentials.kiosk_id)
+            return credentials
+    finally:
+        db.close()
+    return None
 
 
 class Backoff:

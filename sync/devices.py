@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from sync.tickets import iso, now_utc, set_config
+from sync.tickets import get_config, iso, now_utc, set_config
 
 #: Config key the admin menu changes to wake the sync daemon at once.
 SYNC_NOW_KEY = "sync_requested_at"
+
+#: Config key holding a pairing code typed into the admin menu, for the daemon.
+PAIR_REQUEST_KEY = "pair_request"
+#: Config key: the kiosk switched to "out of order" from its admin menu.
+OUT_OF_ORDER_KEY = "out_of_order"
 
 #: States in which the kiosk cannot promise paper.
 NO_PAPER_STATES = {"paper_out", "cover_open", "offline", "not_responding", "error"}
@@ -45,3 +50,17 @@ def get(db: sqlite_utils.Database, component: str) -> DeviceStatus | None:
 def request_sync(db: sqlite_utils.Database) -> None:
     """ "Sync now" from the admin menu: the daemon notices within a quarter second."""
     set_config(db, SYNC_NOW_KEY, iso(now_utc()))
+
+
+def request_pairing(db: sqlite_utils.Database, code: str) -> None:
+    """A code from the admin menu; the sync daemon spends it (the kiosk has no network)."""
+    set_config(db, PAIR_REQUEST_KEY, {"code": code, "requested_at": iso(now_utc())})
+    record(db, "pairing", "requested", code)
+
+
+def set_out_of_order(db: sqlite_utils.Database, out_of_order: bool) -> None:
+    set_config(db, OUT_OF_ORDER_KEY, out_of_order)
+
+
+def is_out_of_order(db: sqlite_utils.Database) -> bool:
+    return bool(get_config(db, OUT_OF_ORDER_KEY, False))

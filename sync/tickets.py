@@ -426,3 +426,15 @@ def outbox_depth(db: sqlite_utils.Database) -> int:
     return db.execute(
         "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND parked_reason IS NULL"
     ).fetchone()[0]
+
+
+def lease_levels(db: sqlite_utils.Database, day: str) -> dict[str, dict[str, int]]:
+    """Numbers left today per service and lease source (for the admin menu)."""
+    levels: dict[str, dict[str, int]] = {}
+    for service_id, source, left in db.execute(
+        "SELECT service_id, source, SUM(last - next + 1) FROM leases WHERE day = ? "
+        "AND next <= last GROUP BY service_id, source",
+        [day],
+    ):
+        levels.setdefault(service_id, {})[source] = left
+    return levels

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image, ImageFilter, ImageGrab
+from PIL import Image, ImageFilter, ImageGrab, ImageOps
 
 SCREEN = (1024, 600)
 READY = "kiosk ready"
@@ -58,6 +58,13 @@ class VirtualScreen:
 
     def screenshot(self) -> Image.Image:
         return ImageGrab.grab(xdisplay=self.display)
+
+    def hold(self, x: int, y: int, seconds: float) -> None:
+        """A long press: the pointer down for ``seconds``, then up."""
+        self.xdotool("mousemove", str(x), str(y))
+        self.xdotool("mousedown", "1")
+        time.sleep(seconds)
+        self.xdotool("mouseup", "1")
 
     def xdotool(self, *args: str) -> None:
         subprocess.run(["xdotool", *args], env=os.environ | self.env(), check=True, timeout=10)
@@ -204,6 +211,40 @@ def ocr_text(image: Image.Image) -> str:
         check=True,
         timeout=60,
     ).stdout.decode(errors="replace")
+
+
+def find_text(image: Image.Image, word: str, last: bool = False) -> tuple[int, int]:
+    """The centre of ``word`` on a screenshot, as tesseract finds it (to click it).
+
+    White text on coloured buttons reads better as black on white, so the
+    screenshot, its inverted grey copy and its white pixels alone are tried.
+    """
+    grey = image.convert("L")
+    for psm in ("11", "12"):
+        for variant in (image, ImageOps.invert(grey), grey.point(lambda v: 0 if v > 250 else 255)):
+            found = _word_boxes(variant, word, psm)
+            if found:
+                return found[-1] if last else found[0]
+    raise AssertionError(f"{word!r} not on screen: {ocr_text(image)}")
+
+
+def _word_boxes(image: Image.Image, word: str, psm: str) -> list[tuple[int, int]]:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    tsv = subprocess.run(
+        ["tesseract", "stdin", "-", "--psm", psm, "tsv"],
+        input=buffer.getvalue(),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode(errors="replace")
+    found = []
+    for line in tsv.splitlines()[1:]:
+        cells = line.split("\t")
+        if len(cells) == 12 and cells[11].strip() == word:
+            left, top, width, height = (int(v) for v in cells[6:10])
+            found.append((left + width // 2, top + height // 2))
+    return found
 
 
 def ocr_ticket_numbers(png: Path) -> set[str]:

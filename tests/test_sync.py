@@ -210,3 +210,34 @@ def test_the_operator_sees_each_kiosks_last_heartbeat(server, tmp_path):
     ]
     fields = listing[1].split()
     assert fields[1:3] == ["door", "K1"] and fields[4:] == ["unknown", "0", "0"]
+
+
+def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
+    """The appliance's daemon starts unpaired and waits; a code typed into the admin
+    menu reaches it through the state DB; a wrong code is reported, a right one
+    pairs, and the kiosk's tickets from before the pairing are delivered."""
+    from sync import devices
+
+    kiosk = tmp_path / "kiosk"
+    db = state.connect(kiosk / "state.db")
+    tickets.apply_standalone_config(
+        db,
+        branch={"name": "x", "timezone": "Europe/Helsinki"},
+        ticket={},
+        services=[{"id": "payments", "prefix": "A", "names": {"en": "Payments"}}],
+    )
+    daemon = SyncProcess(kiosk, "--wait-for-pairing", "--server", server.url)
+    daemon.start()
+    try:
+        devices.request_pairing(db, "WRONG234")
+        wait_until(lambda: devices.get(db, "pairing").state == "failed", what="refused")
+        assert "code" in devices.get(db, "pairing").detail.lower()
+        assert not (kiosk / "credentials.json").exists()
+        devices.request_pairing(db, server.cli("pair-code", "--branch", "demo"))
+        wait_until(lambda: devices.get(db, "pairing").state == "paired", what="paired")
+        wait_until(lambda: leases_ready(kiosk), what="leases after pairing")
+        assert tickets.get_config(db, "server") == server.url
+    finally:
+        daemon.stop()
+        db.close()
+    assert (kiosk / "credentials.json").stat().st_mode & 0o777 == 0o600

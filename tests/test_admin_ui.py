@@ -1,0 +1,154 @@
+"""The hidden admin menu in the real kiosk app under Xvfb: the corner gesture,
+the PIN pad and its lock-out, the menu, confirmed power commands (recorded by
+a stand-in command), out of order, and closing by itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kiosk.pinlock import hash_pin
+from tests.conftest import TWO_SERVICES
+from tests.kiosk_driver import Kiosk, find_text, ocr_text
+from tests.web import DOCS
+
+pytestmark = pytest.mark.ui
+
+
+def config_with_admin(write_config, tmp_path, idle_s: float = 60) -> tuple:
+    reboots = tmp_path / "reboots.log"
+    text = (
+        TWO_SERVICES.replace('language = "fi"', 'language = "en"')
+        + f"""
+[admin]
+pin_hash = "{hash_pin("1234")}"
+reboot_command = ["sh", "-c", "echo reboot >> {reboots}"]
+poweroff_command = ["sh", "-c", "echo poweroff >> {reboots}"]
+idle_s = {idle_s}
+hold_s = 1.5
+"""
+    )
+    return write_config(text), reboots
+
+
+def type_pin(screen, pin: str) -> None:
+    screen.key(*pin, "Return")
+
+
+def test_the_corner_gesture_opens_the_pin_pad_and_a_short_tap_does_not(
+    screen, write_config, tmp_path
+):
+    config, _ = config_with_admin(write_config, tmp_path)
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    try:
+        screen.click(20, 20)  # a tap in the corner is just a tap
+        time.sleep(2.0)
+        assert "admin PIN pad opened" not in kiosk.log
+        screen.hold(20, 20, 2.0)
+        kiosk.wait_for_log("admin PIN pad opened", timeout=5)
+        time.sleep(0.3)
+        pad = screen.screenshot()
+        pad.save(DOCS / "kiosk-pin.png")
+        screen.click(*find_text(pad, "Cancel"))
+        time.sleep(0.5)
+        home = ocr_text(screen.screenshot())
+    finally:
+        kiosk.stop()
+    assert "enter the admin PIN" in ocr_text(pad)
+    assert "Choose a service" in home, "Cancel goes back to the customers"
+    assert kiosk.tickets() == [], "the gesture never issued a ticket"
+
+
+def test_five_wrong_pins_lock_out_even_the_right_one(screen, write_config, tmp_path):
+    config, _ = config_with_admin(write_config, tmp_path)
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    try:
+        screen.key("ctrl+alt+a")
+        kiosk.wait_for_log("admin PIN pad opened", timeout=5)
+        for attempt in range(1, 5):
+            type_pin(screen, "9999")
+            kiosk.wait_for_log(f"wrong ({5 - attempt} tries left)", timeout=10)
+        type_pin(screen, "0000")
+        kiosk.wait_for_log("admin PIN: locked for 30 s", timeout=10)
+        time.sleep(0.3)
+        locked = ocr_text(screen.screenshot())
+        type_pin(screen, "1234")  # right, but locked out
+        time.sleep(2.0)
+    finally:
+        kiosk.stop()
+    assert "Locked: try again in" in locked, locked
+    assert "admin menu opened" not in kiosk.log
+    assert kiosk.log.count("admin PIN: locked") == 2, "the right PIN was not even checked"
+
+
+def test_the_right_pin_opens_the_menu_and_reboot_runs_once_after_confirming(
+    screen, write_config, tmp_path
+):
+    config, reboots = config_with_admin(write_config, tmp_path)
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    try:
+        screen.key("ctrl+alt+a")
+        kiosk.wait_for_log("admin PIN pad opened", timeout=5)
+        type_pin(screen, "1234")
+        kiosk.wait_for_log("admin menu opened", timeout=10)
+        time.sleep(0.5)
+        menu = screen.screenshot()
+        menu.save(DOCS / "kiosk-admin.png")
+        screen.click(*find_text(menu, "Reboot"))
+        time.sleep(0.6)
+        asked = screen.screenshot()
+        assert not reboots.exists(), "nothing runs before the confirmation"
+        screen.click(*find_text(asked, "Cancel"))  # changed my mind
+        time.sleep(0.6)
+        assert not reboots.exists()
+        screen.click(*find_text(screen.screenshot(), "Reboot"))
+        time.sleep(0.6)
+        confirm = screen.screenshot()
+        screen.click(*find_text(confirm, "Yes,"))
+        time.sleep(1.0)
+        screen.click(*find_text(screen.screenshot(), "Reboot"))  # a second try meanwhile
+        time.sleep(0.6)
+        second = screen.screenshot()
+        screen.click(*find_text(second, "Yes,"))
+        time.sleep(1.0)
+    finally:
+        kiosk.stop()
+    facts = ocr_text(menu)
+    for label in ("Version", "Addresses", "Pairing", "Outbox", "Printer", "Numbers left"):
+        assert label in facts, facts
+    assert "Reboot the kiosk now?" in ocr_text(asked)
+    assert reboots.read_text() == "reboot\n", "exactly once"
+
+
+def test_the_menu_closes_itself_and_out_of_order_stops_tickets(screen, write_config, tmp_path):
+    config, _ = config_with_admin(write_config, tmp_path, idle_s=8)
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    try:
+        screen.key("ctrl+alt+a")
+        type_pin(screen, "1234")
+        kiosk.wait_for_log("admin menu opened", timeout=10)
+        time.sleep(0.5)
+        screen.click(*find_text(screen.screenshot(), "order"))  # "Set out of order"
+        kiosk.wait_for_log("admin action: toggle_open", timeout=5)
+        kiosk.wait_for_log("admin menu idle", timeout=12)
+        time.sleep(0.5)
+        home = ocr_text(screen.screenshot())
+        screen.key("1")  # a customer tries anyway
+        time.sleep(1.0)
+        rows = kiosk.tickets()
+        screen.key("ctrl+alt+a")
+        type_pin(screen, "1234")
+        kiosk.wait_for_log("admin menu opened", timeout=10)
+        time.sleep(0.5)
+        screen.click(*find_text(screen.screenshot(), "customers"))  # "Open for customers"
+        time.sleep(0.3)
+        screen.click(*find_text(screen.screenshot(), "Close"))
+        time.sleep(0.5)
+        screen.key("1")
+        reopened = kiosk.wait_for_tickets(1, ("printed",))
+    finally:
+        kiosk.stop()
+    assert "Out of order" in home, home
+    assert rows == [], "no ticket while out of order"
+    assert [r["display"] for r in reopened] == ["A001"]

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make install`: the app in its own venv under $PREFIX, and the units, users,
+# rules and default config where systemd, udev and polkit look for them.
+#
+#   DESTDIR   stage into this root instead of / (image builds, tests)
+#   PREFIX    where the app lives (default /opt/vuoro)
+#   EXTRAS    pip extras: "server" on a queue-server host (default: none)
+#   PYTHON    the interpreter for the venv (default python3)
+set -euo pipefail
+DESTDIR=${DESTDIR:-}
+PREFIX=${PREFIX:-/opt/vuoro}
+EXTRAS=${EXTRAS:-}
+PYTHON=${PYTHON:-python3}
+src=$(cd "$(dirname "$0")/.." && pwd)
+root=${DESTDIR%/}
+venv="$root$PREFIX/venv"
+
+echo "installing Vuoro into ${DESTDIR:-/} (app in $PREFIX)"
+install -d -m 0755 "$root$PREFIX"
+"$PYTHON" -m venv --clear "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "$src${EXTRAS:+[$EXTRAS]}"
+if [ -n "$root" ]; then
+    # a staged venv runs from $PREFIX once the image is flashed: fix its #! lines
+    grep -lrZ --include='*' "^#!$venv/bin/" "$venv/bin" \
+        | xargs -0 -r sed -i "1s|^#!$venv/bin/|#!$PREFIX/venv/bin/|"
+    sed -i "s|$venv|$PREFIX/venv|g" "$venv"/bin/activate*
+fi
+install -m 0644 "$src/README.md" "$root$PREFIX/README.md"
+
+install -d -m 0755 "$root/etc/systemd/system" "$root/etc/sysusers.d" "$root/etc/tmpfiles.d" \
+    "$root/etc/udev/rules.d" "$root/etc/polkit-1/rules.d"
+for unit in vuoro-kiosk vuoro-sync vuoro-server; do
+    sed "s|@PREFIX@|$PREFIX|g" "$src/systemd/$unit.service" > "$root/etc/systemd/system/$unit.service"
+    chmod 0644 "$root/etc/systemd/system/$unit.service"
+done
+install -m 0644 "$src/systemd/vuoro.sysusers" "$root/etc/sysusers.d/vuoro.conf"
+install -m 0644 "$src/systemd/vuoro.tmpfiles" "$root/etc/tmpfiles.d/vuoro.conf"
+install -m 0644 "$src/systemd/70-vuoro-printer.rules" "$root/etc/udev/rules.d/70-vuoro-printer.rules"
+install -m 0644 "$src/systemd/50-vuoro-power.rules" "$root/etc/polkit-1/rules.d/50-vuoro-power.rules"
+
+# config: never overwrite what a technician wrote; readable by the vuoro group only
+install -d -m 0750 "$root/etc/vuoro"
+for file in kiosk.toml sync.env; do
+    if [ ! -e "$root/etc/vuoro/$file" ]; then
+        install -m 0640 "$src/systemd/$file" "$root/etc/vuoro/$file"
+    fi
+done
+install -d -m 0750 "$root/var/lib/vuoro"
+
+if [ -z "$root" ] && [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then
+    systemd-sysusers /etc/sysusers.d/vuoro.conf
+    systemd-tmpfiles --create /etc/tmpfiles.d/vuoro.conf
+    udevadm control --reload-rules || true
+    systemctl daemon-reload
+    echo "now: systemctl enable --now vuoro-kiosk vuoro-sync   (or vuoro-server on a server host)"
+fi
