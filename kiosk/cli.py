@@ -166,17 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             db,
             branch=settings.branch,
             ticket=settings.ticket,
-            services=[
-                {
-                    "id": s.id,
-                    "prefix": s.prefix,
-                    "names": s.names,
-                    "texts": s.texts,
-                    "schedule": s.schedule,
-                    "daily_cap": s.daily_cap,
-                }
-                for s in settings.services
-            ],
+            services=[s.as_state() for s in settings.services],
         )
     voided = tickets.void_unprinted(db)
     if voided:

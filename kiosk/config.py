@@ -43,6 +43,17 @@ class ServiceConfig:
     schedule: dict = field(default_factory=dict)  # sync.schedule.Schedule.to_json()
     daily_cap: int | None = None
 
+    def as_state(self) -> dict:
+        """The service as ``tickets.apply_standalone_config`` takes it."""
+        return {
+            "id": self.id,
+            "prefix": self.prefix,
+            "names": self.names,
+            "texts": self.texts,
+            "schedule": self.schedule,
+            "daily_cap": self.daily_cap,
+        }
+
 
 @dataclass(frozen=True)
 class AdminConfig:

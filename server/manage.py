@@ -203,6 +203,16 @@ def manage_router(storage: Storage, render) -> APIRouter:
             return Response("The form is stale or forged; reload the page.", status_code=403)
         return form
 
+    async def manager_form(
+        request: Request, session: str | None
+    ) -> tuple[StaffMember, dict[str, str]] | Response:
+        """A manager's post with a readable form and the session's CSRF token, or the refusal."""
+        member = manager(session)
+        if member is None:
+            return refused(session)
+        form = await checked_form(request, member)
+        return form if isinstance(form, Response) else (member, form)
+
     @router.get("")
     def home(
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None, msg: str = ""
@@ -216,12 +226,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
     async def save_branch(
         request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
         languages = [lang for lang in branch_file.LANGUAGES if form.get(f"lang_{lang}") == "on"]
         try:
             branch = branch_file.check_branch(
@@ -282,12 +290,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
     async def save_service(
         request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
         branch, services = storage.branch_settings(member.branch_id)
         existing = {s["id"] for s in services}
         try:
@@ -307,12 +313,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
         request: Request,
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, _form = checked
         removed = await run_in_threadpool(storage.remove_service, member.branch_id, service_id)
         return back(f"Service {service_id} removed." if removed else "No such service.")
 
@@ -320,12 +324,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
     async def pairing_code(
         request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, _form = checked
         code = await run_in_threadpool(storage.new_pairing_code, member.branch_id, 3600)
         return overview(member, pairing_code=code)
 
@@ -336,12 +338,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
         request: Request,
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
         try:
             if action == "rename":
                 done = await run_in_threadpool(
@@ -359,12 +359,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
     async def save_staff(
         request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
         services = [s for s in form.get("services", "").replace(",", " ").split() if s]
         try:
             name = await run_in_threadpool(
@@ -387,12 +385,10 @@ def manage_router(storage: Storage, render) -> APIRouter:
         request: Request,
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        if isinstance(form, Response):
-            return form
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, _form = checked
         if username.lower() == member.username:
             return overview(member, 400, error="You cannot remove your own account.")
         removed = await run_in_threadpool(staff.remove, member.branch_id, username)

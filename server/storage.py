@@ -350,32 +350,27 @@ class Storage:
             )
 
     def kiosk_config(self, branch_id: str) -> protocol.KioskConfig:
-        with self.reading() as db:
-            b = db.execute(
-                "SELECT id, name, timezone, languages, ticket_url_template FROM branches "
-                "WHERE id = ?",
-                [branch_id],
-            ).fetchone()
-            rows = db.execute(
-                "SELECT id, prefix, names, texts, is_open, daily_cap, schedule FROM services "
-                "WHERE branch_id = ? AND listed = 1 ORDER BY position",
-                [branch_id],
-            ).fetchall()
+        branch, services = self.branch_settings(branch_id)
         return protocol.KioskConfig(
-            branch=protocol.Branch(id=b[0], name=b[1], timezone=b[2], languages=json.loads(b[3])),
+            branch=protocol.Branch(
+                id=branch["id"],
+                name=branch["name"],
+                timezone=branch["timezone"],
+                languages=branch["languages"],
+            ),
             services=[
                 protocol.Service(
-                    id=r[0],
-                    prefix=r[1],
-                    names=json.loads(r[2]),
-                    texts=json.loads(r[3]),
-                    is_open=bool(r[4]),
-                    daily_cap=r[5],
-                    **_schedule_fields(json.loads(r[6])),
+                    id=s["id"],
+                    prefix=s["prefix"],
+                    names=s["names"],
+                    texts=s["texts"],
+                    is_open=s["is_open"],
+                    daily_cap=s["daily_cap"],
+                    **_schedule_fields(s["schedule"]),
                 )
-                for r in rows
+                for s in services
             ],
-            ticket_url_template=b[4],
+            ticket_url_template=branch["ticket_url_template"],
         )
 
     def branch_today(self, db: sqlite_utils.Database, branch_id: str) -> tuple[str, datetime]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.web import print_ticket
+from tests.web import PASSWORD, add_staff, print_ticket
 
 WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
-PASSWORD = "correct horse battery"
 
 
 WIDE_TABLES = {"manage"}  # data tables scroll on a phone; a desk has the room
@@ -35,18 +34,7 @@ def violations(page) -> str:
 def pages(branch, tmp_path):
     """Every page kind: (name, url, needs the manager logged in)."""
     server, kiosk_dir = branch
-    server.cli(
-        "staff",
-        "--branch",
-        "demo",
-        "--username",
-        "maria",
-        "--counter",
-        "1",
-        "--role",
-        "manager",
-        stdin=PASSWORD + "\n",
-    )
+    add_staff(server, "maria", "1", role="manager")
     ticket = print_ticket(server, kiosk_dir, "payments", tmp_path)
     return server, [
         ("ticket, waiting", ticket, False),

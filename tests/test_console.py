@@ -7,28 +7,13 @@ import sqlite3
 import pytest
 import requests
 
-from tests.web import print_ticket
-
-PASSWORD = "correct horse battery"
+from tests.web import PASSWORD, add_staff, print_ticket
 
 
 @pytest.fixture
 def counter(branch):
     server, kiosk_dir = branch
-    out = server.cli(
-        "staff",
-        "--branch",
-        "demo",
-        "--username",
-        "Anna",
-        "--counter",
-        "3",
-        "--service",
-        "payments",
-        "--service",
-        "permits",
-        stdin=PASSWORD + "\n",
-    )
+    out = add_staff(server, "Anna", "3", services=("payments", "permits"))
     assert out == "staff anna at counter 3"
     return server, kiosk_dir
 
@@ -165,16 +150,7 @@ def test_names_with_html_are_escaped_in_the_console(browser, branch, tmp_path):
         encoding="utf-8",
     )
     server.cli("branch", str(hostile))
-    server.cli(
-        "staff",
-        "--branch",
-        "demo",
-        "--username",
-        "anna",
-        "--counter",
-        "<b>3</b>",
-        stdin=PASSWORD + "\n",
-    )
+    add_staff(server, "anna", "<b>3</b>")
     page = browser.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

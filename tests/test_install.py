@@ -190,3 +190,25 @@ def test_the_polkit_rule_lets_only_vuoro_reboot_and_power_off(browser, stage):
         [rule, [[user, action] for user, action, _ in POLKIT_CASES]],
     )
     assert results == [expected for _, _, expected in POLKIT_CASES]
+
+
+IMAGE = ROOT / "systemd" / "image" / "stage-vuoro"
+
+
+def test_the_image_stage_scripts_parse_and_its_unit_verifies(stage):
+    scripts = [*IMAGE.rglob("*.sh"), IMAGE / "02-data-partition/files/vuoro-data-partition"]
+    for script in scripts:
+        parsed = run("bash", "-n", str(script))
+        assert parsed.returncode == 0, f"{script}: {parsed.stderr}"
+        assert os.access(script, os.X_OK), f"{script} is not executable"
+    files = IMAGE / "02-data-partition/files"
+    (stage / "usr/local/sbin").mkdir(parents=True, exist_ok=True)
+    shutil.copy(files / "vuoro-data-partition", stage / "usr/local/sbin/")
+    shutil.copy(files / "vuoro-data-partition.service", stage / "etc/systemd/system/")
+    checked = run(
+        "systemd-analyze",
+        "verify",
+        f"--root={stage}",
+        "/etc/systemd/system/vuoro-data-partition.service",
+    )
+    assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stderr

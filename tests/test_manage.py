@@ -18,26 +18,13 @@ from server import branch_file
 from sync import devices, state, tickets
 from sync.schedule import Availability
 from tests.server_process import BIN, run
-from tests.web import DOCS
-
-PASSWORD = "correct horse battery"
+from tests.web import DOCS, PASSWORD, add_staff
 
 
 @pytest.fixture
 def managed(branch):
     server, kiosk_dir = branch
-    out = server.cli(
-        "staff",
-        "--branch",
-        "demo",
-        "--username",
-        "maria",
-        "--counter",
-        "1",
-        "--role",
-        "manager",
-        stdin=PASSWORD + "\n",
-    )
+    out = add_staff(server, "maria", "1", role="manager")
     assert out == "manager maria at counter 1"
     return server, kiosk_dir
 
@@ -176,9 +163,7 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
 
 def test_only_managers_with_a_valid_form_change_anything(browser, managed):
     server, _ = managed
-    server.cli(
-        "staff", "--branch", "demo", "--username", "olli", "--counter", "2", stdin=PASSWORD + "\n"
-    )
+    add_staff(server, "olli", "2")
     before = services_in(server.db)
     with requests.Session() as web:
         assert web.get(f"{server.url}/console/manage", timeout=5).url.endswith("/console/login")

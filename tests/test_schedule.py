@@ -148,17 +148,7 @@ def standalone(tmp_path):
         db,
         branch=settings.branch,
         ticket=settings.ticket,
-        services=[
-            {
-                "id": s.id,
-                "prefix": s.prefix,
-                "names": s.names,
-                "texts": s.texts,
-                "schedule": s.schedule,
-                "daily_cap": s.daily_cap,
-            }
-            for s in settings.services
-        ],
+        services=[s.as_state() for s in settings.services],
     )
     yield db
     db.close()

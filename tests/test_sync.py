@@ -207,9 +207,10 @@ def test_the_operator_sees_each_kiosks_last_heartbeat(server, tmp_path):
         "printer",
         "outbox",
         "parked",
+        "version",
     ]
     fields = listing[1].split()
-    assert fields[1:3] == ["door", "K1"] and fields[4:] == ["unknown", "0", "0"]
+    assert fields[1:3] == ["door", "K1"] and fields[4:] == ["unknown", "0", "0", "0.1.0"]
 
 
 def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
@@ -227,7 +228,6 @@ def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
         services=[{"id": "payments", "prefix": "A", "names": {"en": "Payments"}}],
     )
     daemon = SyncProcess(kiosk, "--wait-for-pairing", "--server", server.url)
-    daemon.start()
     try:
         devices.request_pairing(db, "WRONG234")
         wait_until(lambda: devices.get(db, "pairing").state == "failed", what="refused")

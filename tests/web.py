@@ -30,6 +30,35 @@ CHROMIUM_ARGS = [
 ]
 
 
+PASSWORD = "correct horse battery"
+
+
+def add_staff(
+    server: Server,
+    username: str,
+    counter: str,
+    *,
+    role: str = "staff",
+    services: tuple[str, ...] = (),
+    password: str = PASSWORD,
+) -> str:
+    """A staff account through the CLI, as an operator's script makes one."""
+    flags = [arg for service in services for arg in ("--service", service)]
+    return server.cli(
+        "staff",
+        "--branch",
+        "demo",
+        "--username",
+        username,
+        "--counter",
+        counter,
+        "--role",
+        role,
+        *flags,
+        stdin=password + "\n",
+    )
+
+
 def print_ticket(server: Server, kiosk_dir: Path, service: str, tmp_path: Path) -> str:
     """Issue and print a ticket as the kiosk does; return the URL its QR code holds."""
     settings = config.parse(
