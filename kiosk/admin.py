@@ -245,6 +245,17 @@ class AdminMenu:
                 lambda: self._power("poweroff"),
             )
 
+    def run_server_commands(self) -> None:
+        """Commands an operator sent through the server (the sync daemon stores them)."""
+        for kind in devices.take_commands(self.db):
+            log.warning("server command: %s", kind)
+            if kind == "sync_now":
+                devices.request_sync(self.db)
+            elif kind == "reload":
+                self.app.restart()
+            elif kind == "reboot":
+                self._power("reboot")
+
     def _confirm(self, question: str, yes: str, then: Callable[[], None]) -> None:
         ConfirmView(question=question, yes=yes, then=then).open()
 

@@ -136,6 +136,7 @@ class KioskApp(App):
         """Re-read services and queue counts (the sync daemon may change them)."""
         if self.busy and self.screens.current != "home":
             return
+        self.admin.run_server_commands()
         self.services = tickets.listed_services(self.db)
         self.out_of_order = devices.is_out_of_order(self.db)
         self.home.show_languages(self.settings.languages, self.language, self.set_language)

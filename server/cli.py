@@ -53,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
     unstaff = sub.add_parser("staff-remove", help="delete a staff account and its sessions")
     unstaff.add_argument("--branch", required=True)
     unstaff.add_argument("--username", required=True)
+    command = sub.add_parser(
+        "kiosk-command", help="tell a kiosk to restart its app, reboot or sync (next heartbeat)"
+    )
+    command.add_argument("kiosk_id")
+    command.add_argument("kind", choices=("reload", "reboot", "sync_now"))
     rename = sub.add_parser("kiosk-rename", help="give a kiosk a name staff recognise")
     rename.add_argument("kiosk_id")
     rename.add_argument("name")
@@ -122,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vuoro-server: no staff {args.username!r} in {args.branch}", file=sys.stderr)
                 return 1
             print(f"removed {args.username}")
+        elif args.command == "kiosk-command":
+            if not storage.send_command(args.kiosk_id, args.kind):
+                print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)
+                return 1
+            print(f"{args.kind} queued for {args.kiosk_id}")
         elif args.command == "kiosk-rename":
             if not storage.rename_kiosk(args.kiosk_id, args.name):
                 print(f"vuoro-server: no kiosk {args.kiosk_id}", file=sys.stderr)

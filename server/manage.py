@@ -349,11 +349,21 @@ def manage_router(storage: Storage, render) -> APIRouter:
                 )
             elif action == "revoke":
                 done = await run_in_threadpool(storage.revoke, kiosk_id, member.branch_id)
+            elif action in ("reload", "reboot"):
+                done = await run_in_threadpool(
+                    storage.send_command, kiosk_id, action, member.branch_id
+                )
             else:
                 return render("message.html", 404, lang="en", title="Not found", text="")
         except Rejected as exc:
             return overview(member, 400, error=str(exc))
-        return back(f"Kiosk {action}d." if done else "No such kiosk, or nothing to change.")
+        said = {
+            "rename": "Kiosk renamed.",
+            "revoke": "Kiosk revoked.",
+            "reload": "The kiosk restarts its app at its next heartbeat.",
+            "reboot": "The kiosk reboots at its next heartbeat.",
+        }
+        return back(said[action] if done else "No such kiosk, or nothing to change.")
 
     @router.post("/staff")
     async def save_staff(

@@ -485,6 +485,22 @@ class Storage:
                 == 1
             )
 
+    def send_command(self, kiosk_id: str, kind: str, branch_id: str | None = None) -> bool:
+        """Queue a command (reload, reboot, sync_now) for the kiosk's next heartbeat."""
+        if kind not in protocol.COMMANDS:
+            raise Rejected(f"a command is one of {', '.join(protocol.COMMANDS)}")
+        with self.transaction() as db:
+            known = db.execute(
+                "SELECT 1 FROM kiosks WHERE id = ? AND revoked_at IS NULL "
+                "AND branch_id = COALESCE(?, branch_id)",
+                [kiosk_id, branch_id],
+            ).fetchone()
+            if known:
+                db["commands"].insert(
+                    {"kiosk_id": kiosk_id, "kind": kind, "created_at": iso(now())}
+                )
+        return known is not None
+
     def rename_kiosk(self, kiosk_id: str, name: str, branch_id: str | None = None) -> bool:
         name = " ".join(name.split())
         if not name or len(name) > 100 or not name.isprintable():

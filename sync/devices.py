@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from sync.state import transaction
 from sync.tickets import get_config, iso, now_utc, set_config
 
 #: Config key the admin menu changes to wake the sync daemon at once.
@@ -64,3 +65,14 @@ def set_out_of_order(db: sqlite_utils.Database, out_of_order: bool) -> None:
 
 def is_out_of_order(db: sqlite_utils.Database) -> bool:
     return bool(get_config(db, OUT_OF_ORDER_KEY, False))
+
+
+def take_commands(db: sqlite_utils.Database) -> list[str]:
+    """Server commands not yet done, marked done first: a reboot is never repeated
+    by the kiosk that comes back from it."""
+    with transaction(db):
+        rows = db.execute(
+            "SELECT id, kind FROM commands WHERE done_at IS NULL ORDER BY rowid"
+        ).fetchall()
+        db.execute("UPDATE commands SET done_at = ? WHERE done_at IS NULL", [iso(now_utc())])
+    return [kind for _, kind in rows]

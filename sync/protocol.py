@@ -161,9 +161,12 @@ class QueueState(Message):
     issued: int | None = None  # today, all kiosks: the kiosk's view of the daily cap
 
 
+COMMANDS = ("reload", "reboot", "sync_now")
+
+
 class Command(Message):
     id: str
-    kind: Literal["reload", "reboot", "sync_now"]
+    kind: Literal["reload", "reboot", "sync_now"]  # COMMANDS
 
 
 class HeartbeatResponse(Message):

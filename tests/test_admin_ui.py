@@ -11,6 +11,7 @@ import pytest
 from kiosk.pinlock import hash_pin
 from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, find_text, ocr_text
+from tests.server_process import run
 from tests.web import DOCS
 
 pytestmark = pytest.mark.ui
@@ -152,3 +153,22 @@ def test_the_menu_closes_itself_and_out_of_order_stops_tickets(screen, write_con
     assert "Out of order" in home, home
     assert rows == [], "no ticket while out of order"
     assert [r["display"] for r in reopened] == ["A001"]
+
+
+def test_an_operator_reboots_a_kiosk_through_the_server_once(
+    screen, write_config, tmp_path, branch
+):
+    server, kiosk_dir = branch
+    config, reboots = config_with_admin(write_config, tmp_path)
+    kiosk = Kiosk(screen, kiosk_dir, config)
+    try:
+        kiosk_id = server.cli("kiosks", "--branch", "demo").splitlines()[1].split()[0]
+        assert server.cli("kiosk-command", kiosk_id, "reboot") == f"reboot queued for {kiosk_id}"
+        run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")  # its heartbeat
+        kiosk.wait_for_log("server command: reboot", timeout=15)
+        time.sleep(1.0)
+        run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+        time.sleep(6.0)  # a home refresh later: nothing new
+    finally:
+        kiosk.stop()
+    assert reboots.read_text() == "reboot\n", "once, and not again after"

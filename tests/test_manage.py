@@ -256,6 +256,12 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     assert "Lobby, by the lifts" in server.cli("kiosks", "--branch", "demo")
 
     page.on("dialog", lambda d: d.accept())
+    page.get_by_role("row").filter(has_text="door").get_by_role("button", name="Reboot").click()
+    assert "reboots at its next heartbeat" in page.locator(".flash").inner_text()
+    with sqlite3.connect(server.db) as db:
+        assert db.execute("SELECT kind FROM commands WHERE delivered_at IS NULL").fetchall() == [
+            ("reboot",)
+        ]
     page.get_by_role("row").filter(has_text="Lobby, by the lifts").get_by_role(
         "button", name="Revoke"
     ).click()
