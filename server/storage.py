@@ -469,6 +469,7 @@ class Storage:
                     "outbox": heartbeat.get("outbox"),
                     "parked": heartbeat.get("parked"),
                     "version": heartbeat.get("version", ""),
+                    "out_of_order": bool(heartbeat.get("out_of_order")),
                 }
             )
         return result

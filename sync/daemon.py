@@ -250,6 +250,7 @@ class SyncDaemon:
             printer=printer.state if printer else "unknown",
             version=self.version,
             sent_at=iso(now_utc()),
+            out_of_order=devices.is_out_of_order(self.db),
             **exchange.counts(self.db),
         )
         reply = self.client.heartbeat(beat)

@@ -153,6 +153,7 @@ class Heartbeat(Message):
     parked: int = 0
     version: str = ""
     sent_at: str = ""
+    out_of_order: bool = False  # switched off from the kiosk's admin menu
 
 
 class QueueState(Message):

@@ -219,6 +219,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     server, kiosk_dir = managed
     db = state.connect(kiosk_dir / "state.db")
     devices.record(db, "printer", "paper_near_end")
+    devices.set_out_of_order(db, True)
     db.close()
     run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
 
@@ -245,7 +246,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     page.goto(f"{server.url}/console/manage")
     door = page.get_by_role("row").filter(has_text="door")
     assert "paper near end" in door.inner_text()
-    assert "online" in door.inner_text()
+    assert "online" in door.inner_text() and "OUT OF ORDER" in door.inner_text()
     assert "alarm" in door.get_attribute("class"), "a paper alarm stands out"
     lobby = page.get_by_role("row").filter(has_text="lobby")
     assert "online" in lobby.inner_text() and "0.1.0" in lobby.inner_text()
