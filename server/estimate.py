@@ -11,8 +11,16 @@ The method, in three parts:
    failing that, the same hour on any day (lunch hours differ everywhere).
 2. *How many counters are serving it*: counters that called a ticket of the
    service in the last ``ACTIVE_WINDOW_S``, at least one.
-3. *The wait*: the people ahead, times one service time, shared among the
-   counters.
+3. *Who comes first*: counters call higher-priority services first, so
+   someone waiting for a normal service also waits for the higher-priority
+   customers already there, and for those still arriving while they wait:
+   each service's *arrival rate* (tickets in the last ``ACTIVE_WINDOW_S``)
+   times its service time is work that takes counters away. That load is
+   capped at ``MAX_LOAD`` of the counters, so a burst never gives "forever".
+4. *The wait*: the people ahead, times one service time, plus the
+   higher-priority work, shared among the counters left after that load.
+   (It assumes the counters serving a service also serve the higher-priority
+   ones, as a counter handling both does.)
 
 The ticket page, the kiosk's screen and the paper all get their estimate
 from :func:`wait_s`, through the server's queue snapshot.
@@ -21,7 +29,8 @@ from :func:`wait_s`, through the server's queue snapshot.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 DEFAULT_SERVICE_S = 300.0
 MIN_SAMPLES = 5
@@ -48,9 +57,45 @@ def service_time(
     return statistics.median(recent)
 
 
-def wait_s(ahead: int, seconds_each: float, counters: int) -> int:
-    """Seconds until the customer with ``ahead`` people before them is called."""
-    return round(max(ahead, 0) * seconds_each / max(counters, 1))
+MAX_LOAD = 0.8
+
+
+@dataclass(frozen=True)
+class Rate:
+    """What the branch's history says of one service now."""
+
+    seconds_each: float = DEFAULT_SERVICE_S
+    counters: int = 1
+    arrivals_per_s: float = 0.0
+    priority: int = 0
+
+
+def wait_s(
+    ahead: int, seconds_each: float, counters: int, before_s: float = 0.0, load: float = 0.0
+) -> int:
+    """Seconds until the customer with ``ahead`` people before them is called.
+
+    ``before_s``: seconds of higher-priority work already waiting; ``load``:
+    higher-priority work arriving per second (counters busy with it).
+    """
+    counters = max(counters, 1)
+    free = counters - min(max(load, 0.0), MAX_LOAD * counters)
+    return round((max(ahead, 0) * seconds_each + before_s) / free)
+
+
+def wait_in_branch(
+    service: str, ahead: int, rates: Mapping[str, Rate], waiting: Mapping[str, int]
+) -> int:
+    """:func:`wait_s` for ``service``, with its branch's higher-priority queues."""
+    own = rates.get(service, Rate())
+    higher = {s: r for s, r in rates.items() if r.priority > own.priority and s != service}
+    return wait_s(
+        ahead,
+        own.seconds_each,
+        own.counters,
+        before_s=sum(waiting.get(s, 0) * r.seconds_each for s, r in higher.items()),
+        load=sum(r.arrivals_per_s * r.seconds_each for r in higher.values()),
+    )
 
 
 def naive_wait_s(ahead: int) -> int:

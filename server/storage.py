@@ -709,19 +709,19 @@ class Storage:
                 ).fetchall()
             )
             rates = self.estimates(db, branch_id)
+        waiting = dict(rows)
         return {
             service: protocol.QueueState(
-                waiting=waiting,
-                estimated_wait_s=estimate.wait_s(
-                    waiting, *rates.get(service, (estimate.DEFAULT_SERVICE_S, 1))
-                ),
+                waiting=ahead,
+                estimated_wait_s=estimate.wait_in_branch(service, ahead, rates, waiting),
                 issued=issued.get(service, 0),
             )
-            for service, waiting in rows
+            for service, ahead in rows
         }
 
-    def estimates(self, db, branch_id: str) -> dict[str, tuple[float, int]]:
-        """Per service: seconds per customer, and counters serving it now.
+    def estimates(self, db, branch_id: str) -> dict[str, estimate.Rate]:
+        """Per service: seconds per customer, counters serving it now, arrivals per
+        second lately, and its priority.
 
         Read at most every ``ESTIMATE_TTL_S`` per branch: every phone polling
         its ticket must not cost a scan of the day's history.
@@ -758,19 +758,27 @@ class Storage:
                 [branch_id, since],
             ).fetchall()
         )
-        services = [
-            r[0] for r in db.execute("SELECT id FROM services WHERE branch_id = ?", [branch_id])
-        ]
+        arrivals = dict(
+            db.execute(
+                "SELECT service_id, COUNT(*) FROM tickets WHERE branch_id = ? AND queued_at >= ? "
+                "AND status != 'void' GROUP BY service_id",
+                [branch_id, since],
+            ).fetchall()
+        )
         result = {
-            service: (
-                estimate.service_time(
+            service: estimate.Rate(
+                seconds_each=estimate.service_time(
                     samples.get(service, []),
                     same_hour.get(service, []),
                     same_hour_any_day.get(service, []),
                 ),
-                max(counters.get(service, 1), 1),
+                counters=max(counters.get(service, 1), 1),
+                arrivals_per_s=arrivals.get(service, 0) / estimate.ACTIVE_WINDOW_S,
+                priority=priority,
             )
-            for service in services
+            for service, priority in db.execute(
+                "SELECT id, priority FROM services WHERE branch_id = ?", [branch_id]
+            )
         }
         self._estimates[branch_id] = (time.monotonic() + ESTIMATE_TTL_S, result)
         return result
@@ -818,7 +826,13 @@ class Storage:
                 feedback = db.execute(
                     "SELECT comment != '' FROM feedback WHERE ticket_id = ?", [row[11]]
                 ).fetchone()
-            rates = self.estimates(db, branch_id).get(queue_id, (estimate.DEFAULT_SERVICE_S, 1))
+            rates = self.estimates(db, branch_id)
+            own = rates.get(queue_id, estimate.Rate())
+            waiting_before = {  # only branches with priority services pay for this
+                s: len(self._waiting(db, branch_id, s, day))
+                for s, r in rates.items()
+                if r.priority > own.priority and position is not None
+            }
         return {
             "number": display,
             "service": _json(row[8]),
@@ -827,7 +841,9 @@ class Storage:
             "language": row[7],
             "status": status,
             "position": position,
-            "estimated_wait_s": None if position is None else estimate.wait_s(position - 1, *rates),
+            "estimated_wait_s": None
+            if position is None
+            else estimate.wait_in_branch(queue_id, position - 1, rates, waiting_before),
             "counter": counter,
             "feedback_given": feedback is not None,
             "personal_data": bool(feedback and feedback[0]),

@@ -86,3 +86,74 @@ def test_the_server_learns_from_its_own_served_tickets(storage):
     queue = storage.queue("demo")["payments"]
     assert queue.waiting == 6
     assert queue.estimated_wait_s == 6 * 60 / 2, "six ahead, a minute each, two counters"
+
+
+def simulate_priorities(seed: int) -> dict[str, float]:
+    """Priority and normal customers share three counters, priority called first.
+    For each normal customer: the estimate that knows the priority queue and its
+    arrivals, against the one that counts only the customer's own queue."""
+    rng = random.Random(seed)
+    seconds_each, rate = 240.0, 1 / 200  # each service: one arrival per 200 s
+    arrivals = []
+    for service in ("priority", "normal"):
+        t = 0.0
+        while (t := t + rng.expovariate(rate)) < OPEN_S:
+            arrivals.append((t, service))
+    arrivals.sort()
+    rates = {
+        "priority": estimate.Rate(seconds_each, COUNTERS, rate, priority=1),
+        "normal": estimate.Rate(seconds_each, COUNTERS, rate, priority=0),
+    }
+    queues: dict[str, list[float]] = {"priority": [], "normal": []}
+    free_at = [0.0] * COUNTERS
+    predictions: dict[float, tuple[int, int]] = {}
+    actual: dict[float, float] = {}
+    for arrival, service in arrivals:
+        # counters that came free before this arrival call priority first
+        while queues["priority"] or queues["normal"]:
+            counter = min(range(COUNTERS), key=free_at.__getitem__)
+            first = min(
+                (q for q in ("priority", "normal") if queues[q]),
+                key=lambda q: (q != "priority", queues[q][0]),
+            )
+            start = max(free_at[counter], queues[first][0])
+            if start > arrival:
+                break
+            queued = queues[first].pop(0)
+            if first == "normal":
+                actual[queued] = start - queued
+            free_at[counter] = start + rng.lognormvariate(0, 0.5) * seconds_each / 1.133
+        if service == "normal":
+            waiting = {q: len(v) for q, v in queues.items()}
+            ahead = waiting["normal"]
+            predictions[arrival] = (
+                estimate.wait_in_branch("normal", ahead, rates, waiting),
+                estimate.wait_s(ahead, seconds_each, COUNTERS),
+            )
+        queues[service].append(arrival)
+    done = [t for t in predictions if t in actual]
+    return {
+        "customers": len(done),
+        "mae_priorities_s": statistics.mean(abs(predictions[t][0] - actual[t]) for t in done),
+        "mae_own_queue_s": statistics.mean(abs(predictions[t][1] - actual[t]) for t in done),
+    }
+
+
+def test_priority_queues_and_their_arrivals_make_the_estimate_better():
+    days = [simulate_priorities(seed) for seed in range(5)]
+    with_priorities = statistics.mean(d["mae_priorities_s"] for d in days)
+    own_queue = statistics.mean(d["mae_own_queue_s"] for d in days)
+    print(
+        f"\npriority day: normal customers/day ≈ {days[0]['customers']}, MAE with priorities "
+        f"{with_priorities:.0f} s vs own queue only {own_queue:.0f} s"
+    )
+    assert with_priorities < own_queue
+
+
+def test_the_load_of_higher_priorities_is_capped():
+    rates = {
+        "vip": estimate.Rate(300, 2, arrivals_per_s=1.0, priority=5),  # an absurd burst
+        "normal": estimate.Rate(300, 2),
+    }
+    assert estimate.wait_in_branch("normal", 4, rates, {"vip": 0}) == round(4 * 300 / 0.4)
+    assert estimate.wait_in_branch("vip", 4, rates, {"normal": 99}) == 600, "lower ones wait"
