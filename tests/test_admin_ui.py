@@ -172,3 +172,59 @@ def test_an_operator_reboots_a_kiosk_through_the_server_once(
     finally:
         kiosk.stop()
     assert reboots.read_text() == "reboot\n", "once, and not again after"
+
+
+def pair_letter_center(letter: str) -> tuple[int, int]:
+    """Where a letter is on the pairing pad (admin.kv: PairView, 8 columns)."""
+    from kiosk.admin import PAIR_ALPHABET
+
+    index = PAIR_ALPHABET.index(letter)
+    width, height = 1024 * 0.92, 600 * 0.9
+    left, top = (1024 - width) / 2 + 14, (600 - height) / 2 + 14
+    inner = height - 28 - 16
+    grid_top = top + inner * 0.15 / 1.33 + 8
+    cell_w, cell_h = (width - 28 - 7 * 6) / 8, (inner / 1.33 - 3 * 6) / 4
+    row, col = divmod(index, 8)
+    return round(left + col * (cell_w + 6) + cell_w / 2), round(
+        grid_top + row * (cell_h + 6) + cell_h / 2
+    )
+
+
+def test_a_technician_pairs_the_kiosk_from_the_menu(screen, write_config, tmp_path):
+    from sync import devices, state
+    from tests.server_process import DEMO_BRANCH, Server, SyncProcess, wait_until
+
+    server = Server(tmp_path / "server" / "server.db")
+    server.cli("branch", str(DEMO_BRANCH))
+    config, _ = config_with_admin(write_config, tmp_path)
+    state_dir = tmp_path / "state"
+    kiosk = Kiosk(screen, state_dir, config)
+    daemon = SyncProcess(state_dir, "--wait-for-pairing", "--server", server.url)
+    try:
+        code = server.cli("pair-code", "--branch", "demo")
+        screen.key("ctrl+alt+a")
+        type_pin(screen, "1234")
+        kiosk.wait_for_log("admin menu opened", timeout=10)
+        time.sleep(0.5)
+        screen.click(*find_text(screen.screenshot(), "Pair"))
+        time.sleep(0.5)
+        for letter in code:
+            screen.click(*pair_letter_center(letter))
+        time.sleep(0.3)
+        pad = screen.screenshot()
+        screen.click(*find_text(pad, "Pair", last=True))
+        db = state.connect(state_dir / "state.db")
+        wait_until(
+            lambda: (
+                (devices.get(db, "pairing") or object)
+                and devices.get(db, "pairing").state == "paired"
+            ),
+            what="paired from the menu",
+        )
+        db.close()
+    finally:
+        daemon.stop()
+        kiosk.stop()
+        server.stop()
+    assert (state_dir / "credentials.json").exists()
+    assert "Pairing with" in kiosk.log or "admin action: pair" in kiosk.log
