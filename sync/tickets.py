@@ -170,6 +170,7 @@ def listed_services(db: sqlite_utils.Database, moment: datetime | None = None) -
 
 
 def branch_local(db: sqlite_utils.Database, moment: datetime) -> datetime:
+    """``moment`` on the branch's wall clock (its time zone from the config)."""
     branch = get_config(db, "branch", {}) or {}
     return moment.astimezone(ZoneInfo(branch.get("timezone") or "UTC"))
 
@@ -225,9 +226,7 @@ def issued_today(db: sqlite_utils.Database, service_id: str, day: str) -> int:
 
 def branch_day(db: sqlite_utils.Database, moment: datetime) -> str:
     """The branch-local date: numbers restart at the branch's midnight."""
-    branch = get_config(db, "branch", {}) or {}
-    zone = ZoneInfo(branch.get("timezone") or "UTC")
-    return moment.astimezone(zone).date().isoformat()
+    return branch_local(db, moment).date().isoformat()
 
 
 def _take_number(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, str]:
