@@ -154,6 +154,10 @@ class Schedule:
             "last_ticket_min": self.last_ticket_min,
         }
 
+    @property
+    def always_open(self) -> bool:
+        return self.hours is None and not self.exceptions
+
     def periods_on(self, day: date) -> list[tuple[int, int]] | None:
         """Minutes-of-day periods for ``day``; ``None`` when open all day, every day."""
         if day.isoformat() in self.exceptions:

@@ -183,11 +183,13 @@ def availability(
     row = db.execute(
         "SELECT is_open, schedule, daily_cap FROM services WHERE id = ?", [service_id]
     ).fetchone()
+    opening, cap = schedule.Schedule.from_json(json.loads(row[1])), row[2]
+    if row[0] and opening.always_open and cap is None:
+        return schedule.OPEN  # the common case needs no clock
     local = branch_local(db, moment)
-    cap = row[2]
     return schedule.availability(
         is_open=bool(row[0]),
-        schedule=schedule.Schedule.from_json(json.loads(row[1])),
+        schedule=opening,
         local=local,
         daily_cap=cap,
         issued_today=0 if cap is None else issued_today(db, service_id, local.date().isoformat()),
