@@ -98,21 +98,8 @@ def facts(db: sqlite_utils.Database) -> list[tuple[str, str]]:
     pairing = devices.get(db, "pairing")
     printer = devices.get(db, "printer")
     counts = exchange.counts(db)
-    day = tickets.branch_day(db, tickets.now_utc())
-    levels = tickets.lease_levels(db, day)
-    leases = (
-        "numbered by this kiosk"
-        if not paired
-        else ", ".join(
-            f"{s.prefix} {sum(levels.get(s.id, {}).get(k, 0) for k in ('server', 'standalone'))}"
-            + (
-                f" (+{levels[s.id]['reserve']} reserve)"
-                if levels.get(s.id, {}).get("reserve")
-                else ""
-            )
-            for s in tickets.listed_services(db)
-        )
-    )
+    leases = _numbers_left(db) if paired else "numbered by this kiosk"
+    attempt = f"; pairing {pairing.state} {pairing.detail}" if pairing else ""
     return [
         ("Version", _version()),
         ("Addresses", ", ".join(machine.ip_addresses()) or "no network"),
@@ -120,8 +107,7 @@ def facts(db: sqlite_utils.Database) -> list[tuple[str, str]]:
             "Pairing",
             f"paired as {get(db, 'kiosk_id')} with {get(db, 'server', '?')}"
             if paired
-            else "standalone (not paired)"
-            + (f"; {pairing.state} {pairing.detail}" if pairing else ""),
+            else f"standalone (not paired){attempt}",
         ),
         ("Server", f"{server.state} since {server.updated_at[:19]}" if server else "never tried"),
         ("Last sync", (get(db, "last_sync_ok") or "never")[:19]),
@@ -133,6 +119,17 @@ def facts(db: sqlite_utils.Database) -> list[tuple[str, str]]:
         ),
         ("Kiosk", "OUT OF ORDER" if devices.is_out_of_order(db) else "open for customers"),
     ]
+
+
+def _numbers_left(db: sqlite_utils.Database) -> str:
+    """Server-leased numbers left today per service, and the reserve series."""
+    levels = tickets.lease_levels(db, tickets.branch_day(db, tickets.now_utc()))
+    parts = []
+    for service in tickets.listed_services(db):
+        left = levels.get(service.id, {})
+        reserve = f" (+{left['reserve']} reserve)" if left.get("reserve") else ""
+        parts.append(f"{service.prefix} {left.get('server', 0)}{reserve}")
+    return ", ".join(parts)
 
 
 class AdminMenu:
