@@ -70,9 +70,10 @@ def is_out_of_order(db: sqlite_utils.Database) -> bool:
 def take_commands(db: sqlite_utils.Database) -> list[str]:
     """Server commands not yet done, marked done first: a reboot is never repeated
     by the kiosk that comes back from it."""
+    pending = "SELECT id, kind FROM commands WHERE done_at IS NULL ORDER BY rowid"
+    if not db.execute(pending).fetchone():
+        return []  # the usual case, every few seconds on the UI thread: a read, no write lock
     with transaction(db):
-        rows = db.execute(
-            "SELECT id, kind FROM commands WHERE done_at IS NULL ORDER BY rowid"
-        ).fetchall()
+        rows = db.execute(pending).fetchall()
         db.execute("UPDATE commands SET done_at = ? WHERE done_at IS NULL", [iso(now_utc())])
     return [kind for _, kind in rows]
