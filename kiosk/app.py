@@ -7,7 +7,7 @@ config: the window is created when Kivy's window module is imported.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,9 +27,10 @@ from kiosk.i18n import closed_reason, tr
 from kiosk.issuing import Callbacks, TicketIssuer
 from kiosk.paper import ticket_url
 from kiosk.pin import PinScreen
+from kiosk.startup import RETRY_S, Prepared, StateUnavailable, prepare
 from kiosk.ticket import TicketScreen
 from printer.backends import Backend
-from sync import devices, state, tickets
+from sync import clock, devices, state, tickets
 from sync.devices import NO_PAPER_STATES
 from sync.schedule import Availability
 from sync.tickets import Service, Ticket
@@ -55,9 +56,23 @@ class KioskApp(App):
     title = "Vuoro"
 
     def __init__(
-        self, settings: KioskConfig, db_path: Path, backend: Backend, logo: bytes = b"", **kwargs
+        self,
+        settings: KioskConfig,
+        db_path: Path,
+        backend: Backend,
+        logo: bytes = b"",
+        prepared: Prepared | StateUnavailable | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.prepared = prepared
+        self.db = None  # the UI thread's own connection, for reads, once the DB is ready
+        self.unavailable = ""  # why the state DB cannot be used now ("" when it can)
+        self.not_set_up = False
+        self.issuer: TicketIssuer | None = None
+        self.admin: AdminMenu | None = None
+        self.services: list[Service] = []
+        self._clock_offset: timedelta | None = timedelta(0)  # None: the time is not known
         self.logo = logo
         self.settings = settings
         self.db_path = db_path
@@ -78,8 +93,6 @@ class KioskApp(App):
         for name in ("home.kv", "ticket.kv", "pin.kv", "admin.kv"):
             with resources.as_file(resources.files("kiosk") / name) as path:
                 Builder.load_file(str(path))
-        self.db = state.connect(self.db_path)  # the UI thread's own, for reads
-        self.issuer = TicketIssuer(self.db_path, self.settings, self.backend, self._post, self.logo)
         self.home = HomeScreen(name="home", branch_name=self.settings.branch["name"])
         self.ticket = TicketScreen(name="ticket")
         self.ticket.bind(on_done=lambda *_: self.go_home())
@@ -91,7 +104,6 @@ class KioskApp(App):
         screens.add_widget(self.pin)
         screens.add_widget(self.menu)
         self.screens = screens
-        self.admin = AdminMenu(self, self.settings, self.db)
         self.pin.bind(
             on_submit=lambda _s, pin: self.admin.check_pin(pin),
             on_cancel=lambda _s: self.admin.close("cancelled"),
@@ -105,13 +117,48 @@ class KioskApp(App):
             on_touch_up=self._on_touch_up,
         )
         Window.clearcolor = (0.93, 0.95, 0.97, 1)
-        self.refresh()
+        self._start(self.prepared)
         Clock.schedule_interval(lambda _dt: self._tick_clock(), 1.0)
         Clock.schedule_interval(lambda _dt: self.refresh(), REFRESH_S)
         Clock.schedule_interval(lambda _dt: self.check_printer(), PRINTER_POLL_S)
         self.check_printer()
         Clock.schedule_once(lambda _dt: Clock.schedule_once(self._announce_ready, 0.2), 0)
         return screens
+
+    def _start(self, prepared: Prepared | StateUnavailable | None) -> None:
+        """Open for customers, or say why not and try again in a few seconds."""
+        if prepared is None:
+            prepared = self._prepare()
+        if isinstance(prepared, StateUnavailable):
+            self.unavailable = str(prepared)
+            self.notifier.status(f"out of order: {prepared}")
+            self._show_unavailable()
+            Clock.schedule_once(lambda _dt: self._start(None), RETRY_S)
+            return
+        if self.unavailable:
+            log.warning("the state DB is usable again: open for customers")
+        self.unavailable = ""
+        self.settings = prepared.settings
+        self.home.branch_name = self.settings.branch["name"]
+        self.not_set_up = prepared.not_set_up
+        if self.db is None:
+            self.db = state.connect(self.db_path)
+            self.issuer = TicketIssuer(
+                self.db_path, self.settings, self.backend, self._post, self.logo
+            )
+            self.admin = AdminMenu(self, self.settings, self.db)
+        self.issuer.config = self.settings
+        self.refresh()
+
+    def _prepare(self) -> Prepared | StateUnavailable:
+        try:
+            return prepare(self.db_path, self.settings)
+        except StateUnavailable as exc:
+            return exc
+
+    def _show_unavailable(self) -> None:
+        self.home.show_services([], self.language, self.choose)
+        self.home.notice = tr("out_of_order_storage", self.language)
 
     def _announce_ready(self, _dt: float) -> None:
         """The first frame is on screen: tell systemd, and start the watchdog pings.
@@ -128,7 +175,8 @@ class KioskApp(App):
 
     def on_stop(self) -> None:
         self.notifier.stopping()
-        self.issuer.shutdown()
+        if self.issuer is not None:
+            self.issuer.shutdown()
 
     # -- home -------------------------------------------------------------
 
@@ -136,9 +184,16 @@ class KioskApp(App):
         """Re-read services and queue counts (the sync daemon may change them)."""
         if self.busy and self.screens.current != "home":
             return
+        if self.db is None:
+            self._show_unavailable()
+            return
+        if self.not_set_up and tickets.get_config(self.db, "mode") == "paired":
+            log.info("paired: taking the server's services")
+            self._start(None)
+            return
         self.admin.run_server_commands()
         self.services = tickets.listed_services(self.db)
-        self.out_of_order = devices.is_out_of_order(self.db)
+        self.out_of_order = devices.is_out_of_order(self.db) or self.not_set_up
         self.home.show_languages(self.settings.languages, self.language, self.set_language)
         self.home.show_services(
             [] if self.out_of_order else self.services, self.language, self.choose
@@ -146,10 +201,12 @@ class KioskApp(App):
         if self.out_of_order:
             self.home.prompt = tr("out_of_order", self.language)
         self._show_printer_notice()
+        reading = clock.read(self.db)
+        self._clock_offset = reading.moment - tickets.now_utc() if reading.sure else None
         self._tick_clock()
 
     def check_printer(self) -> None:
-        if not self.busy:
+        if not self.busy and self.issuer is not None:
             self.issuer.check_printer(self._printer_state_seen)
 
     def _printer_state_seen(self, state: str) -> None:
@@ -160,7 +217,11 @@ class KioskApp(App):
 
     def _show_printer_notice(self) -> None:
         """Tell customers before they tap when no paper will come out."""
-        if self.printer_state == "paper_out":
+        if self.unavailable:
+            self.home.notice = tr("out_of_order_storage", self.language)
+        elif self.not_set_up:
+            self.home.notice = tr("not_set_up", self.language)
+        elif self.printer_state == "paper_out":
             self.home.notice = tr("no_paper", self.language)
         elif self.printer_state in NO_PAPER_STATES:
             self.home.notice = tr("no_printer", self.language)
@@ -168,8 +229,13 @@ class KioskApp(App):
             self.home.notice = ""
 
     def _tick_clock(self) -> None:
+        """The branch's time; none while the kiosk cannot tell it (a wrong clock
+        on the wall of a branch is worse than none)."""
+        if self._clock_offset is None:
+            self.home.clock = ""
+            return
         zone = ZoneInfo(self.settings.branch["timezone"])
-        self.home.clock = datetime.now(zone).strftime("%H:%M")
+        self.home.clock = (datetime.now(zone) + self._clock_offset).strftime("%H:%M")
 
     def set_language(self, language: str) -> None:
         """The customer's language until their ticket, or until they walk away."""
@@ -183,7 +249,7 @@ class KioskApp(App):
 
     def choose(self, service: Service) -> None:
         """A deliberate tap (or key) on a service: start one ticket."""
-        if self.busy or not service.is_open or self.out_of_order:
+        if self.busy or not service.is_open or self.out_of_order or self.db is None:
             return
         if not self.guard.allow():
             self.home.prompt = tr("slow_down", self.language)
@@ -254,6 +320,8 @@ class KioskApp(App):
 
     def _on_touch_down(self, _window, touch) -> bool:
         """Holding the top-left corner for ``hold_s`` opens the admin PIN pad."""
+        if self.admin is None:
+            return False
         if self.admin.is_open:
             self.admin.touched()
         elif self.screens.current == "home" and _in_corner(touch.pos, Window.size):
@@ -276,6 +344,8 @@ class KioskApp(App):
         return self.settings.kiosk_mode  # True keeps the window open
 
     def _on_key_down(self, _window, key: int, _scancode, codepoint, modifiers) -> bool:
+        if self.admin is None:
+            return key == KEY_ESCAPE  # nothing to drive yet; Escape still never quits
         if self.admin.is_open:
             return self._admin_key(key, codepoint)
         if codepoint == "a" and {"ctrl", "alt"} <= set(modifiers) and not self.busy:

@@ -6,17 +6,16 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
+from appliance.lock import AlreadyRunning, DirectoryLock
 from kiosk import config as kiosk_config
-from kiosk import display
+from kiosk import display, startup
 from kiosk.issuing import TicketIssuer
 from printer.backends import open_backend
 from printer.errors import PrinterConfigError, PrinterError
 from printer.escpos_lib import profile_media_width
 from printer.logo import cached as cached_logo
-from sync import state, tickets
 
 log = logging.getLogger("vuoro.kiosk")
 
@@ -157,23 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"vuoro-kiosk: {problem}", file=sys.stderr)
         return 3
+    try:
+        lock = DirectoryLock(state_dir, "kiosk").acquire()  # one kiosk per state directory
+    except AlreadyRunning as exc:
+        print(f"vuoro-kiosk: {exc}; not starting a second one", file=sys.stderr)
+        return 4
 
-    db = state.connect(db_path)
-    if tickets.get_config(db, "mode") == "paired":
-        settings = _with_server_config(settings, db)  # services come from the server
-    else:
-        tickets.apply_standalone_config(
-            db,
-            branch=settings.branch,
-            ticket=settings.ticket,
-            services=[s.as_state() for s in settings.services],
-        )
-    voided = tickets.void_unprinted(db)
-    if voided:
-        log.warning(
-            "voided %d ticket(s) committed but never printed: %s", len(voided), ", ".join(voided)
-        )
-    db.close()
+    try:
+        prepared = startup.prepare(db_path, settings)
+    except startup.StateUnavailable as exc:  # out of order until it passes; no crash loop
+        log.error("out of order: %s", exc)
+        prepared = exc
     log.info(
         "config %s, state %s, printer %s", settings.source, state_dir, settings.printer["backend"]
     )
@@ -181,19 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     display.configure_kivy(kiosk_mode=kiosk_mode, kivy_home=state_dir / "kivy", size=args.size)
     from kiosk.app import KioskApp  # creates the window: only after configure_kivy
 
-    KioskApp(settings, db_path, backend, logo).run()
+    KioskApp(settings, db_path, backend, logo, prepared=prepared).run()
+    lock.release()
     return 0
-
-
-def _with_server_config(settings, db):
-    """A paired kiosk shows the branch and ticket URL the server gave the sync daemon."""
-    branch = tickets.get_config(db, "branch", {}) or {}
-    ticket = tickets.get_config(db, "ticket", {}) or {}
-    return replace(
-        settings,
-        branch={**settings.branch, **{k: branch[k] for k in ("name", "timezone") if k in branch}},
-        ticket={**settings.ticket, **{k: ticket[k] for k in ("url_template",) if k in ticket}},
-    )
 
 
 def _reprint_last(db_path: Path, settings, backend, logo: bytes) -> int:

@@ -23,6 +23,7 @@ from printer.layout import DEFAULT_PROFILE
 from sync import schedule
 
 MAX_TEXT = 500
+MODES = ("standalone", "paired")
 MAX_SERVICES = 40
 
 
@@ -72,6 +73,8 @@ class KioskConfig:
     language: str = "en"
     languages: tuple[str, ...] = ("en",)
     kiosk_mode: bool = False
+    mode: str = "standalone"  # or "paired": services and numbers come from the server
+    require_time_sync: bool = True  # an unsynchronised clock gets no dated numbers
     return_home_s: float = 8.0
     min_tap_interval_s: float = 1.5
     max_tickets_per_minute: int = 12
@@ -292,6 +295,8 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
             "language",
             "languages",
             "kiosk_mode",
+            "mode",
+            "require_time_sync",
             "return_home_s",
             "min_tap_interval_s",
             "max_tickets_per_minute",
@@ -407,6 +412,8 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         language=language,
         languages=tuple(languages),
         kiosk_mode=c.value(kiosk, "kiosk_mode", bool, "kiosk", default=False) or False,
+        mode=c.value(kiosk, "mode", str, "kiosk", default="standalone", check=_one_of(MODES)),
+        require_time_sync=c.value(kiosk, "require_time_sync", bool, "kiosk", default=True),
         return_home_s=float(
             c.value(kiosk, "return_home_s", (int, float), "kiosk", default=8, check=_positive)
         ),

@@ -75,6 +75,18 @@ _PHRASES: dict[str, dict[str, str]] = {
         "sv": "Ur funktion. Be personalen om ett könummer.",
         "et": "Rikkis. Palun küsige järjekorranumbrit töötajalt.",
     },
+    "out_of_order_storage": {
+        "en": "Out of order: the kiosk's storage is full. Please ask the staff for a number.",
+        "fi": "Epäkunnossa: laitteen muisti on täynnä. Pyydä vuoronumero henkilökunnalta.",
+        "sv": "Ur funktion: enhetens minne är fullt. Be personalen om ett könummer.",
+        "et": "Rikkis: seadme mälu on täis. Palun küsige järjekorranumbrit töötajalt.",
+    },
+    "not_set_up": {
+        "en": "This kiosk is not set up yet. Please ask the staff for a number.",
+        "fi": "Laitetta ei ole vielä otettu käyttöön. Pyydä vuoronumero henkilökunnalta.",
+        "sv": "Automaten är inte i bruk ännu. Be personalen om ett könummer.",
+        "et": "Seade pole veel kasutusel. Palun küsige järjekorranumbrit töötajalt.",
+    },
     "printing": {
         "en": "Printing your ticket…",
         "fi": "Tulostetaan vuoronumeroa…",

@@ -105,7 +105,13 @@ class TicketIssuer:
         self.post(callbacks.committed, ticket)
         try:
             data = self._render(ticket_content(self.config, ticket, service))
-            printer_status = self.backend.send(data, ticket.display)
+            printer_status = self.backend.send(
+                data, ticket.display, on_send=lambda: tickets.mark_handed(self._db(), ticket.id)
+            )
+        except tickets.TicketStateConflict as exc:  # decided elsewhere: nothing printed
+            self._conflict(exc)
+            self.post(callbacks.unavailable, None)
+            return
         except Exception as exc:  # committed: the ticket stays valid, shown on screen
             if isinstance(exc, PrinterError):
                 log.error("print of %s failed: %s", ticket.display, exc)
@@ -159,8 +165,19 @@ class TicketIssuer:
         """Record a print outcome; a DB failure here is logged, not shown."""
         try:
             verb(self._db(), ticket.id, *args)
+        except tickets.TicketStateConflict as exc:
+            self._conflict(exc)
         except sqlite3.Error:
             log.exception("could not record the print outcome of %s", ticket.display)
+
+    def _conflict(self, exc: tickets.TicketStateConflict) -> None:
+        """Another process decided this ticket: say so in the log, the admin menu
+        and the heartbeat (``tickets`` device status), never carry on silently."""
+        log.error("ticket state conflict: %s", exc)
+        try:
+            devices.record(self._db(), "tickets", "conflict", str(exc))
+        except sqlite3.Error:
+            log.exception("could not record the ticket state conflict")
 
 
 def printer_state_of(error: Exception) -> str:

@@ -12,7 +12,7 @@ import errno
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -26,17 +26,26 @@ DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_STATUS_TIMEOUT_S = 1.0
 HEALTHY = PrinterStatus(answered=True, online=True, paper=Paper.OK)
 
+OnSend = Callable[[], None] | None
+
+
+def _sending(on_send: OnSend) -> None:
+    if on_send is not None:
+        on_send()
+
 
 class Backend(Protocol):
     """Sends one job's bytes; raises a :class:`printer.errors.PrinterError`.
 
     ``send`` returns the status seen after the job (``UNKNOWN`` for one-way
-    links); ``status`` asks without printing.
+    links); ``status`` asks without printing. ``on_send`` is called once, just
+    before the first byte of the job leaves: before it, the printer certainly
+    has nothing; after it, the paper may come out whatever happens next.
     """
 
     profile: str
 
-    def send(self, data: bytes, job: str) -> PrinterStatus: ...
+    def send(self, data: bytes, job: str, on_send: OnSend = None) -> PrinterStatus: ...
 
     def status(self) -> PrinterStatus: ...
 
@@ -51,7 +60,8 @@ class EmulatorBackend:
         self.profile = profile
         self._printer = EmulatedPrinter(self.out_dir, profile)
 
-    def send(self, data: bytes, job: str) -> PrinterStatus:
+    def send(self, data: bytes, job: str, on_send: OnSend = None) -> PrinterStatus:
+        _sending(on_send)
         try:
             self._printer.receive(data)
             self._printer.end_of_job()
@@ -79,13 +89,14 @@ class FileBackend:
             raise PrinterOffline(f"{self.path}: no such device")
         return UNKNOWN
 
-    def send(self, data: bytes, job: str) -> PrinterStatus:
+    def send(self, data: bytes, job: str, on_send: OnSend = None) -> PrinterStatus:
         deadline = time.monotonic() + self.timeout
         try:
             fd = self._open(deadline)
         except OSError as exc:
             raise PrinterOffline(f"{self.path}: {exc.strerror}") from exc
         try:
+            _sending(on_send)
             view = memoryview(data)
             while view:
                 try:
@@ -161,15 +172,17 @@ class LinkBackend:
     def _open(self, deadline: float) -> _Link:
         raise NotImplementedError
 
-    def send(self, data: bytes, job: str) -> PrinterStatus:
+    def send(self, data: bytes, job: str, on_send: OnSend = None) -> PrinterStatus:
         deadline = time.monotonic() + self.timeout
         link = self._open(deadline)
         try:
             if not self.query_status:
+                _sending(on_send)
                 link.write(data, deadline)
                 return UNKNOWN
             before = self._ask(link, min(deadline, time.monotonic() + self.status_timeout))
             _refuse_unless_printable(before, self.name)
+            _sending(on_send)
             link.write(data, deadline)
             after = self._ask(link, deadline)
             if not after.answered:

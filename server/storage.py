@@ -37,6 +37,7 @@ CODE_LENGTH = 8
 RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "123456789"]
 ESTIMATE_TTL_S = 10.0
 POSITION_TTL_S = 1.0
+LEASE_MIDNIGHT_SLACK_MIN = 10
 
 
 class Rejected(ValueError):
@@ -112,27 +113,44 @@ class _BatchContext:
     leases: list[tuple[str, str, int, int]]
 
 
-def fair_time(
+@dataclass(frozen=True)
+class Placement:
+    """Where a received ticket goes: the day whose queue it joins and its place
+    time there, or no day at all (``parked`` says why) when nobody can tell."""
+
+    day: str
+    queued: datetime
+    parked: str = ""
+
+
+def place(
     batch: protocol.TicketBatch, t: protocol.TicketIn, received: datetime, zone: ZoneInfo
-) -> datetime:
-    """When the ticket was really issued, on the server's clock.
+) -> Placement:
+    """When the ticket was really issued, on the server's clock, and so its day.
 
     Same boot: the kiosk's monotonic clock says how long before sending it was
-    issued, whatever its wall clock says. Otherwise the kiosk's wall clock,
-    shifted by how wrong that clock was when it sent the batch. Never in the
-    future, never before the ticket's day began in the branch.
+    issued, whatever its wall clock said; the ticket joins the queue of the
+    real day that gives (a kiosk unsure of its clock sends such tickets from
+    its own series, numbered across days, so any day is safe for them).
+    Otherwise the kiosk's wall clock, shifted by how wrong it was at send time,
+    within the day the kiosk gave (its lease's day) — unless the kiosk said it
+    was unsure of that clock: then the day is unknowable and the ticket is
+    parked for staff. Never in the future, never before its day began.
     """
     if t.boot_id and t.boot_id == batch.boot_id and t.issued_mono_ns <= batch.sent_mono_ns:
         moment = received - timedelta(microseconds=(batch.sent_mono_ns - t.issued_mono_ns) / 1000)
-    else:
-        try:
-            moment = datetime.fromisoformat(t.issued_at) + (
-                received - datetime.fromisoformat(batch.sent_at)
-            )
-        except (ValueError, TypeError):
-            moment = received
+        moment = min(moment, received)
+        return Placement(moment.astimezone(zone).date().isoformat(), moment)
+    if t.time_source == "unsure":
+        return Placement(t.day, received, "issue_time_unknown")
+    try:
+        moment = datetime.fromisoformat(t.issued_at) + (
+            received - datetime.fromisoformat(batch.sent_at)
+        )
+    except (ValueError, TypeError):
+        moment = received
     day_start = datetime.fromisoformat(t.day).replace(tzinfo=zone)
-    return max(min(moment, received), day_start)
+    return Placement(t.day, max(min(moment, received), day_start))
 
 
 #: Changes to the schema above, in order; PRAGMA user_version counts the applied ones.
@@ -167,6 +185,8 @@ MIGRATIONS = [
     # managers edit their branch; staff only call
     "ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'staff'",
     "ALTER TABLE kiosks ADD COLUMN renamed_at TEXT",
+    # a ticket nobody can place in a day's queue waits here for staff, with the reason
+    "ALTER TABLE tickets ADD COLUMN park_reason TEXT",
 ]
 
 
@@ -570,9 +590,13 @@ class Storage:
             raise Rejected(f"unknown_service:{service_id}")
 
     def _check_day(self, db: sqlite_utils.Database, branch_id: str, day: str) -> None:
-        today, _ = self.branch_today(db, branch_id)
-        delta = (datetime.fromisoformat(day) - datetime.fromisoformat(today)).days
-        if abs(delta) > 1:
+        """Numbers are leased for today only: a kiosk whose clock says another day
+        would print them for a queue nobody calls. Around midnight a kiosk a few
+        minutes off may still ask for the day next to today."""
+        zone = self._zone(db, branch_id)
+        slack = timedelta(minutes=LEASE_MIDNIGHT_SLACK_MIN)
+        days = {(now() + shift).astimezone(zone).date().isoformat() for shift in (-slack, slack)}
+        if day not in days:
             raise Rejected(f"day_out_of_range:{day}")
 
     # -- tickets ---------------------------------------------------------------
@@ -646,20 +670,21 @@ class Storage:
             for service, day, first, last in context.leases
         ):
             raise Rejected("number_not_leased")
-        queued = fair_time(batch, t, received, context.zone)
+        placement = place(batch, t, received, context.zone)
+        queued = placement.queued
         before = db.execute(  # a kiosk's tickets keep the order it issued them in
-            "SELECT queued_at FROM tickets WHERE kiosk_id = ? AND kiosk_seq < ? "
+            "SELECT queued_at FROM tickets WHERE kiosk_id = ? AND kiosk_seq < ? AND day = ? "
             "ORDER BY kiosk_seq DESC LIMIT 1",
-            [kiosk["id"], t.kiosk_seq],
+            [kiosk["id"], t.kiosk_seq, placement.day],
         ).fetchone()
-        if before and iso(queued) < before[0]:
-            queued = datetime.fromisoformat(before[0])
+        if before and iso(queued) < before[0] and not placement.parked:
+            queued = min(datetime.fromisoformat(before[0]), received)
         try:
             db.execute(
                 "INSERT INTO tickets (id, branch_id, service_id, queue_id, kiosk_id, public_token, "
                 "day, number, series, display, kiosk_seq, language, issued_at_kiosk, queued_at, "
-                "received_at, status, print_state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "received_at, status, print_state, park_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     t.id,
                     kiosk["branch_id"],
@@ -667,7 +692,7 @@ class Storage:
                     t.service_id,
                     kiosk["id"],
                     t.public_token,
-                    t.day,
+                    placement.day,
                     t.number,
                     t.series,
                     t.display,
@@ -676,8 +701,9 @@ class Storage:
                     t.issued_at,
                     iso(queued),
                     iso(received),
-                    "void" if t.state == "void" else "waiting",
+                    "void" if t.state == "void" else "parked" if placement.parked else "waiting",
                     t.state,
+                    placement.parked or None,
                 ],
             )
         except sqlite3.IntegrityError as exc:
@@ -839,7 +865,7 @@ class Storage:
             "branch": row[9],
             "languages": _json(row[10]),
             "language": row[7],
-            "status": status,
+            "status": "waiting" if status == "parked" else status,  # staff place it
             "position": position,
             "estimated_wait_s": None
             if position is None
@@ -926,6 +952,33 @@ class Storage:
         ]
         self._queues[key] = (time.monotonic() + POSITION_TTL_S, times)
         return times
+
+    def parked(self, branch_id: str) -> list[dict]:
+        """Tickets no day's queue could take (a kiosk that never knew the time and
+        restarted before sending), for staff to place: the customer has paper."""
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT id, display, service_id, kiosk_id, issued_at_kiosk, received_at, "
+                "park_reason FROM tickets WHERE branch_id = ? AND status = 'parked' "
+                "ORDER BY received_at, kiosk_seq",
+                [branch_id],
+            ).fetchall()
+        keys = ("id", "number", "service_id", "kiosk_id", "issued_at_kiosk", "received_at")
+        return [dict(zip((*keys, "reason"), row, strict=True)) for row in rows]
+
+    def queue_parked(self, branch_id: str, ticket_id: str) -> str:
+        """Put a parked ticket at the end of today's queue; "" or why not."""
+        with self.transaction() as db:
+            today, _ = self.branch_today(db, branch_id)
+            try:
+                done = db.execute(
+                    "UPDATE tickets SET status = 'waiting', day = ?, queued_at = ?, "
+                    "park_reason = NULL WHERE id = ? AND branch_id = ? AND status = 'parked'",
+                    [today, iso(now()), ticket_id, branch_id],
+                ).rowcount
+            except sqlite3.IntegrityError:
+                return "a ticket with the same number is already in today's queue"
+        return "" if done else "no such parked ticket"
 
     def erase_personal_data(self, token: str) -> bool:
         """What the customer typed (the feedback comment) goes; the rating stays, anonymous."""

@@ -7,11 +7,12 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 from pathlib import Path
 
-from sync import exchange, state, tickets
+from sync import clock, devices, exchange, state, tickets
 from sync.client import SyncError
 from sync.daemon import Credentials, SyncDaemon, pair, wait_for_pairing
 
@@ -122,25 +123,42 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         db = state.connect(db_path)
+        print(f"{db_path}: schema version {state.schema_version(db)}")
+        if args.command == "status":
+            _status(db)
     except state.SchemaTooNew as exc:
         print(f"vuoro-sync: {db_path}: {exc}", file=sys.stderr)
         return 2
-    print(f"{db_path}: schema version {state.schema_version(db)}")
-    if args.command == "status":
-        for row in db.execute(
-            "SELECT state, COUNT(*) FROM tickets GROUP BY state ORDER BY state"
-        ).fetchall():
-            print(f"tickets {row[0]}: {row[1]}")
-        counts = exchange.counts(db)
-        print(f"outbox waiting: {tickets.outbox_depth(db)}")
-        print(f"outbox parked: {counts['parked']}")
-        for reason, count in db.execute(
-            "SELECT parked_reason, COUNT(*) FROM outbox WHERE parked_reason IS NOT NULL "
-            "GROUP BY parked_reason"
-        ).fetchall():
-            print(f"  parked {count}: {reason}")
-        print(f"integrity: {'ok' if state.integrity_ok(db) else 'DAMAGED'}")
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"vuoro-sync: {db_path}: the state DB is damaged ({exc}). The kiosk keeps it "
+            "aside and salvages what it can at its next start: restart vuoro-kiosk "
+            "(README: a damaged SD card).",
+            file=sys.stderr,
+        )
+        return 3
     return 0
+
+
+def _status(db) -> None:
+    """Tickets by state, the outbox, the clock, problems for staff, integrity."""
+    for row in db.execute(
+        "SELECT state, COUNT(*) FROM tickets GROUP BY state ORDER BY state"
+    ).fetchall():
+        print(f"tickets {row[0]}: {row[1]}")
+    counts = exchange.counts(db)
+    print(f"outbox waiting: {tickets.outbox_depth(db)}")
+    print(f"outbox parked: {counts['parked']}")
+    for reason, count in db.execute(
+        "SELECT parked_reason, COUNT(*) FROM outbox WHERE parked_reason IS NOT NULL "
+        "GROUP BY parked_reason"
+    ).fetchall():
+        print(f"  parked {count}: {reason}")
+    reading = clock.read(db)
+    print(f"clock: {reading.source}{': ' + reading.reason if reading.reason else ''}")
+    for problem in devices.problems(db):
+        print(f"problem: {problem}")
+    print(f"integrity: {'ok' if state.integrity_ok(db) else 'DAMAGED'}")
 
 
 def _version() -> str:

@@ -9,18 +9,17 @@ short, so tickets flow promptly when the server is there.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.notify import Notifier
-from sync import devices, exchange, protocol, state
+from sync import clock, devices, exchange, protocol, state
 from sync.client import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
@@ -29,6 +28,7 @@ from sync.client import (
     ServerClient,
     SyncError,
 )
+from sync.credentials import Credentials
 from sync.devices import PAIR_REQUEST_KEY, SYNC_NOW_KEY
 from sync.tickets import boot_id, branch_day, get_config, iso, listed_services, now_utc, set_config
 
@@ -40,33 +40,6 @@ IDLE_S = 10.0
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 POLL_S = 0.25  # how often an idle daemon looks for new tickets in the DB
-CREDENTIALS = "credentials.json"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    server: str
-    kiosk_id: str
-    branch_id: str
-    token: str
-    reserve_tag: str
-    ca_bundle: str | None = None
-
-    @classmethod
-    def load(cls, state_dir: Path) -> Credentials | None:
-        try:
-            return cls(**json.loads((state_dir / CREDENTIALS).read_text()))
-        except FileNotFoundError:
-            return None
-
-    def save(self, state_dir: Path) -> None:
-        """0600 from the start: the token is never readable by others, not even briefly."""
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = state_dir / f".{CREDENTIALS}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.__dict__, f)
-        os.replace(tmp, state_dir / CREDENTIALS)
 
 
 def pair(
@@ -130,6 +103,10 @@ def wait_for_pairing(
     return None
 
 
+def _clock_word(reading: clock.Reading) -> str:
+    return f"{reading.source}: {reading.reason}" if reading.reason else reading.source
+
+
 class Backoff:
     """Full-jitter exponential back-off (AWS architecture blog's "full jitter")."""
 
@@ -161,7 +138,9 @@ class SyncDaemon:
         self.state_dir = state_dir
         self.credentials = credentials
         self.version = version
-        self.db = state.connect(state_dir / "state.db")
+        self.db_path = state_dir / "state.db"
+        self.db = state.connect(self.db_path)
+        self._db_inode = os.stat(self.db_path).st_ino
         self.client = ServerClient(
             credentials.server, credentials.token, credentials.ca_bundle, timeouts
         )
@@ -182,9 +161,15 @@ class SyncDaemon:
     # -- one cycle ---------------------------------------------------------------
 
     def cycle(self) -> None:
-        """Config, leases, outbox, heartbeat; raises :class:`SyncError` on the first failure."""
+        """Config, leases, outbox, heartbeat; raises :class:`SyncError` on the first failure.
+
+        Without the server's time of this boot, the heartbeat comes first: it
+        tells the kiosk what day it is before any lease is asked for.
+        """
         self.pull_config()
         self.alive()
+        if clock.server_now(self.db) is None:
+            self.heartbeat()
         self.top_up_leases()
         self.push_outbox()
         if time.monotonic() - self._last_heartbeat >= protocol.HEARTBEAT_S:
@@ -199,7 +184,11 @@ class SyncDaemon:
             log.info("config %s: %d services", new_etag, len(config.services))
 
     def top_up_leases(self) -> None:
-        day = branch_day(self.db, now_utc())
+        now = clock.read(self.db)
+        if not now.sure:  # a lease for the wrong day is numbers nobody calls
+            log.warning("no leases asked for: %s", now.reason)
+            return
+        day = branch_day(self.db, now.moment)
         for service in listed_services(self.db):
             if (
                 service.availability.status == "closed"  # switched off; hours may open
@@ -251,10 +240,12 @@ class SyncDaemon:
             version=self.version,
             sent_at=iso(now_utc()),
             out_of_order=devices.is_out_of_order(self.db),
+            clock=_clock_word(clock.read(self.db)),
+            problems=devices.problems(self.db),
             **exchange.counts(self.db),
         )
         reply = self.client.heartbeat(beat)
-        exchange.apply_heartbeat(self.db, reply)
+        exchange.apply_heartbeat(self.db, reply, time.monotonic_ns())
         self._last_heartbeat = time.monotonic()
 
     # -- the loop ----------------------------------------------------------------
@@ -266,6 +257,7 @@ class SyncDaemon:
         while not self.stopping.is_set() and (max_cycles is None or cycles < max_cycles):
             cycles += 1
             try:
+                self._reopen_if_replaced()
                 self.cycle()
                 self.backoff.reset()
                 devices.record(self.db, "server", "ok")
@@ -279,7 +271,30 @@ class SyncDaemon:
                 devices.record(self.db, "server", "unreachable", str(exc))
                 wait = self.backoff.next_delay()
                 log.warning("sync failed (%s); next try in %.1f s", exc, wait)
+            except (sqlite3.DatabaseError, OSError) as exc:  # the kiosk recovers it at start
+                log.error("state DB unusable (%s); trying again", exc)
+                self._sleep_plain(self.backoff.next_delay())
+                continue
             self._sleep(wait)
+
+    def _reopen_if_replaced(self) -> None:
+        """The kiosk sets a damaged DB aside and makes a new one: follow it there."""
+        try:
+            inode = os.stat(self.db_path).st_ino
+        except FileNotFoundError:
+            return
+        if inode != self._db_inode:
+            log.warning("state DB was replaced (recovered by the kiosk): reopening it")
+            self.db.close()
+            self.db = state.connect(self.db_path)
+            self._db_inode = inode
+
+    def _sleep_plain(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping.wait(min(POLL_S, max(deadline - time.monotonic(), 0))):
+            self.alive()
+            if time.monotonic() >= deadline:
+                return
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake as soon as the kiosk commits a new ticket or the admin

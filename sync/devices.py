@@ -77,3 +77,20 @@ def take_commands(db: sqlite_utils.Database) -> list[str]:
         rows = db.execute(pending).fetchall()
         db.execute("UPDATE commands SET done_at = ? WHERE done_at IS NULL", [iso(now_utc())])
     return [kind for _, kind in rows]
+
+
+#: Device statuses that mean staff should look (component: the states that do).
+PROBLEMS = {"tickets": ("conflict",), "state_db": ("recovered",)}
+
+
+def problems(db: sqlite_utils.Database) -> list[str]:
+    """What staff should know of this kiosk beyond the printer: a recovered state
+    DB, a ticket decided by another process. For the heartbeat and admin menu."""
+    found = []
+    for component, states in PROBLEMS.items():
+        status = get(db, component)
+        if status and status.state in states:
+            found.append(
+                f"{component} {status.state} {status.updated_at[:19]}: {status.detail}"[:500]
+            )
+    return found

@@ -8,10 +8,11 @@ is marked delivered only after the server answered for it.
 from __future__ import annotations
 
 import json
+import time
 
 import sqlite_utils
 
-from sync import protocol
+from sync import clock, protocol
 from sync.state import transaction
 from sync.tickets import get_config, iso, now_utc, set_config
 
@@ -82,7 +83,8 @@ def pending(db: sqlite_utils.Database, limit: int) -> list[protocol.TicketIn]:
     """The oldest undelivered outbox rows whose ticket is final, in kiosk order."""
     rows = db.execute(
         f"""SELECT t.id, t.public_token, t.kiosk_seq, t.service_id, t.day, t.number, t.series,
-                  t.display, t.language, t.issued_at, t.state, t.issued_mono_ns, t.boot_id
+                  t.display, t.language, t.issued_at, t.state, t.issued_mono_ns, t.boot_id,
+                  t.time_source
            FROM outbox o JOIN tickets t ON t.id = o.ticket_id
            WHERE o.delivered_at IS NULL AND o.parked_reason IS NULL
              AND t.state IN {FINAL_STATES}
@@ -103,6 +105,7 @@ def pending(db: sqlite_utils.Database, limit: int) -> list[protocol.TicketIn]:
         "state",
         "issued_mono_ns",
         "boot_id",
+        "time_source",
     )
     return [protocol.TicketIn(**dict(zip(fields, row, strict=True))) for row in rows]
 
@@ -141,9 +144,15 @@ def newest_outbox_id(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
 
 
-def apply_heartbeat(db: sqlite_utils.Database, reply: protocol.HeartbeatResponse) -> None:
+def apply_heartbeat(
+    db: sqlite_utils.Database, reply: protocol.HeartbeatResponse, mono_ns: int | None = None
+) -> None:
+    """``mono_ns``: the monotonic clock when the reply came (default now): the
+    kiosk's clock is checked against the server's from it (:mod:`sync.clock`)."""
     with transaction(db):
-        set_config(db, "server_clock", {"server_time": reply.server_time, "local": iso(now_utc())})
+        clock.remember_server_time(
+            db, reply.server_time, time.monotonic_ns() if mono_ns is None else mono_ns
+        )
         db.execute("DELETE FROM queue_snapshot")
         listed = {r[0] for r in db.execute("SELECT id FROM services")}
         for service_id, queue in reply.queue.items():

@@ -125,6 +125,9 @@ class TicketIn(Message):
     # batch (same boot), and its wall clock at send time.
     issued_mono_ns: int
     boot_id: str = ""
+    # "unsure": the kiosk could not trust its wall clock when it issued the ticket
+    # (sync.clock), so only the monotonic clock of the same boot can place it.
+    time_source: Literal["system", "server", "unsure"] = "system"
 
 
 class TicketBatch(Message):
@@ -154,6 +157,8 @@ class Heartbeat(Message):
     version: str = ""
     sent_at: str = ""
     out_of_order: bool = False  # switched off from the kiosk's admin menu
+    clock: Text = ""  # "unsure: <why>" while the kiosk cannot tell the day; else its source
+    problems: Annotated[list[Text], Field(max_length=20)] = []  # for staff: recovered DB, ...
 
 
 class QueueState(Message):

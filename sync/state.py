@@ -10,9 +10,12 @@ Migrations run on every open, each one in its own transaction, numbered by
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import sqlite_utils
@@ -140,6 +143,15 @@ def _m5_schedule(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE queue_snapshot ADD COLUMN issued INTEGER")
 
 
+def _m6_field_faults(db: sqlite_utils.Database) -> None:
+    """What a Pi in the field needs: when the bytes went to the printer (a kill after
+    that keeps the ticket), how sure the clock was, and the kiosk's own series
+    numbered across days (found by service and series, not by day)."""
+    db.execute("ALTER TABLE tickets ADD COLUMN handed_at TEXT")  # bytes handed to the printer
+    db.execute("ALTER TABLE tickets ADD COLUMN time_source TEXT NOT NULL DEFAULT 'system'")
+    db.execute("CREATE INDEX tickets_by_series ON tickets(service_id, series, kiosk_seq)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
@@ -149,6 +161,7 @@ MIGRATIONS: list[Migration] = [
     _m3_commands,
     _m4_outbox_by_ticket,
     _m5_schedule,
+    _m6_field_faults,
 ]
 
 
@@ -209,3 +222,34 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 def integrity_ok(db: sqlite_utils.Database) -> bool:
     return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- small shared verbs: the clock, the boot, the config table ----------------
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@cache
+def boot_id() -> str:
+    """Which boot a monotonic clock reading belongs to (it restarts at boot)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def set_config(db: sqlite_utils.Database, key: str, value: object) -> None:
+    db["config"].upsert(
+        {"key": key, "value": json.dumps(value), "updated_at": iso(now_utc())}, pk="key"
+    )
+
+
+def get_config(db: sqlite_utils.Database, key: str, default: object = None) -> object:
+    row = db.execute("SELECT value FROM config WHERE key = ?", [key]).fetchone()
+    return default if row is None else json.loads(row[0])

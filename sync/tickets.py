@@ -12,18 +12,20 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from sync import schedule
-from sync.state import transaction
+from sync import clock, schedule
+from sync.state import boot_id, get_config, iso, now_utc, set_config, transaction
 
 STANDALONE_LEASE_SIZE = 9999
-RESERVE_SERIES_SIZE = 999
+OWN_SERIES_SIZE = 999
+STANDALONE_SERIES = "X"  # a standalone kiosk's own series: AX-07
+OWN_SERIES_FLOOR_KEY = "own_series_floor"  # after a DB recovery: continue above this
+KIOSK_SEQ_FLOOR_KEY = "kiosk_seq_floor"  # after a DB recovery: the sequence jumps past the lost
+INTERRUPTED = "print outcome unknown: the kiosk stopped while printing"
 
 
 class NoNumberAvailable(RuntimeError):
@@ -77,37 +79,10 @@ class Ticket:
     language: str
     issued_at: str
     state: str = "committed"
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-@cache
-def boot_id() -> str:
-    """Which boot a monotonic clock reading belongs to (it restarts at boot)."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
+    time_source: str = "system"  # system | server | unsure (sync.clock)
 
 
 # -- config and services ---------------------------------------------------
-
-
-def set_config(db: sqlite_utils.Database, key: str, value: object) -> None:
-    db["config"].upsert(
-        {"key": key, "value": json.dumps(value), "updated_at": iso(now_utc())}, pk="key"
-    )
-
-
-def get_config(db: sqlite_utils.Database, key: str, default: object = None) -> object:
-    row = db.execute("SELECT value FROM config WHERE key = ?", [key]).fetchone()
-    return default if row is None else json.loads(row[0])
 
 
 def apply_standalone_config(
@@ -146,8 +121,9 @@ def apply_standalone_config(
 
 def listed_services(db: sqlite_utils.Database, moment: datetime | None = None) -> list[Service]:
     """The services the home screen offers, in order, with whether each takes a
-    ticket at ``moment`` (default now) and the queue where known."""
-    moment = moment or now_utc()
+    ticket at ``moment`` (default: now, as :mod:`sync.clock` reads it) and the
+    queue where known."""
+    now = clock.read(db, moment)
     rows = db.execute(
         """SELECT s.id, s.prefix, s.names, s.texts, s.position,
                   q.waiting, q.estimated_wait_s
@@ -161,7 +137,7 @@ def listed_services(db: sqlite_utils.Database, moment: datetime | None = None) -
             names=json.loads(r[2]),
             texts=json.loads(r[3]),
             position=r[4],
-            availability=availability(db, r[0], moment),
+            availability=availability(db, r[0], now.moment, hours_known=now.sure),
             waiting=r[5],
             estimated_wait_s=r[6],
         )
@@ -176,15 +152,19 @@ def branch_local(db: sqlite_utils.Database, moment: datetime) -> datetime:
 
 
 def availability(
-    db: sqlite_utils.Database, service_id: str, moment: datetime
+    db: sqlite_utils.Database, service_id: str, moment: datetime, hours_known: bool = True
 ) -> schedule.Availability:
     """Whether ``service_id`` takes a ticket at ``moment``: the manual switch,
-    the opening hours and the daily cap, as this kiosk knows them."""
+    the opening hours and the daily cap, as this kiosk knows them.
+
+    On a clock it is unsure of (``hours_known`` False) only the switch counts:
+    the kiosk is on and customers are at the door.
+    """
     row = db.execute(
         "SELECT is_open, schedule, daily_cap FROM services WHERE id = ?", [service_id]
     ).fetchone()
     opening, cap = schedule.Schedule.from_json(json.loads(row[1])), row[2]
-    if row[0] and opening.always_open and cap is None:
+    if row[0] and ((opening.always_open and cap is None) or not hours_known):
         return schedule.OPEN  # the common case needs no clock
     local = branch_local(db, moment)
     return schedule.availability(
@@ -231,50 +211,84 @@ def branch_day(db: sqlite_utils.Database, moment: datetime) -> str:
     return branch_local(db, moment).date().isoformat()
 
 
-def _take_number(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, str]:
-    """The next free number and its series ("" or the kiosk's reserve tag).
+def _take_number(
+    db: sqlite_utils.Database, service_id: str, day: str, sure: bool
+) -> tuple[int, str]:
+    """The next free number and its series ("" or the kiosk's own tag).
 
-    Leases from the server (or the standalone kiosk's own) come first; a
-    paired kiosk with none left falls back to its reserve series, which no
-    other kiosk and not the server can ever issue. A number this kiosk already
-    gave out today (say, standalone before it was paired) is skipped.
+    On a clock it is sure of, a lease comes first: the server's, or the
+    standalone kiosk's own for the day. Without one (a paired kiosk offline
+    with its leases used up, or any kiosk unsure of the day) the number comes
+    from the kiosk's own series, which no other kiosk and not the server can
+    ever issue. A number this kiosk already gave out that day is skipped.
     """
-    sources = ("standalone",) if get_config(db, "mode") == "standalone" else ("server", "reserve")
-    while True:
+    standalone = get_config(db, "mode") == "standalone"
+    while sure:
         lease = db.execute(
-            f"""SELECT id, next, source FROM leases
-               WHERE service_id = ? AND day = ? AND next <= last
-                 AND source IN ({", ".join("?" * len(sources))})
-               ORDER BY source = 'reserve', first LIMIT 1""",
-            [service_id, day, *sources],
+            """SELECT id, next FROM leases
+               WHERE service_id = ? AND day = ? AND next <= last AND source = ?
+               ORDER BY first LIMIT 1""",
+            [service_id, day, "standalone" if standalone else "server"],
         ).fetchone()
+        if lease is None and standalone:
+            lease = _open_standalone_lease(db, service_id, day)
         if lease is None:
-            lease = _open_own_lease(db, service_id, day)
-        lease_id, number, source = lease
-        db.execute("UPDATE leases SET next = next + 1 WHERE id = ?", [lease_id])
-        series = str(get_config(db, "reserve_tag", "")) if source == "reserve" else ""
+            break
+        db.execute("UPDATE leases SET next = next + 1 WHERE id = ?", [lease[0]])
         taken = db.execute(
-            "SELECT 1 FROM tickets WHERE service_id = ? AND day = ? AND series = ? AND number = ?",
-            [service_id, day, series, number],
+            "SELECT 1 FROM tickets WHERE service_id = ? AND day = ? AND series = '' AND number = ?",
+            [service_id, day, lease[1]],
         ).fetchone()
         if not taken:
-            return number, series
+            return lease[1], ""
+    return _own_series_number(db, service_id, day), own_series_tag(db)
 
 
-def _open_own_lease(db: sqlite_utils.Database, service_id: str, day: str) -> tuple[int, int, str]:
-    mode = get_config(db, "mode")
-    if mode == "standalone":
-        source, size = "standalone", STANDALONE_LEASE_SIZE
-    elif mode == "paired" and get_config(db, "reserve_tag"):
-        source, size = "reserve", RESERVE_SERIES_SIZE
-    else:
-        raise NoNumberAvailable(f"no number lease left for {service_id} on {day}")
+def own_series_tag(db: sqlite_utils.Database) -> str:
+    """The paired kiosk's reserve tag from the server (``K1``), or the standalone
+    kiosk's ``X``: a number in it (``AK1-07``) is visibly not a leased one."""
+    if get_config(db, "mode") == "standalone":
+        return STANDALONE_SERIES
+    tag = str(get_config(db, "reserve_tag", "") or "")
+    if not tag:
+        raise NoNumberAvailable("no number lease left and no reserve series (not paired)")
+    return tag
+
+
+def _own_series_number(db: sqlite_utils.Database, service_id: str, day: str) -> int:
+    """The kiosk's own series counts on across days (1..999, then 1 again), so a
+    ticket from it never shares its number with another on any real day, even
+    when the kiosk does not know which day it is."""
+    series = own_series_tag(db)
+    row = db.execute(
+        "SELECT number, kiosk_seq FROM tickets WHERE service_id = ? AND series = ? "
+        "ORDER BY kiosk_seq DESC LIMIT 1",
+        [service_id, series],
+    ).fetchone()
+    start = row[0] if row else 0
+    floor = get_config(db, OWN_SERIES_FLOOR_KEY)  # set by a recovery of a damaged DB
+    if floor and (row is None or row[1] <= floor["after_seq"]):
+        start = floor["numbers"].get(service_id, start)
+    for step in range(1, OWN_SERIES_SIZE + 1):
+        number = (start + step - 1) % OWN_SERIES_SIZE + 1  # 1..999
+        if not db.execute(
+            "SELECT 1 FROM tickets WHERE service_id = ? AND day = ? AND series = ? AND number = ?",
+            [service_id, day, series, number],
+        ).fetchone():
+            return number
+    raise NoNumberAvailable(f"all {OWN_SERIES_SIZE} numbers of series {series} used on {day}")
+
+
+def _open_standalone_lease(
+    db: sqlite_utils.Database, service_id: str, day: str
+) -> tuple[int, int] | None:
     used = db.execute(
-        "SELECT COALESCE(MAX(last), 0) FROM leases WHERE service_id = ? AND day = ? AND source = ?",
-        [service_id, day, source],
+        "SELECT COALESCE(MAX(last), 0) FROM leases "
+        "WHERE service_id = ? AND day = ? AND source = 'standalone'",
+        [service_id, day],
     ).fetchone()[0]
-    if used >= size:
-        raise NoNumberAvailable(f"all {used} {source} numbers of {service_id} used on {day}")
+    if used >= STANDALONE_LEASE_SIZE:
+        return None  # the day's 9999 are gone: the own series goes on
     lease_id = (
         db["leases"]
         .insert(
@@ -282,18 +296,18 @@ def _open_own_lease(db: sqlite_utils.Database, service_id: str, day: str) -> tup
                 "service_id": service_id,
                 "day": day,
                 "first": used + 1,
-                "last": size,
+                "last": STANDALONE_LEASE_SIZE,
                 "next": used + 1,
-                "source": source,
+                "source": "standalone",
             }
         )
         .last_pk
     )
-    return lease_id, used + 1, source
+    return lease_id, used + 1
 
 
 def display_number(prefix: str, number: int, series: str = "") -> str:
-    """``A042``; a reserve-series number shows its kiosk's tag: ``AK1-07``."""
+    """``A042``; a number of the kiosk's own series shows its tag: ``AK1-07``."""
     return f"{prefix}{series}-{number:02d}" if series else f"{prefix}{number:03d}"
 
 
@@ -308,23 +322,29 @@ def issue_ticket(
     """One ``BEGIN IMMEDIATE`` transaction: number, ticket row, outbox row.
 
     ``moment`` (wall clock) and ``mono_ns`` (monotonic clock) default to now;
-    simulations pass their own clock.
+    simulations pass their own clock. The wall clock is checked first
+    (:mod:`sync.clock`): on one the kiosk cannot trust, the ticket still comes,
+    from the kiosk's own series.
 
     Returns only after COMMIT, so a ticket that is later printed always exists.
     """
-    moment = moment or now_utc()
+    mono_ns = time.monotonic_ns() if mono_ns is None else mono_ns
     with transaction(db):
         service = db.execute(
             "SELECT prefix FROM services WHERE id = ? AND listed = 1", [service_id]
         ).fetchone()
         if service is None:
             raise UnknownService(service_id)
-        state = availability(db, service_id, moment)
+        now = clock.read(db, moment, mono_ns)
+        state = availability(db, service_id, now.moment, hours_known=now.sure)
         if not state.is_open:
             raise ServiceClosed(service_id, state)
-        day = branch_day(db, moment)
-        number, series = _take_number(db, service_id, day)
-        seq = db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) + 1 FROM tickets").fetchone()[0]
+        day = branch_day(db, now.moment) if now.sure else _likely_day(db, now.moment)
+        number, series = _take_number(db, service_id, day, now.sure)
+        seq = db.execute(
+            "SELECT MAX(COALESCE(MAX(kiosk_seq), 0), ?) + 1 FROM tickets",
+            [get_config(db, KIOSK_SEQ_FLOOR_KEY, 0)],
+        ).fetchone()[0]
         ticket = Ticket(
             id=uuid.uuid4().hex,
             public_token=secrets.token_urlsafe(16),
@@ -334,7 +354,8 @@ def issue_ticket(
             number=number,
             display=display_number(service[0], number, series),
             language=language,
-            issued_at=iso(moment),
+            issued_at=iso(now.moment),
+            time_source=now.source,
         )
         db["tickets"].insert(
             {
@@ -348,57 +369,114 @@ def issue_ticket(
                 "display": ticket.display,
                 "language": language,
                 "issued_at": ticket.issued_at,
-                "issued_mono_ns": time.monotonic_ns() if mono_ns is None else mono_ns,
+                "issued_mono_ns": mono_ns,
                 "boot_id": boot_id(),
+                "time_source": now.source,
             }
         )
         db["outbox"].insert({"ticket_id": ticket.id, "created_at": ticket.issued_at})
     return ticket
 
 
+def _likely_day(db: sqlite_utils.Database, moment: datetime) -> str:
+    """A day for a ticket issued on an unsure clock: never before the last one's.
+    Only a guess (the server places it by the monotonic clock); its number is
+    from the own series, so a wrong guess clashes with nothing."""
+    guess = branch_day(db, moment)
+    last = db.execute("SELECT MAX(day) FROM tickets").fetchone()[0]
+    return max(guess, last) if last else guess
+
+
+class TicketStateConflict(RuntimeError):
+    """A print outcome for a ticket that is void or unknown: something else (a
+    second kiosk process) decided it. Logged and shown, never ignored."""
+
+
+def mark_handed(db: sqlite_utils.Database, ticket_id: str) -> None:
+    """Recorded (and on disk) before the first byte goes to the printer: from
+    here on, a kill leaves a ticket whose paper may exist, so it stays valid."""
+    with transaction(db):
+        done = db.execute(
+            "UPDATE tickets SET handed_at = ? WHERE id = ? AND state = 'committed'",
+            [iso(now_utc()), ticket_id],
+        ).rowcount
+        if not done:
+            _conflict(db, ticket_id, "handed to the printer")
+
+
 def mark_printed(db: sqlite_utils.Database, ticket_id: str) -> None:
     with transaction(db):
-        db.execute(
+        done = db.execute(
             "UPDATE tickets SET state = 'printed', printed_at = ?, print_error = NULL "
-            "WHERE id = ? AND state IN ('committed', 'print_failed')",
+            "WHERE id = ? AND state IN ('committed', 'print_failed', 'printed')",
             [iso(now_utc()), ticket_id],
-        )
+        ).rowcount
+        if not done:
+            _conflict(db, ticket_id, "printed")
 
 
 def mark_print_failed(db: sqlite_utils.Database, ticket_id: str, error: str) -> None:
     """The ticket stays valid: the customer has it on screen."""
     with transaction(db):
+        done = db.execute(
+            "UPDATE tickets SET state = 'print_failed', print_error = ? "
+            "WHERE id = ? AND state IN ('committed', 'print_failed')",
+            [error[:500], ticket_id],
+        ).rowcount
+        if not done:
+            _conflict(db, ticket_id, "failed to print")
+
+
+def _conflict(db: sqlite_utils.Database, ticket_id: str, what: str) -> None:
+    row = db.execute("SELECT display, state FROM tickets WHERE id = ?", [ticket_id]).fetchone()
+    if row is None:
+        raise TicketStateConflict(f"ticket {ticket_id} {what}, but it is not in the state DB")
+    raise TicketStateConflict(f"{row[0]} {what}, but the state DB has it {row[1]}")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What start-up found of the tickets the last run left undecided."""
+
+    voided: list[str]  # never reached the printer: void, numbers not reused
+    kept: list[str]  # bytes went to the printer: the paper may exist, so valid
+
+
+def settle_interrupted(db: sqlite_utils.Database) -> Settled:
+    """At start-up: decide every ticket the last run left half-way.
+
+    Only a ticket that certainly never left the kiosk (committed, not handed
+    to the printer) is voided; one whose bytes may have reached the printer
+    stays valid, as ``print_failed`` with the reason, so staff can see it. Only
+    the kiosk process calls this, holding the state directory's lock, before
+    it issues anything.
+    """
+    with transaction(db):
+        rows = db.execute(
+            "SELECT display, handed_at IS NOT NULL FROM tickets WHERE state = 'committed' "
+            "ORDER BY kiosk_seq"
+        ).fetchall()
+        db.execute(
+            "UPDATE tickets SET state = 'void', print_error = 'not printed before restart' "
+            "WHERE state = 'committed' AND handed_at IS NULL"
+        )
         db.execute(
             "UPDATE tickets SET state = 'print_failed', print_error = ? "
-            "WHERE id = ? AND state = 'committed'",
-            [error[:500], ticket_id],
+            "WHERE state = 'committed' AND handed_at IS NOT NULL",
+            [INTERRUPTED],
         )
+    return Settled([r[0] for r in rows if not r[1]], [r[0] for r in rows if r[1]])
 
 
 def void_unprinted(db: sqlite_utils.Database) -> list[str]:
-    """At start-up: tickets committed but never printed become void.
-
-    Only the kiosk calls this, before it issues anything, so no ticket of the
-    running process can be caught half-way.
-    """
-    with transaction(db):
-        voided = [
-            r[0]
-            for r in db.execute(
-                "SELECT display FROM tickets WHERE state = 'committed' ORDER BY kiosk_seq"
-            ).fetchall()
-        ]
-        db.execute(
-            "UPDATE tickets SET state = 'void', print_error = 'not printed before restart' "
-            "WHERE state = 'committed'"
-        )
-    return voided
+    """:func:`settle_interrupted`, returning the voided numbers."""
+    return settle_interrupted(db).voided
 
 
 def get_ticket(db: sqlite_utils.Database, ticket_id: str) -> Ticket | None:
     row = db.execute(
         """SELECT id, public_token, kiosk_seq, service_id, day, number, display,
-                  language, issued_at, state FROM tickets WHERE id = ?""",
+                  language, issued_at, state, time_source FROM tickets WHERE id = ?""",
         [ticket_id],
     ).fetchone()
     return None if row is None else Ticket(*row)

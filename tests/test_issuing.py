@@ -22,9 +22,11 @@ class RecordingBackend:
         self.error = error
         self.jobs: list[tuple[str, bytes]] = []
 
-    def send(self, data: bytes, job: str) -> None:
+    def send(self, data: bytes, job: str, on_send=None) -> None:
         if self.error:
             raise self.error
+        if on_send:
+            on_send()
         self.jobs.append((job, data))
         return HEALTHY
 

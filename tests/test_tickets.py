@@ -73,11 +73,32 @@ def test_print_outcomes_and_voiding_at_start_up(db):
     assert tickets.void_unprinted(db) == ["A004"]
 
 
-def test_a_void_ticket_is_never_marked_printed_afterwards(db):
+def test_a_print_outcome_for_a_void_ticket_is_an_error_and_it_stays_void(db):
     ticket = tickets.issue_ticket(db, "payments", language="fi")
     tickets.void_unprinted(db)
-    tickets.mark_printed(db, ticket.id)
+    for verb, args in (
+        (tickets.mark_printed, ()),
+        (tickets.mark_print_failed, ("paper out",)),
+        (tickets.mark_handed, ()),
+    ):
+        with pytest.raises(tickets.TicketStateConflict, match="A001 .* has it void"):
+            verb(db, ticket.id, *args)
     assert tickets.get_ticket(db, ticket.id).state == "void"
+    with pytest.raises(tickets.TicketStateConflict, match="not in the state DB"):
+        tickets.mark_printed(db, "0" * 32)
+
+
+def test_a_ticket_handed_to_the_printer_stays_valid_after_a_restart(db):
+    """Bytes that left may be paper in a customer's hand: only the never-sent is voided."""
+    sent = tickets.issue_ticket(db, "payments", language="fi")
+    unsent = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.mark_handed(db, sent.id)
+    settled = tickets.settle_interrupted(db)
+    assert (settled.voided, settled.kept) == (["A002"], ["A001"])
+    assert tickets.get_ticket(db, sent.id).state == "print_failed"
+    assert tickets.get_ticket(db, unsent.id).state == "void"
+    row = db.execute("SELECT print_error FROM tickets WHERE id = ?", [sent.id]).fetchone()
+    assert row[0] == tickets.INTERRUPTED
 
 
 def test_unknown_and_unlisted_services_are_refused_and_nothing_is_written(db):

@@ -10,7 +10,7 @@ set -eu
 case "${1:-}" in
   venv) pkgs="python3-venv" ;;
   run)  pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri" ;;
-  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk" ;;
+  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime" ;;
   *) echo "usage: $0 run|test|venv" >&2; exit 2 ;;
 esac
 
