@@ -24,6 +24,10 @@ def ticket_url(config: KioskConfig, ticket: Ticket) -> str:
 
 
 def issued_local(config: KioskConfig, ticket: Ticket) -> str:
+    """The date and time on the paper; none when the kiosk could not tell them
+    (a wrong date on a ticket is worse than none)."""
+    if ticket.time_source == "unsure":
+        return ""
     moment = datetime.fromisoformat(ticket.issued_at).astimezone(
         ZoneInfo(config.branch["timezone"])
     )

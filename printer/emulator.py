@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import socket
 import time
@@ -107,11 +108,15 @@ class EmulatedPrinter:
 
 
 def _job_name(page: Ticket) -> str:
-    """The ticket's number when one stands on a line of its own, else "job"."""
+    """The ticket's number when one stands on a line of its own (``A042``, or
+    ``AK1-07`` from a kiosk's own series), else "job"."""
     for line in page.lines:
-        if 2 <= len(line) <= 8 and line[0].isalpha() and line[1:].isdigit():
+        if _NUMBER.fullmatch(line):
             return line
     return "job"
+
+
+_NUMBER = re.compile(r"[A-Z]{1,3}(?:[A-Z0-9]{1,3}-)?[0-9]{2,4}")
 
 
 def serve_connection(printer: EmulatedPrinter, conn: socket.socket) -> None:

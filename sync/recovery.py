@@ -4,8 +4,9 @@ A damaged DB must not become a crash loop under ``Restart=always``, and must
 not restart today's numbering at A001 either. So at start-up the kiosk opens
 the DB through :func:`open_checked`: a file that fails SQLite's check is kept
 aside for diagnosis (``state.db.damaged-<time>``), a new one is made, and what
-can be read of the old one is copied over: the outbox first (a customer may
-hold the paper), then the tickets, the config and the leases. Numbering then
+can be read of the old one is copied over: config, services, leases, tickets
+and their outbox rows (a ticket whose outbox row is lost is sent again: a
+customer may hold its paper, and the server applies each ticket once). Numbering then
 continues above anything that may have been handed out: the server's leases
 never repeat, and the kiosk's own counters skip ``RECOVERY_GAP`` numbers past
 the highest one found. A full disk is not damage: it is reported as
@@ -31,8 +32,8 @@ log = logging.getLogger("vuoro.sync.recovery")
 
 RECOVERY_GAP = 100  # numbers skipped past the highest found: the lost ones may be out there
 RECOVERED_COMPONENT = "state_db"  # its device status: the admin menu and heartbeat show it
-#: Read in this order: what a customer may be holding first.
-TABLES = ("tickets", "outbox", "config", "services", "leases", "commands", "device_status")
+#: Copied in this order: a ticket needs its service, an outbox row its ticket.
+TABLES = ("config", "services", "leases", "tickets", "outbox", "commands", "device_status")
 _CHUNK = 500
 _PROBE_LIMIT = 200_000  # rowids probed one by one past a damaged page, at most
 
@@ -185,7 +186,6 @@ def _readable_rows(
                 [last, _CHUNK],
             ).fetchall()
         except sqlite3.Error:
-            errors[0] += 1
             end = min(top, last + _PROBE_LIMIT)
             for rowid in range(last + 1, end + 1):  # probe past the bad page
                 try:
@@ -193,6 +193,7 @@ def _readable_rows(
                         f"SELECT rowid, {names} FROM {table} WHERE rowid = ?", [rowid]
                     ).fetchone()
                 except sqlite3.Error:
+                    errors[0] += 1  # a row on a damaged page, lost
                     continue
                 if row is not None:
                     yield row[1:]
@@ -232,7 +233,12 @@ def _continue_numbering(db: sqlite_utils.Database) -> None:
                 [service_id, day],
             ).fetchone()[0]
             top = (highest or 0) + RECOVERY_GAP
-            db["leases"].insert(  # used up: the standalone kiosk's next lease starts above it
+            db.execute(  # leases found go on above it...
+                "UPDATE leases SET next = MAX(next, MIN(last + 1, ?)) "
+                "WHERE service_id = ? AND day = ? AND first <= ?",
+                [top + 1, service_id, day, top],
+            )
+            db["leases"].insert(  # ...and a new standalone lease starts above it
                 {
                     "service_id": service_id,
                     "day": day,
@@ -241,11 +247,6 @@ def _continue_numbering(db: sqlite_utils.Database) -> None:
                     "next": top + 1,
                     "source": "standalone",
                 }
-            )
-            db.execute(  # a server lease's next never falls behind a ticket found
-                "UPDATE leases SET next = MAX(next, MIN(last + 1, ?)) "
-                "WHERE service_id = ? AND day = ? AND source = 'server' AND first <= ?",
-                [(highest or 0) + 1, service_id, day, highest or 0],
             )
     floors = {}
     for service_id in services:

@@ -95,10 +95,11 @@ class Kiosk:
         extra_args: tuple[str, ...] = ("--windowed",),
         env: dict[str, str] | None = None,
         command: tuple[str, ...] = (str(KIOSK),),
+        log_dir: Path | None = None,
     ) -> None:
         self.screen = screen
         self.state_dir = state_dir
-        self.log_path = state_dir / f"kiosk-{time.monotonic_ns()}.log"
+        self.log_path = (log_dir or state_dir) / f"kiosk-{time.monotonic_ns()}.log"
         state_dir.mkdir(parents=True, exist_ok=True)
         args = [
             *command,

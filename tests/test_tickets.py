@@ -81,7 +81,7 @@ def test_a_print_outcome_for_a_void_ticket_is_an_error_and_it_stays_void(db):
         (tickets.mark_print_failed, ("paper out",)),
         (tickets.mark_handed, ()),
     ):
-        with pytest.raises(tickets.TicketStateConflict, match="A001 .* has it void"):
+        with pytest.raises(tickets.TicketStateConflict, match=r"A001 .* has it void"):
             verb(db, ticket.id, *args)
     assert tickets.get_ticket(db, ticket.id).state == "void"
     with pytest.raises(tickets.TicketStateConflict, match="not in the state DB"):
