@@ -104,7 +104,8 @@ class TicketIssuer:
         log.info("committed %s (%s)", ticket.display, ticket.id)
         self.post(callbacks.committed, ticket)
         try:
-            data = self._render(ticket_content(self.config, ticket, service))
+            paper = tickets.service_for_ticket(self._db(), ticket)  # the queue before it
+            data = self._render(ticket_content(self.config, ticket, paper))
             printer_status = self.backend.send(data, ticket.display)
         except Exception as exc:  # committed: the ticket stays valid, shown on screen
             if isinstance(exc, PrinterError):

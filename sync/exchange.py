@@ -8,12 +8,13 @@ is marked delivered only after the server answered for it.
 from __future__ import annotations
 
 import json
+import time
 
 import sqlite_utils
 
 from sync import protocol
 from sync.state import transaction
-from sync.tickets import get_config, iso, now_utc, set_config
+from sync.tickets import boot_id, get_config, iso, now_utc, set_config
 
 FINAL_STATES = ("printed", "print_failed", "void")
 
@@ -141,11 +142,34 @@ def newest_outbox_id(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
 
 
+def counted_seq(db: sqlite_utils.Database) -> int:
+    """The highest kiosk_seq up to which every own ticket is settled: delivered
+    (the server counts it), parked or void (nobody counts it).
+
+    The daemon pushes before it sends a heartbeat, one at a time, so the
+    server's reply counted exactly the delivered ones. A ticket above this
+    mark that the server already has (out of order, or a reply lost after the
+    server applied it) is counted twice until the next heartbeat: too many
+    rather than too few, so a daily cap is never passed.
+    """
+    first_open = db.execute(
+        "SELECT MIN(t.kiosk_seq) FROM tickets t JOIN outbox o ON o.ticket_id = t.id "
+        "WHERE o.delivered_at IS NULL AND o.parked_reason IS NULL AND t.state != 'void'"
+    ).fetchone()[0]
+    if first_open is not None:
+        return first_open - 1
+    return db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) FROM tickets").fetchone()[0]
+
+
 def apply_heartbeat(db: sqlite_utils.Database, reply: protocol.HeartbeatResponse) -> None:
+    """The server's queue becomes the kiosk's snapshot, stamped with what of the
+    kiosk's own tickets it counted and when it arrived (monotonic clock)."""
     with transaction(db):
         set_config(db, "server_clock", {"server_time": reply.server_time, "local": iso(now_utc())})
         db.execute("DELETE FROM queue_snapshot")
         listed = {r[0] for r in db.execute("SELECT id FROM services")}
+        counted = counted_seq(db)
+        received = time.monotonic_ns()
         for service_id, queue in reply.queue.items():
             if service_id in listed:
                 db["queue_snapshot"].insert(
@@ -155,6 +179,10 @@ def apply_heartbeat(db: sqlite_utils.Database, reply: protocol.HeartbeatResponse
                         "estimated_wait_s": queue.estimated_wait_s,
                         "issued": queue.issued,
                         "updated_at": reply.server_time,
+                        "counted_seq": counted,
+                        "wait_per_person_s": queue.wait_per_person_s,
+                        "received_mono_ns": received,
+                        "received_boot_id": boot_id(),
                     }
                 )
         for command in reply.commands:
