@@ -4,6 +4,7 @@ and nothing when the snapshot is too old to be true."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from kiosk import config
 from kiosk.paper import queue_line, ticket_content
 from sync import exchange, protocol, state, tickets
 from sync.daemon import Credentials, SyncDaemon
+from sync.schedule import Availability
 from tests.conftest import TWO_SERVICES
 from tests.server_process import DEMO_BRANCH, Server
 
@@ -161,6 +163,15 @@ def desk(tmp_path):
     server.stop()
 
 
+@pytest.fixture
+def capped_desk(tmp_path):
+    server, kiosk_dir = branch_with_desk(tmp_path, cap=3)
+    daemon = SyncDaemon(kiosk_dir, Credentials.load(kiosk_dir))
+    yield server, daemon, kiosk_dir
+    daemon.db.close()
+    server.stop()
+
+
 def paper(db, ticket: tickets.Ticket):
     """The ticket's paper as the kiosk prints it."""
     return ticket_content(
@@ -212,3 +223,65 @@ def test_the_paper_counts_own_tickets_between_heartbeats_and_agrees_with_the_pho
     assert phone(server, d[3])["position"] == 4
     after = {s.id: s.waiting for s in tickets.listed_services(db)}
     assert after == home, "the server's count agrees with the kiosk's own"
+
+
+def test_a_daily_cap_of_three_stops_at_three_between_heartbeats(capped_desk):
+    server, daemon, _ = capped_desk
+    db = daemon.db
+    daemon.heartbeat()
+    issue(db, "desk")
+    daemon.push_outbox()
+    daemon.heartbeat()  # the server counts D001
+    issue(db, "desk")
+    issue(db, "desk")
+    daemon.push_outbox()  # D002 and D003 delivered after the last heartbeat
+    assert tickets.availability(db, "desk", tickets.now_utc()) == Availability("full")
+    with pytest.raises(tickets.ServiceClosed):
+        tickets.issue_ticket(db, "desk", language="en")
+    daemon.heartbeat()
+    with pytest.raises(tickets.ServiceClosed):
+        tickets.issue_ticket(db, "desk", language="en")
+    assert issued_on_server(server, "desk") == 3
+
+
+def issued_on_server(server: Server, service: str) -> int:
+    reply = requests.get(f"{server.url}/api/v1/branches/demo/queue", timeout=10)
+    reply.raise_for_status()
+    return reply.json()[service]["issued"]
+
+
+@pytest.mark.ui
+def test_the_real_kiosk_prints_the_count_and_stops_at_the_cap(screen, write_config, capped_desk):
+    from printer.render import read_transcript
+    from tests.kiosk_driver import Kiosk
+
+    server, daemon, kiosk_dir = capped_desk
+    kiosk = Kiosk(screen, kiosk_dir, write_config())
+    try:
+        daemon.heartbeat()
+        for count in (1, 2, 3):
+            screen.key("4")  # the fourth service: D
+            kiosk.wait_for_tickets(count, ("printed",))
+            daemon.push_outbox()  # delivered at once, as the daemon does; no heartbeat
+            time.sleep(1.2)  # the Done button's grace period
+            screen.key("Return")  # home: the buttons are read again
+            time.sleep(0.5)
+        screen.key("4")  # D is full: nothing
+        screen.key("1")  # A001 shows that the kiosk took the keys
+        rows = kiosk.wait_for_tickets(4, ("printed",))
+    finally:
+        kiosk.stop()
+    assert [r["display"] for r in rows] == ["D001", "D002", "D003", "A001"]
+    ahead = {
+        png.stem.rsplit("-", 1)[1]: line.split(" · ")[0]
+        for png in kiosk.printed_pngs()
+        for line in read_transcript(png).splitlines()
+        if line.startswith("Edelläsi")
+    }
+    assert ahead == {
+        "D001": "Edelläsi jonossa 0",
+        "D002": "Edelläsi jonossa 1",
+        "D003": "Edelläsi jonossa 2",
+        "A001": "Edelläsi jonossa 0",
+    }
+    assert issued_on_server(server, "desk") == 3
