@@ -104,7 +104,8 @@ class TicketIssuer:
         log.info("committed %s (%s)", ticket.display, ticket.id)
         self.post(callbacks.committed, ticket)
         try:
-            data = self._render(ticket_content(self.config, ticket, service))
+            paper = tickets.service_for_ticket(self._db(), ticket)  # the queue before it
+            data = self._render(ticket_content(self.config, ticket, paper))
             printer_status = self.backend.send(
                 data, ticket.display, on_send=lambda: tickets.mark_handed(self._db(), ticket.id)
             )

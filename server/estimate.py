@@ -78,9 +78,13 @@ def wait_s(
     ``before_s``: seconds of higher-priority work already waiting; ``load``:
     higher-priority work arriving per second (counters busy with it).
     """
+    return round((max(ahead, 0) * seconds_each + before_s) / free_counters(counters, load))
+
+
+def free_counters(counters: int, load: float = 0.0) -> float:
+    """Counters left for a service after the higher-priority load (at least 20%)."""
     counters = max(counters, 1)
-    free = counters - min(max(load, 0.0), MAX_LOAD * counters)
-    return round((max(ahead, 0) * seconds_each + before_s) / free)
+    return counters - min(max(load, 0.0), MAX_LOAD * counters)
 
 
 def wait_in_branch(
@@ -96,6 +100,18 @@ def wait_in_branch(
         before_s=sum(waiting.get(s, 0) * r.seconds_each for s, r in higher.items()),
         load=sum(r.arrivals_per_s * r.seconds_each for r in higher.values()),
     )
+
+
+def per_person_s(service: str, rates: Mapping[str, Rate]) -> float:
+    """What one more person ahead adds to a wait in ``service``: a kiosk that
+    issued tickets since the last snapshot adds this for each of them."""
+    own = rates.get(service, Rate())
+    load = sum(
+        r.arrivals_per_s * r.seconds_each
+        for s, r in rates.items()
+        if r.priority > own.priority and s != service
+    )
+    return own.seconds_each / free_counters(own.counters, load)
 
 
 def naive_wait_s(ahead: int) -> int:

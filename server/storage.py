@@ -741,6 +741,7 @@ class Storage:
                 waiting=ahead,
                 estimated_wait_s=estimate.wait_in_branch(service, ahead, rates, waiting),
                 issued=issued.get(service, 0),
+                wait_per_person_s=round(estimate.per_person_s(service, rates), 1),
             )
             for service, ahead in rows
         }

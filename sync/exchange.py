@@ -14,7 +14,7 @@ import sqlite_utils
 
 from sync import clock, protocol
 from sync.state import transaction
-from sync.tickets import get_config, iso, now_utc, set_config
+from sync.tickets import boot_id, get_config, iso, now_utc, set_config
 
 FINAL_STATES = ("printed", "print_failed", "void")
 
@@ -144,17 +144,38 @@ def newest_outbox_id(db: sqlite_utils.Database) -> int:
     return db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
 
 
+def counted_seq(db: sqlite_utils.Database) -> int:
+    """The highest kiosk_seq up to which every own ticket is settled: delivered
+    (the server counts it), parked or void (nobody counts it).
+
+    The daemon pushes before it sends a heartbeat, one at a time, so the
+    server's reply counted exactly the delivered ones. A ticket above this
+    mark that the server already has (out of order, or a reply lost after the
+    server applied it) is counted twice until the next heartbeat: too many
+    rather than too few, so a daily cap is never passed.
+    """
+    first_open = db.execute(
+        "SELECT MIN(t.kiosk_seq) FROM tickets t JOIN outbox o ON o.ticket_id = t.id "
+        "WHERE o.delivered_at IS NULL AND o.parked_reason IS NULL AND t.state != 'void'"
+    ).fetchone()[0]
+    if first_open is not None:
+        return first_open - 1
+    return db.execute("SELECT COALESCE(MAX(kiosk_seq), 0) FROM tickets").fetchone()[0]
+
+
 def apply_heartbeat(
     db: sqlite_utils.Database, reply: protocol.HeartbeatResponse, mono_ns: int | None = None
 ) -> None:
-    """``mono_ns``: the monotonic clock when the reply came (default now): the
-    kiosk's clock is checked against the server's from it (:mod:`sync.clock`)."""
+    """The server's queue becomes the kiosk's snapshot, stamped with what of the
+    kiosk's own tickets it counted and when it arrived (``mono_ns``, the
+    monotonic clock when the reply came, default now); the kiosk's clock is
+    checked against the server's from the same moment (:mod:`sync.clock`)."""
+    received = time.monotonic_ns() if mono_ns is None else mono_ns
     with transaction(db):
-        clock.remember_server_time(
-            db, reply.server_time, time.monotonic_ns() if mono_ns is None else mono_ns
-        )
+        clock.remember_server_time(db, reply.server_time, received)
         db.execute("DELETE FROM queue_snapshot")
         listed = {r[0] for r in db.execute("SELECT id FROM services")}
+        counted = counted_seq(db)
         for service_id, queue in reply.queue.items():
             if service_id in listed:
                 db["queue_snapshot"].insert(
@@ -164,6 +185,10 @@ def apply_heartbeat(
                         "estimated_wait_s": queue.estimated_wait_s,
                         "issued": queue.issued,
                         "updated_at": reply.server_time,
+                        "counted_seq": counted,
+                        "wait_per_person_s": queue.wait_per_person_s,
+                        "received_mono_ns": received,
+                        "received_boot_id": boot_id(),
                     }
                 )
         for command in reply.commands:

@@ -165,6 +165,8 @@ class QueueState(Message):
     waiting: int
     estimated_wait_s: int | None = None
     issued: int | None = None  # today, all kiosks: the kiosk's view of the daily cap
+    # seconds one more person ahead adds: the kiosk adds its own tickets since the snapshot
+    wait_per_person_s: float | None = None
 
 
 COMMANDS = ("reload", "reboot", "sync_now")

@@ -152,6 +152,19 @@ def _m6_field_faults(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX tickets_by_series ON tickets(service_id, series, kiosk_seq)")
 
 
+def _m7_queue_counts(db: sqlite_utils.Database) -> None:
+    """What a heartbeat's queue snapshot already counted of this kiosk's own tickets
+    (those up to ``counted_seq``), what one more person adds to the wait, and
+    when the snapshot arrived on this kiosk's monotonic clock (its age, whatever
+    the wall clock says)."""
+    db.execute("ALTER TABLE queue_snapshot ADD COLUMN counted_seq INTEGER")
+    db.execute("ALTER TABLE queue_snapshot ADD COLUMN wait_per_person_s REAL")
+    db.execute("ALTER TABLE queue_snapshot ADD COLUMN received_mono_ns INTEGER")
+    db.execute("ALTER TABLE queue_snapshot ADD COLUMN received_boot_id TEXT")
+    # the count of own tickets since the snapshot, read at every tap and home refresh
+    db.execute("CREATE INDEX tickets_since ON tickets(service_id, day, kiosk_seq, state)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
@@ -162,6 +175,7 @@ MIGRATIONS: list[Migration] = [
     _m4_outbox_by_ticket,
     _m5_schedule,
     _m6_field_faults,
+    _m7_queue_counts,
 ]
 
 

@@ -11,13 +11,14 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from sync import clock, schedule
+from sync.protocol import HEARTBEAT_S
 from sync.state import boot_id, get_config, iso, now_utc, set_config, transaction
 
 STANDALONE_LEASE_SIZE = 9999
@@ -119,30 +120,131 @@ def apply_standalone_config(
             )
 
 
-def listed_services(db: sqlite_utils.Database, moment: datetime | None = None) -> list[Service]:
+def listed_services(
+    db: sqlite_utils.Database, moment: datetime | None = None, mono_ns: int | None = None
+) -> list[Service]:
     """The services the home screen offers, in order, with whether each takes a
     ticket at ``moment`` (default: now, as :mod:`sync.clock` reads it) and the
-    queue where known."""
-    now = clock.read(db, moment)
+    queue a customer tapping now joins, where known (``mono_ns``: the monotonic
+    clock, default now)."""
+    now = clock.read(db, moment, mono_ns)
+    day = branch_day(db, now.moment)
     rows = db.execute(
-        """SELECT s.id, s.prefix, s.names, s.texts, s.position,
-                  q.waiting, q.estimated_wait_s
-           FROM services s LEFT JOIN queue_snapshot q ON q.service_id = s.id
-           WHERE s.listed = 1 ORDER BY s.position"""
+        """SELECT id, prefix, names, texts, position FROM services
+           WHERE listed = 1 ORDER BY position"""
     ).fetchall()
-    return [
-        Service(
-            id=r[0],
-            prefix=r[1],
-            names=json.loads(r[2]),
-            texts=json.loads(r[3]),
-            position=r[4],
-            availability=availability(db, r[0], now.moment, hours_known=now.sure),
-            waiting=r[5],
-            estimated_wait_s=r[6],
+    services = []
+    for r in rows:
+        waiting, wait_s = queue_ahead(db, r[0], day, mono_ns=mono_ns)
+        services.append(
+            Service(
+                id=r[0],
+                prefix=r[1],
+                names=json.loads(r[2]),
+                texts=json.loads(r[3]),
+                position=r[4],
+                availability=availability(db, r[0], now.moment, hours_known=now.sure),
+                waiting=waiting,
+                estimated_wait_s=wait_s,
+            )
         )
-        for r in rows
-    ]
+    return services
+
+
+def service_for_ticket(
+    db: sqlite_utils.Database, ticket: Ticket, mono_ns: int | None = None
+) -> Service:
+    """The ticket's service with the queue before that ticket, for its paper:
+    the snapshot plus this kiosk's own tickets issued before it since then."""
+    service = get_service(db, ticket.service_id)
+    waiting, wait_s = queue_ahead(
+        db, ticket.service_id, ticket.day, before_seq=ticket.kiosk_seq, mono_ns=mono_ns
+    )
+    return replace(service, waiting=waiting, estimated_wait_s=wait_s)
+
+
+# -- the queue as this kiosk knows it ----------------------------------------
+
+#: A snapshot older than this is not printed: customers called since would make
+#: it a promise the branch does not keep. A few missed heartbeats, not one.
+QUEUE_FRESH_S = 3 * HEARTBEAT_S
+
+
+def _snapshot(db: sqlite_utils.Database, service_id: str, day: str) -> tuple | None:
+    """The service's snapshot if it is of ``day`` (the server's day when it answered)."""
+    row = db.execute(
+        "SELECT waiting, estimated_wait_s, issued, counted_seq, wait_per_person_s, "
+        "received_mono_ns, received_boot_id, updated_at FROM queue_snapshot WHERE service_id = ?",
+        [service_id],
+    ).fetchone()
+    if row is None or branch_day(db, datetime.fromisoformat(row[7])) != day:
+        return None
+    return row
+
+
+def own_since_snapshot(
+    db: sqlite_utils.Database, service_id: str, day: str, before_seq: int | None = None
+) -> int:
+    """This kiosk's tickets of ``service_id`` and ``day`` that the last queue
+    snapshot did not count (issued before ``before_seq`` when given).
+
+    The server counts a ticket once it is delivered; tickets delivered after
+    the heartbeat are in neither its count nor the outbox, so "undelivered" is
+    not enough. Void tickets reached nobody; parked ones were refused by the
+    server and are in no queue.
+    """
+    snapshot = _snapshot(db, service_id, day)
+    return _own_since(db, service_id, day, snapshot[3] if snapshot else None, before_seq)
+
+
+def _own_since(
+    db: sqlite_utils.Database,
+    service_id: str,
+    day: str,
+    counted_seq: int | None,
+    before_seq: int | None,
+) -> int:
+    # parked rows are few: subtract them (CROSS JOIN: from the outbox index, not per ticket)
+    which = (
+        "t.service_id = ? AND t.day = ? AND t.state != 'void' AND t.kiosk_seq > ? "
+        "AND (? IS NULL OR t.kiosk_seq < ?)"
+    )
+    params = [service_id, day, counted_seq or 0, before_seq, before_seq]
+    return db.execute(
+        f"SELECT (SELECT COUNT(*) FROM tickets t WHERE {which}) - "
+        "(SELECT COUNT(*) FROM outbox o CROSS JOIN tickets t ON t.id = o.ticket_id "
+        f"WHERE o.delivered_at IS NULL AND o.parked_reason IS NOT NULL AND {which})",
+        params + params,
+    ).fetchone()[0]
+
+
+def queue_ahead(
+    db: sqlite_utils.Database,
+    service_id: str,
+    day: str,
+    before_seq: int | None = None,
+    mono_ns: int | None = None,
+) -> tuple[int | None, int | None]:
+    """People waiting and the estimated wait for a ticket issued now (or the one
+    with ``before_seq``), or ``None`` for what the kiosk cannot honestly say:
+    no fresh snapshot, a ticket the snapshot already counted, or own tickets
+    since it without the server's seconds per person."""
+    snapshot = _snapshot(db, service_id, day)
+    if snapshot is None:
+        return None, None
+    waiting, wait_s, _issued, counted, per_person, received_ns, received_boot, _ = snapshot
+    mono_ns = time.monotonic_ns() if mono_ns is None else mono_ns
+    if (
+        received_ns is None
+        or received_boot != boot_id()
+        or mono_ns - received_ns > QUEUE_FRESH_S * 1e9
+        or (before_seq is not None and before_seq <= (counted or 0))
+    ):
+        return None, None
+    own = _own_since(db, service_id, day, counted, before_seq)
+    if wait_s is not None and own:
+        wait_s = None if per_person is None else round(wait_s + own * per_person)
+    return waiting + own, wait_s
 
 
 def branch_local(db: sqlite_utils.Database, moment: datetime) -> datetime:
@@ -178,29 +280,16 @@ def availability(
 
 def issued_today(db: sqlite_utils.Database, service_id: str, day: str) -> int:
     """Tickets of the branch today as far as this kiosk knows: the server's
-    count at the last heartbeat plus its own not yet delivered (all of its own
-    when standalone). Void tickets reached nobody and do not count."""
+    count at the last heartbeat plus its own since (all of its own when
+    standalone). Void tickets reached nobody and do not count."""
     if get_config(db, "mode") == "standalone":
         return db.execute(
             "SELECT COUNT(*) FROM tickets WHERE service_id = ? AND day = ? AND state != 'void'",
             [service_id, day],
         ).fetchone()[0]
-    snapshot = db.execute(
-        "SELECT issued, updated_at FROM queue_snapshot WHERE service_id = ?", [service_id]
-    ).fetchone()
-    server_count = 0
-    if (
-        snapshot
-        and snapshot[0] is not None
-        and branch_day(db, datetime.fromisoformat(snapshot[1])) == day
-    ):
-        server_count = snapshot[0]
-    own = db.execute(
-        "SELECT COUNT(*) FROM tickets t JOIN outbox o ON o.ticket_id = t.id "
-        "WHERE t.service_id = ? AND t.day = ? AND t.state != 'void' AND o.delivered_at IS NULL",
-        [service_id, day],
-    ).fetchone()[0]
-    return server_count + own
+    snapshot = _snapshot(db, service_id, day)
+    server_count = (snapshot[2] if snapshot else None) or 0
+    return server_count + own_since_snapshot(db, service_id, day)
 
 
 # -- the tap ---------------------------------------------------------------

@@ -157,3 +157,19 @@ def test_the_load_of_higher_priorities_is_capped():
     }
     assert estimate.wait_in_branch("normal", 4, rates, {"vip": 0}) == round(4 * 300 / 0.4)
     assert estimate.wait_in_branch("vip", 4, rates, {"normal": 99}) == 600, "lower ones wait"
+
+
+def test_one_more_person_ahead_adds_the_per_person_seconds():
+    """What the kiosk adds for each of its own tickets since the server's snapshot."""
+    rates = {
+        "vip": estimate.Rate(120, 1, arrivals_per_s=1 / 600, priority=5),
+        "normal": estimate.Rate(300, 2),
+    }
+    waiting = {"vip": 3}
+    per_person = estimate.per_person_s("normal", rates)
+    assert per_person == 300 / (2 - 120 / 600)
+    for ahead in (0, 4, 11):
+        now = estimate.wait_in_branch("normal", ahead, rates, waiting)
+        later = estimate.wait_in_branch("normal", ahead + 5, rates, waiting)
+        assert abs(later - (now + 5 * per_person)) <= 1, "only rounding apart"
+    assert estimate.per_person_s("unknown", {}) == estimate.DEFAULT_SERVICE_S

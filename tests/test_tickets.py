@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync import state, tickets
+from sync import exchange, protocol, state, tickets
 
 SERVICES = [
     {"id": "payments", "prefix": "A", "names": {"fi": "Maksut"}},
@@ -142,8 +142,12 @@ def test_a_failure_inside_the_transaction_leaves_no_half_ticket(db, monkeypatch)
 
 
 def test_listed_services_carry_names_texts_and_the_queue_snapshot(db):
-    db["queue_snapshot"].insert(
-        {"service_id": "permits", "waiting": 4, "estimated_wait_s": 600, "updated_at": "x"}
+    exchange.apply_heartbeat(
+        db,
+        protocol.HeartbeatResponse(
+            server_time=tickets.iso(tickets.now_utc()),
+            queue={"permits": protocol.QueueState(waiting=4, estimated_wait_s=600)},
+        ),
     )
     payments, permits = tickets.listed_services(db)
     assert (payments.name("fi"), payments.name("sv"), payments.waiting) == (
