@@ -48,6 +48,12 @@ _PAGE: dict[str, dict[str, str]] = {
         "sv": "Den här kölappen gäller inte",
         "et": "See pilet ei kehti",
     },
+    "parked": {
+        "en": "The staff are checking your ticket and will add it to the queue",
+        "fi": "Henkilökunta tarkistaa vuoronumerosi ja lisää sen jonoon",
+        "sv": "Personalen kontrollerar din kölapp och för in den i kön",
+        "et": "Töötajad kontrollivad teie piletit ja lisavad selle järjekorda",
+    },
     "position": {
         "en": "Place in queue",
         "fi": "Sijasi jonossa",
@@ -156,7 +162,16 @@ _PAGE: dict[str, dict[str, str]] = {
 }
 
 #: What a ticket's status says on its page; ``{counter}`` is the counter's name.
-STATUS_WORDS = ("waiting", "called", "serving", "served", "no_show", "cancelled", "void")
+STATUS_WORDS = (
+    "waiting",
+    "called",
+    "serving",
+    "served",
+    "no_show",
+    "cancelled",
+    "void",
+    "parked",  # held by the server for staff to place (e.g. issued on a wrong clock)
+)
 
 
 def page_words(language: str) -> dict[str, str]:

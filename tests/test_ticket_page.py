@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import requests
 
-from server.i18n import LANGUAGES
+from server.i18n import LANGUAGES, STATUS_WORDS
 from server.staff import Staff
 from server.storage import Storage, iso, now
 from sync import protocol
@@ -21,8 +21,9 @@ from tests.server_data import paired
 from tests.server_process import run
 from tests.web import DOCS, print_ticket
 
-#: Every status the public ticket can have (the protocol's own list).
-STATUSES = typing.get_args(protocol.PublicTicket.model_fields["status"].annotation)
+#: Every status the public ticket can have: the protocol's own list, and "parked"
+#: (a ticket the server holds for staff to place).
+STATUSES = (*typing.get_args(protocol.PublicTicket.model_fields["status"].annotation), "parked")
 
 
 def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path):
@@ -75,6 +76,7 @@ def test_every_status_is_said_in_words_in_every_language(branch, tmp_path):
     assert {"waiting", "called", "serving", "served", "no_show", "cancelled", "void"} <= set(
         STATUSES
     )
+    assert set(STATUSES) <= set(STATUS_WORDS)
     said: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
     for status in STATUSES:
         with sqlite3.connect(server.db) as db:
