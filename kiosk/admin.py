@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 from kivy.clock import Clock
@@ -90,8 +92,22 @@ def _version() -> str:
         return "unknown"
 
 
-def facts(db: sqlite_utils.Database) -> list[tuple[str, str]]:
-    """What the menu shows, as (label, value) lines, read from the state DB."""
+def local_time(stamp: str | None, zone: ZoneInfo) -> str:
+    """A stored UTC time on the branch's wall clock, as the screen's clock shows it."""
+    if not stamp:
+        return "never"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp[:19]
+    if moment.tzinfo is None:  # kept in UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def facts(db: sqlite_utils.Database, zone: ZoneInfo) -> list[tuple[str, str]]:
+    """What the menu shows, as (label, value) lines, read from the state DB; times
+    in ``zone`` (the branch's, like the clock), not the UTC they are kept in."""
     get = tickets.get_config
     paired = get(db, "mode") == "paired"
     server = devices.get(db, "server")
@@ -109,8 +125,13 @@ def facts(db: sqlite_utils.Database) -> list[tuple[str, str]]:
             if paired
             else f"standalone (not paired){attempt}",
         ),
-        ("Server", f"{server.state} since {server.updated_at[:19]}" if server else "never tried"),
-        ("Last sync", (get(db, "last_sync_ok") or "never")[:19]),
+        (
+            "Server",
+            f"{server.state} since {local_time(server.updated_at, zone)}"
+            if server
+            else "never tried",
+        ),
+        ("Last sync", local_time(get(db, "last_sync_ok"), zone)),
         ("Outbox", f"{counts['outbox']} waiting, {counts['parked']} parked"),
         ("Numbers left today", leases or "none"),
         (
@@ -138,6 +159,7 @@ class AdminMenu:
     def __init__(self, app, settings: KioskConfig, db: sqlite_utils.Database) -> None:
         self.app = app
         self.admin = settings.admin
+        self.zone = ZoneInfo(settings.branch["timezone"])  # the home screen's clock's
         self.db = db
         self.lock = PinLock(db, settings.admin.pin_hash)
         self._idle = None
@@ -184,7 +206,7 @@ class AdminMenu:
         menu = self.app.menu
         menu.facts = "\n".join(
             f"[b]{escape_markup(label)}[/b]  {escape_markup(value)}"
-            for label, value in facts(self.db)
+            for label, value in facts(self.db, self.zone)
         )
         menu.out_of_order = devices.is_out_of_order(self.db)
         menu.message = message

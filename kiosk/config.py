@@ -188,8 +188,10 @@ class _Checker:
             self.fail(f"{key!r} in {_label(table, index)} {problem}", table, index, key)
         return value
 
-    def texts(self, data: Mapping, key: str, table: str, index: int | None, default_language: str):
-        """A text, or a table of texts per language."""
+    def texts(
+        self, data: Mapping, key: str, table: str, index: int | None, default_language: str
+    ) -> dict[str, str]:
+        """A text, or a table of texts per language (a text alone is the default language's)."""
         value = self.value(data, key, (str, dict), table, index, default={})
         if isinstance(value, str):
             value = {default_language: value}
@@ -438,8 +440,9 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
                 default="http://127.0.0.1:8000/t/{token}",
                 check=_url_template,
             ),
-            "header": c.value(ticket, "header", str, "ticket", default="", check=_short_text) or "",
-            "footer": c.value(ticket, "footer", str, "ticket", default="", check=_short_text) or "",
+            # printed texts: one for every language, or a table per language
+            "header": c.texts(ticket, "header", "ticket", None, language),
+            "footer": c.texts(ticket, "footer", "ticket", None, language),
             "logo": str(logo_path) if logo else "",
         },
         printer=dict(printer) | {"backend": backend},

@@ -23,6 +23,7 @@ class ServiceButton(Button):
 class LanguageButton(Button):
     language = StringProperty("")
     selected = BooleanProperty(False)
+    focused = BooleanProperty(False)
 
 
 class HomeScreen(Screen):
@@ -79,19 +80,30 @@ class HomeScreen(Screen):
                 box.add_widget(button)
         for button in box.children:
             button.selected = button.language == current
+        self._paint_focus()
 
     @property
     def service_buttons(self) -> list[ServiceButton]:
         return list(reversed(self.ids.buttons.children))  # Kivy keeps children last-first
 
+    @property
+    def language_buttons(self) -> list[LanguageButton]:
+        return list(reversed(self.ids.languages.children))
+
+    @property
+    def focus_ring(self) -> list[Button]:
+        """What Tab and the arrows visit: the services first (what most come
+        for), then the language buttons, so a keypad user can change language."""
+        return [*self.service_buttons, *self.language_buttons]
+
     def move_focus(self, step: int) -> None:
-        buttons = self.service_buttons
-        if not buttons:
+        ring = self.focus_ring
+        if not ring:
             return
         self.focus_index = (
-            (0 if step > 0 else len(buttons) - 1)
+            (0 if step > 0 else len(ring) - 1)
             if self.focus_index < 0
-            else (self.focus_index + step) % len(buttons)
+            else (self.focus_index + step) % len(ring)
         )
         self._paint_focus()
 
@@ -100,16 +112,20 @@ class HomeScreen(Screen):
         self._paint_focus()
 
     def activate(self, index: int | None = None) -> bool:
-        """Press the Nth button (or the focused one) as a tap would."""
-        buttons = self.service_buttons
-        index = self.focus_index if index is None else index
-        if not 0 <= index < len(buttons) or buttons[index].disabled:
+        """Press the Nth service (a digit key) or the focused button, as a tap would."""
+        if index is None:
+            ring = self.focus_ring
+            button = ring[self.focus_index] if 0 <= self.focus_index < len(ring) else None
+        else:
+            services = self.service_buttons
+            button = services[index] if 0 <= index < len(services) else None
+        if button is None or button.disabled:
             return False
-        buttons[index].dispatch("on_release")
+        button.dispatch("on_release")
         return True
 
     def _paint_focus(self) -> None:
-        for index, button in enumerate(self.service_buttons):
+        for index, button in enumerate(self.focus_ring):
             button.focused = index == self.focus_index
 
 

@@ -34,6 +34,17 @@ def issued_local(config: KioskConfig, ticket: Ticket) -> str:
     return moment.strftime(_DATE_FORMATS.get(ticket.language, _DATE_FORMATS["en"]))
 
 
+def in_language(texts: dict[str, str] | str, language: str, default: str) -> str:
+    """A configured text in the ticket's language, else the kiosk's default, else
+    English, else any: a footer missing one language is never left blank."""
+    if isinstance(texts, str):
+        return texts
+    for choice in (language, default, "en"):
+        if (texts.get(choice) or "").strip():
+            return texts[choice]
+    return next((text for text in texts.values() if text.strip()), "")
+
+
 def ticket_content(config: KioskConfig, ticket: Ticket, service: Service) -> TicketContent:
     language = ticket.language
     return TicketContent(
@@ -43,8 +54,8 @@ def ticket_content(config: KioskConfig, ticket: Ticket, service: Service) -> Tic
         issued=issued_local(config, ticket),
         url=ticket_url(config, ticket),
         service_text=service.text(language),
-        header=config.ticket["header"],
-        footer=config.ticket["footer"],
+        header=in_language(config.ticket["header"], language, config.language),
+        footer=in_language(config.ticket["footer"], language, config.language),
         scan_hint=tr("scan_hint", language),
         queue_line=queue_line(service, language),
     )

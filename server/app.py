@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+from datetime import datetime
 from importlib import resources
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from server.console import console_router
-from server.i18n import LANGUAGES, page_words, pick_language
+from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
 from server.manage import manage_router
 from server.storage import Rejected, Storage, Unauthorized, iso, now
 from sync import protocol
@@ -53,7 +54,12 @@ def create_app(storage: Storage) -> FastAPI:
     @app.get(
         f"{protocol.API}/tickets/{{token}}",
         response_model=protocol.PublicTicket,
-        responses={404: {"description": "no such ticket (yet)"}},
+        responses={
+            404: {
+                "description": "no such ticket (yet): `may_arrive` is false once every "
+                "kiosk has reported an empty outbox well after `since`"
+            }
+        },
         openapi_extra={"parameters": TICKET_PARAMETERS},
     )
     async def public_ticket(request: Request) -> JSONResponse:
@@ -67,7 +73,14 @@ def create_app(storage: Storage) -> FastAPI:
         token = request.path_params["token"]
         found = storage.ticket_by_token(token) if _token_shaped(token) else None
         if found is None:
-            return JSONResponse({"detail": "no such ticket (yet)"}, status_code=404)
+            since = _moment(request.query_params.get("since"))
+            return JSONResponse(
+                {
+                    "detail": "no such ticket (yet)",
+                    "may_arrive": since is None or storage.ticket_may_arrive(since),
+                },
+                status_code=404,
+            )
         return JSONResponse(_public(found, request.query_params.get("lang")))
 
     @app.get("/healthz")
@@ -108,13 +121,17 @@ def create_app(storage: Storage) -> FastAPI:
         )
 
     @app.post(f"{protocol.API}/tickets/{{token}}/cancel")
-    def cancel_ticket(token: str, content_type: Annotated[str | None, Header()] = None) -> dict:
+    def cancel_ticket(
+        token: str,
+        lang: str | None = None,
+        content_type: Annotated[str | None, Header()] = None,
+    ) -> dict:
         """The holder leaves the queue. JSON only, so no other site's form can do it."""
         if not (content_type or "").startswith("application/json"):
             raise HTTPException(415, "send JSON")
         if not _token_shaped(token) or storage.cancel(token) is None:
             raise HTTPException(404, "no such ticket (yet)")
-        return _public(storage.ticket_by_token(token), None)
+        return _public(storage.ticket_by_token(token), lang)
 
     @app.get(f"{protocol.API}/branches/{{branch_id}}/queue")
     def branch_queue(branch_id: str) -> dict[str, protocol.QueueState]:
@@ -131,20 +148,34 @@ def create_app(storage: Storage) -> FastAPI:
         return storage.daily_stats(branch_id, day)
 
     @app.get("/t/{token}", response_class=HTMLResponse)
-    def ticket_page(token: str, lang: str | None = None) -> HTMLResponse:
+    def ticket_page(
+        token: str,
+        lang: str | None = None,
+        since: str | None = None,
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> HTMLResponse:
         found = storage.ticket_by_token(token) if _token_shaped(token) else None
         if found is None:
-            language = pick_language(lang, "en", [])
+            # no ticket to take the language from: the switch, else the phone's own
+            language = pick_language(lang, accepted_language(accept_language), [])
             words = page_words(language)
             if not _token_shaped(token):
                 return _render("message.html", 404, lang=language, title=words["not_found"])
+            # a ticket printed before the first look; "not found" once no kiosk can hold it
+            first_look = _moment(since) or now()
+            gone = not storage.ticket_may_arrive(first_look)
             return _render(
                 "message.html",
                 200,
                 lang=language,
-                title=words["on_its_way"],
-                text=words["on_its_way_text"],
+                title=words["not_found" if gone else "on_its_way"],
+                text=words["not_found_text" if gone else "on_its_way_text"],
+                words=words,
                 watch=token,
+                since=iso(first_look),
+                gone=gone,
+                languages=list(LANGUAGES),
+                language_names=LANGUAGES,
             )
         language = pick_language(lang, found["language"], found["languages"])
         words = page_words(language)
@@ -157,7 +188,7 @@ def create_app(storage: Storage) -> FastAPI:
             ticket=found,
             words=words,
             service=public["service"],
-            status_text=_status_text(found, words),
+            status_text=status_text(found["status"], found["counter"], words),
             wait_text=_wait_text(found["estimated_wait_s"], words),
             languages=[code for code in found["languages"] if code in LANGUAGES],
             language_names=LANGUAGES,
@@ -203,7 +234,25 @@ TICKET_PARAMETERS = [
         "schema": {"type": "string"},
         "description": "a language code; the ticket's own by default",
     },
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "format": "date-time"},
+        "description": "when the holder first looked for a ticket not found yet",
+    },
 ]
+
+
+def _moment(text: str | None) -> datetime | None:
+    """An ISO time with its offset (the pending page's first look), else None."""
+    if not text or len(text) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _token_shaped(token: str) -> bool:
@@ -226,22 +275,17 @@ def _render(template: str, status: int, **context) -> HTMLResponse:
 
 
 def _public(ticket: dict, language: str | None) -> dict:
-    names = ticket["service"]
-    language = language or ticket["language"]
+    names = ticket["service"]  # of the queue it waits in now (staff may have moved it)
     return {
         "number": ticket["number"],
-        "service": names.get(language) or next(iter(names.values()), ""),
+        "service": names.get(language or "")
+        or names.get(ticket["language"])
+        or next(iter(names.values()), ""),
         "status": ticket["status"],
         "position": ticket["position"],
         "estimated_wait_s": ticket["estimated_wait_s"],
         "counter": ticket["counter"],
     }
-
-
-def _status_text(ticket: dict, words: dict[str, str]) -> str:
-    if ticket["status"] == "called":
-        return words["called"].replace("{counter}", ticket["counter"] or "")
-    return words.get(ticket["status"], ticket["status"])
 
 
 def _wait_text(seconds: int | None, words: dict[str, str]) -> str:

@@ -18,6 +18,12 @@ _PAGE: dict[str, dict[str, str]] = {
         "sv": "Gå till disk {counter}",
         "et": "Palun minge teenindusletti {counter}",
     },
+    "serving": {
+        "en": "Being served at counter {counter}",
+        "fi": "Palvellaan palvelupisteessä {counter}",
+        "sv": "Betjänas vid disk {counter}",
+        "et": "Teenindatakse teenindusletis {counter}",
+    },
     "served": {
         "en": "Served. Thank you!",
         "fi": "Palveltu. Kiitos!",
@@ -41,6 +47,12 @@ _PAGE: dict[str, dict[str, str]] = {
         "fi": "Tämä vuoronumero ei ole voimassa",
         "sv": "Den här kölappen gäller inte",
         "et": "See pilet ei kehti",
+    },
+    "parked": {
+        "en": "The staff are checking your ticket and will add it to the queue",
+        "fi": "Henkilökunta tarkistaa vuoronumerosi ja lisää sen jonoon",
+        "sv": "Personalen kontrollerar din kölapp och för in den i kön",
+        "et": "Töötajad kontrollivad teie piletit ja lisavad selle järjekorda",
     },
     "position": {
         "en": "Place in queue",
@@ -137,7 +149,29 @@ _PAGE: dict[str, dict[str, str]] = {
         "sv": "Ingen sådan kölapp",
         "et": "Sellist piletit pole",
     },
+    "not_found_text": {
+        "en": "There is no ticket at this address. Check the address on your ticket, or scan "
+        "its QR code again. The staff can help.",
+        "fi": "Tällä osoitteella ei ole vuoronumeroa. Tarkista lipussa oleva osoite tai skannaa "
+        "sen QR-koodi uudelleen. Henkilökunta auttaa.",
+        "sv": "Det finns ingen kölapp på den här adressen. Kontrollera adressen på kölappen "
+        "eller skanna dess QR-kod igen. Personalen hjälper dig.",
+        "et": "Sellel aadressil piletit pole. Kontrollige piletil olevat aadressi või skannige "
+        "selle QR-kood uuesti. Töötajad aitavad.",
+    },
 }
+
+#: What a ticket's status says on its page; ``{counter}`` is the counter's name.
+STATUS_WORDS = (
+    "waiting",
+    "called",
+    "serving",
+    "served",
+    "no_show",
+    "cancelled",
+    "void",
+    "parked",  # held by the server for staff to place (e.g. issued on a wrong clock)
+)
 
 
 def page_words(language: str) -> dict[str, str]:
@@ -145,8 +179,36 @@ def page_words(language: str) -> dict[str, str]:
     return {key: texts.get(language, texts["en"]) for key, texts in _PAGE.items()}
 
 
-def pick_language(wanted: str | None, ticket_language: str, offered: list[str]) -> str:
+def status_text(status: str, counter: str | None, words: dict[str, str]) -> str:
+    """The status in words, never the raw key (every status has words: tests check)."""
+    return words.get(status, "").replace("{counter}", counter or "")
+
+
+def pick_language(wanted: str | None, ticket_language: str | None, offered: list[str]) -> str:
     for language in (wanted, ticket_language, *offered, "en"):
         if language in LANGUAGES:
             return language
     return "en"
+
+
+def accepted_language(header: str | None) -> str | None:
+    """The browser's most wanted language we speak (``Accept-Language``), if any.
+
+    For a page that has no ticket to take the language from: a visitor whose
+    phone is set to Finnish reads Finnish.
+    """
+    ranked = []
+    for order, part in enumerate((header or "")[:500].split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        language = tag.strip().split("-")[0].lower()
+        if language in LANGUAGES and quality > 0:
+            ranked.append((-quality, order, language))
+    return min(ranked)[2] if ranked else None

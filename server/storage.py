@@ -876,6 +876,33 @@ class Storage:
             "personal_data": bool(feedback and feedback[0]),
         }
 
+    #: A kiosk heard this long after a customer first looked (connect timeout and
+    #: more) built its report after that customer's ticket was committed.
+    ARRIVAL_MARGIN_S = 15.0
+    #: A kiosk silent longer than this holds no ticket anyone is still queueing with.
+    SILENT_KIOSK_S = 24 * 3600.0
+
+    def ticket_may_arrive(self, since: datetime) -> bool:
+        """Could a ticket printed before ``since`` still be on its way from a kiosk?
+
+        The pending ticket page asks this for a token it does not know. A mistyped
+        link must not say "on its way" forever, yet a kiosk offline for an hour
+        still holds real tickets: so the answer is no only once every kiosk heard
+        from in the last day has, well after ``since``, reported an empty outbox.
+        """
+        settled = iso(since + timedelta(seconds=self.ARRIVAL_MARGIN_S))
+        recent = iso(now() - timedelta(seconds=self.SILENT_KIOSK_S))
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT last_seen_at, last_heartbeat FROM kiosks WHERE revoked_at IS NULL "
+                "AND COALESCE(last_seen_at, created_at) >= ?",
+                [recent],
+            ).fetchall()
+        for seen, beat in rows:
+            if seen is None or seen < settled or json.loads(beat or "{}").get("outbox", 1) != 0:
+                return True
+        return False
+
     def give_feedback(self, token: str, rating: int, comment: str) -> bool:
         """Once per served ticket; False if not served or already given."""
         with self.transaction() as db:

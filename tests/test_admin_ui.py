@@ -4,14 +4,20 @@ a stand-in command), out of order, and closing by itself."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 from kiosk.pinlock import hash_pin
+from sync import devices, state, tickets
 from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, find_text, ocr_text
 from tests.server_process import run
+from tests.test_machine import talking_from
 from tests.web import DOCS
 
 pytestmark = pytest.mark.ui
@@ -228,3 +234,44 @@ def test_a_technician_pairs_the_kiosk_from_the_menu(screen, write_config, tmp_pa
         server.stop()
     assert (state_dir / "credentials.json").exists()
     assert "Pairing with" in kiosk.log or "admin action: pair" in kiosk.log
+
+
+FACTS_SCRIPT = """
+import json, sys
+from zoneinfo import ZoneInfo
+from kiosk.admin import facts
+from sync import state
+print(json.dumps(dict(facts(state.connect(sys.argv[1]), ZoneInfo(sys.argv[2])))))
+"""
+
+
+def menu_facts(db_path, zone: str, tmp_path) -> dict[str, str]:
+    """The menu's lines as the kiosk builds them (Kivy in a process of its own)."""
+    env = os.environ | {"KIVY_NO_ARGS": "1", "KIVY_HOME": str(tmp_path / "kivy")}
+    done = subprocess.run(
+        [sys.executable, "-c", FACTS_SCRIPT, str(db_path), zone],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_menu_gives_times_on_the_branch_clock_and_the_machine_addresses(tmp_path):
+    db_path = tmp_path / "state.db"
+    db = state.connect(db_path)
+    tickets.set_config(db, "last_sync_ok", "2026-07-01T09:30:05.120+00:00")  # summer: +3
+    devices.record(db, "server", "ok")
+    db.execute("UPDATE device_status SET updated_at = '2026-01-15T22:10:00.000+00:00'")  # +2
+    db.conn.commit()
+    db.close()
+    helsinki = menu_facts(db_path, "Europe/Helsinki", tmp_path)
+    assert helsinki["Last sync"] == "2026-07-01 12:30:05 EEST"
+    assert helsinki["Server"] == "ok since 2026-01-16 00:10:00 EET"
+    assert menu_facts(db_path, "Europe/Stockholm", tmp_path)["Last sync"] == (
+        "2026-07-01 11:30:05 CEST"
+    )
+    addresses = helsinki["Addresses"]
+    assert addresses != "no network" and talking_from() in addresses.replace(",", " ").split()

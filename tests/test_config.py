@@ -93,6 +93,11 @@ def test_a_300_character_name_and_emoji_are_accepted_for_safe_rendering():
         (('language = "fi"', 'language = "fi"\nlanguages = ["fi", "fi"]'), "each once"),
         (('language = "fi"', 'language = "fi"\nlanguages = "fi"'), "must be list"),
         (('en = "Permits"', f'en = "{"x" * 501}"'), "the limit is 500"),
+        (('footer = "Kiitos', "footer = 42 #"), "'footer' in [ticket] must be text or table"),
+        (('footer = "Kiitos', 'footer = { xx = "Hi" } #'), "'footer' has unknown language 'xx'"),
+        (('footer = "Kiitos', "footer = { fi = 3 } #"), "'footer'.fi must be text"),
+        (('footer = "Kiitos', 'header = { sv = { a = "b" } }\nfooter = "'), "'header'.sv must"),
+        (('footer = "Kiitos', f'footer = {{ et = "{"õ" * 501}" }} #'), "the limit is 500"),
     ],
 )
 def test_impossible_values_get_a_clear_located_error(change, message):
@@ -101,6 +106,34 @@ def test_impossible_values_get_a_clear_located_error(change, message):
     error = error_for(TWO_SERVICES.replace(old, new, 1))
     assert message in str(error)
     assert error.line is not None and error.line > 0
+
+
+def test_a_footer_mistake_names_the_footer_line():
+    footer = 'footer = { fi = "Kiitos", xx = "Aitäh" }'
+    text = TWO_SERVICES.replace('footer = "Kiitos käynnistä – Tack – Aitäh: õ š ž"', footer)
+    error = error_for(text)
+    line = textwrap.dedent(text).splitlines().index(footer)
+    assert str(error) == (
+        f"kiosk.toml:{line + 1}: 'footer' has unknown language 'xx'; use one of en, fi, sv, et"
+    )
+
+
+def test_a_footer_per_language_keeps_unicode_and_a_text_is_the_default_language():
+    settings = config.parse(
+        TWO_SERVICES.replace(
+            'footer = "Kiitos käynnistä – Tack – Aitäh: õ š ž"',
+            'footer = { fi = "Kiitos 🙂", et = "Täname külastuse eest", sv = "" }',
+        )
+    )
+    assert settings.ticket["footer"] == {
+        "fi": "Kiitos 🙂",
+        "et": "Täname külastuse eest",
+        "sv": "",
+    }
+    assert config.parse(TWO_SERVICES).ticket["footer"] == {
+        "fi": "Kiitos käynnistä – Tack – Aitäh: õ š ž"
+    }
+    assert config.parse(TWO_SERVICES).ticket["header"] == {}
 
 
 def test_the_default_language_is_always_offered():

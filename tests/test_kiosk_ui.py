@@ -218,6 +218,44 @@ def test_a_customer_can_switch_language_for_their_ticket_only(screen, write_conf
     assert "Betalningar" in seen and "ett k" in seen, seen  # "Välj tjänst och ta ett könummer"
 
 
+def amber_pixels(image: Image.Image, center: tuple[int, int]) -> int:
+    """How much of the focus ring's amber (theme.FOCUS) is drawn around ``center``."""
+    x, y = center
+    box = image.convert("RGB").crop((x - 72, y - 36, x + 72, y + 36))
+    pixels = [box.getpixel((i, j)) for i in range(box.width) for j in range(box.height)]
+    return sum(1 for r, g, b in pixels if r > 230 and 150 < g < 200 and b < 60)
+
+
+def test_tab_reaches_the_language_buttons_and_enter_switches_language(
+    screen, write_config, tmp_path
+):
+    config = write_config(
+        TWO_SERVICES.replace('language = "fi"', 'language = "fi"\nlanguages = ["fi", "sv", "en"]')
+    )
+    kiosk = Kiosk(screen, tmp_path / "state", config)
+    svenska = language_button_center(1, 3)
+    try:
+        time.sleep(0.3)
+        before = screen.screenshot()
+        screen.key("Tab", "Tab", "Tab", "Tab")  # past both services and Suomi, to Svenska
+        time.sleep(0.4)
+        focused = screen.screenshot()
+        screen.key("Return")
+        time.sleep(0.5)
+        swedish = screen.screenshot()
+        screen.key("shift+Tab", "shift+Tab", "Return")  # back past Suomi to B: a ticket
+        (row,) = kiosk.wait_for_tickets(1, ("printed",))
+    finally:
+        kiosk.stop()
+    focused.save(tmp_path / "language-focused.png")
+    assert amber_pixels(before, svenska) == 0
+    assert amber_pixels(focused, svenska) > 200, "the focused language button shows its ring"
+    assert "Valitse palvelu" in ocr_text(before)
+    seen = ocr_text(swedish)
+    assert "ett k" in seen and "Betalningar" in seen, seen  # "Välj tjänst och ta ett könummer"
+    assert (row["display"], row["language"]) == ("B001", "sv")
+
+
 def printer_on(emulator_address: str) -> str:
     host, port = emulator_address.rsplit(":", 1)
     return TWO_SERVICES.replace(

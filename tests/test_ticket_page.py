@@ -4,10 +4,26 @@ with a confirmation, switched to another language."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+import time
+import typing
+from datetime import timedelta
 
-from server.storage import Storage
+import requests
+
+from server.i18n import LANGUAGES, STATUS_WORDS
+from server.staff import Staff
+from server.storage import Storage, iso, now
+from sync import protocol
+from tests.server_data import paired
+from tests.server_process import run
 from tests.web import DOCS, print_ticket
+
+#: Every status the public ticket can have: the protocol's own list, and "parked"
+#: (a ticket the server holds for staff to place).
+STATUSES = (*typing.get_args(protocol.PublicTicket.model_fields["status"].annotation), "parked")
 
 
 def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path):
@@ -52,3 +68,113 @@ def test_an_unknown_ticket_page_is_polite_and_a_bad_one_reveals_nothing(browser,
     assert response.status == 200 and "on its way" in page.content()
     response = page.goto(f"{server.url}/t/<script>alert(1)</script>")
     assert response.status == 404 and "<script>alert" not in page.content()
+
+
+def test_every_status_is_said_in_words_in_every_language(branch, tmp_path):
+    server, kiosk_dir = branch
+    url = print_ticket(server, kiosk_dir, "payments", tmp_path)
+    assert {"waiting", "called", "serving", "served", "no_show", "cancelled", "void"} <= set(
+        STATUSES
+    )
+    assert set(STATUSES) <= set(STATUS_WORDS)
+    said: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
+    for status in STATUSES:
+        with sqlite3.connect(server.db) as db:
+            db.execute("UPDATE tickets SET status = ?, counter = '3'", [status])
+        for language in LANGUAGES:
+            html = requests.get(f"{url}?lang={language}", timeout=5).text
+            assert f'<html lang="{language}">' in html
+            shown = re.search(r'<p id="status"[^>]*>(.*?)</p>', html, re.S).group(1).strip()
+            assert shown and status not in shown, f"{language}: {status} shown as {shown!r}"
+            if status in ("called", "serving"):
+                assert "3" in shown, f"{language}: {status} names the counter: {shown!r}"
+            words = json.loads(re.search(r'<script[^>]*id="words">(.*?)</script>', html).group(1))
+            assert words.get(status), f"{language}: the live page has no words for {status}"
+            said[language][status] = shown
+    for language, texts in said.items():
+        assert len(set(texts.values())) == len(STATUSES), f"{language}: two statuses read alike"
+        if language != "en":
+            same = [s for s in STATUSES if texts[s] == said["en"][s]]
+            assert not same, f"{language} falls back to English for {same}"
+
+
+def test_a_served_customer_sees_words_and_a_transfer_names_the_new_service(
+    browser, branch, tmp_path
+):
+    server, kiosk_dir = branch
+    url = print_ticket(server, kiosk_dir, "payments", tmp_path)
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    page.goto(url)
+    assert page.locator(".service").inner_text() == "Maksut"
+    staff = Staff(Storage(server.db))
+    staff.add("demo", "anna", "correct horse battery", "3", ["payments", "permits"])
+    anna = staff.session(staff.log_in("anna", "correct horse battery", "127.0.0.1"))
+
+    assert staff.act(anna, "call") == "A001 called"
+    page.locator("#status").get_by_text("Tule palvelupisteeseen 3").wait_for(timeout=20000)
+    assert staff.act(anna, "transfer", "permits") == "A001 moved to permits"
+    page.locator(".service").get_by_text("Luvat ja lisenssit").wait_for(timeout=20000)
+    assert page.locator("#status").inner_text() == "Odottaa"
+    assert page.locator("h1.number").inner_text() == "A001"
+    page.screenshot(path=str(tmp_path / "transferred.png"))
+
+    assert staff.act(anna, "call") == "A001 called"
+    staff.act(anna, "start")  # at the counter now: "serving", in words
+    page.locator("#status").get_by_text("Palvellaan palvelupisteessä 3").wait_for(timeout=20000)
+    page.reload()
+    assert page.locator("#status").inner_text() == "Palvellaan palvelupisteessä 3"
+    assert page.locator(".service").inner_text() == "Luvat ja lisenssit"
+    page.get_by_role("link", name="English").click()
+    assert page.locator(".service").inner_text() == "Permits and licences"
+    api = url.replace("/t/", "/api/v1/tickets/")
+    assert requests.get(api, timeout=5).json()["service"] == "Luvat ja lisenssit"
+    assert requests.get(f"{api}?lang=sv", timeout=5).json()["service"] == "Tillstånd och licenser"
+
+
+def test_a_mistyped_link_speaks_the_phone_language_and_then_says_no_such_ticket(
+    browser, branch, tmp_path
+):
+    server, kiosk_dir = branch
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")  # the kiosk is online
+    phone = browser.new_context(locale="fi-FI", viewport={"width": 360, "height": 740})
+    page = phone.new_page()
+    mistyped = f"{server.url}/t/{'Q' * 22}"
+    assert page.goto(mistyped).status == 200
+    assert page.locator("html").get_attribute("lang") == "fi"
+    assert page.locator("h1").inner_text() == "Vuoronumerosi on tulossa"  # it may yet arrive
+    # the kiosk reports an empty outbox well after the first look: nothing can still come
+    time.sleep(Storage.ARRIVAL_MARGIN_S + 1)
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    page.locator("h1").get_by_text("Vuoronumeroa ei löydy").wait_for(timeout=40000)
+    assert "Tarkista lipussa oleva osoite" in page.locator("main").inner_text()
+    assert page.title() == "Vuoronumeroa ei löydy"
+    page.screenshot(path=str(tmp_path / "not-found.png"))
+
+    page.get_by_role("link", name="Eesti").click()  # the switch, as on the ticket page
+    assert page.locator("html").get_attribute("lang") == "et"
+    assert page.locator("h1").inner_text() == "Sellist piletit pole"
+    swedish = browser.new_context(locale="sv-SE").new_page()
+    swedish.goto(mistyped)
+    assert swedish.locator("h1").inner_text() == "Din kölapp är på väg"
+
+
+def test_a_ticket_may_still_arrive_until_every_kiosk_reported_an_empty_outbox(storage):
+    door, lobby = paired(storage, "door"), paired(storage, "lobby")
+    first_look = now() - timedelta(seconds=Storage.ARRIVAL_MARGIN_S + 5)
+    assert storage.ticket_may_arrive(first_look), "neither kiosk has reported since"
+    storage.heartbeat(door, protocol.Heartbeat(outbox=0))
+    assert storage.ticket_may_arrive(first_look), "the lobby kiosk may hold it"
+    storage.heartbeat(lobby, protocol.Heartbeat(outbox=2))
+    assert storage.ticket_may_arrive(first_look), "the lobby kiosk still has two to send"
+    storage.heartbeat(lobby, protocol.Heartbeat(outbox=0))
+    assert not storage.ticket_may_arrive(first_look)
+    assert storage.ticket_may_arrive(now() - timedelta(seconds=5)), "reported too soon after"
+    storage.revoke(lobby["id"])
+    storage.heartbeat(door, protocol.Heartbeat(outbox=1))
+    assert storage.ticket_may_arrive(first_look)
+    with sqlite3.connect(storage.path) as db:  # the door kiosk silent for two days
+        db.execute(
+            "UPDATE kiosks SET last_seen_at = ?, created_at = ?",
+            [iso(now() - timedelta(days=2))] * 2,
+        )
+    assert not storage.ticket_may_arrive(first_look), "revoked or long silent kiosks hold none"

@@ -4,14 +4,14 @@
   const main = document.querySelector("main[data-token]");
   if (!main) return;
   const token = main.dataset.token;
+  const lang = document.documentElement.lang;  // the service's name in the page's language
   const words = JSON.parse(document.getElementById("words").textContent);
   const finished = new Set(["served", "no_show", "cancelled", "void"]);
   const $ = (id) => document.getElementById(id);
   let delay = 5000;
 
-  function statusText(t) {
-    if (t.status === "called") return words.called.replace("{counter}", t.counter || "");
-    return words[t.status] || t.status;
+  function statusText(t) {  // as server/i18n.py status_text: every status has words
+    return (words[t.status] || "").replace("{counter}", t.counter || "");
   }
 
   function waitText(seconds) {
@@ -30,6 +30,8 @@
     if (status.textContent !== text) status.textContent = text;
     status.className = "state state-" + t.status;
     main.dataset.status = t.status;
+    const service = document.querySelector(".service");  // staff may move it to another queue
+    if (t.service && service.textContent !== t.service) service.textContent = t.service;
     $("queue").hidden = t.position === null;
     $("position").textContent = t.position ?? "";
     $("wait").textContent = waitText(t.estimated_wait_s);
@@ -38,7 +40,7 @@
 
   async function poll() {
     try {
-      const reply = await fetch(`/api/v1/tickets/${token}`, { cache: "no-store" });
+      const reply = await fetch(`/api/v1/tickets/${token}?lang=${lang}`, { cache: "no-store" });
       if (!reply.ok) throw new Error(reply.status);
       show(await reply.json());
       $("note").textContent = words.updated;
@@ -54,7 +56,7 @@
   $("confirm-no").addEventListener("click", () => $("confirm").close());
   $("confirm-yes").addEventListener("click", async () => {
     $("confirm").close();
-    const reply = await fetch(`/api/v1/tickets/${token}/cancel`, {
+    const reply = await fetch(`/api/v1/tickets/${token}/cancel?lang=${lang}`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
     });
     if (reply.ok) show(await reply.json());
