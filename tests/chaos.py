@@ -16,9 +16,12 @@ import sqlite3
 import sys
 import threading
 import time
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.server_process import BIN, DEMO_BRANCH, Managed, Server, run, wait_until
 
@@ -145,27 +148,38 @@ class ChaosProxy:
 # -- a kiosk issuing tickets, as a process of its own ---------------------------
 
 
+PAPER = "paper.log"  # the ids of tickets whose paper was cut, as the printer saw it
+
+
 def kiosk_main(state_dir: str, seed: str) -> None:
     """Issue tickets through the real state-DB API until killed.
 
-    Starts as the kiosk does (voiding what was committed but never printed),
-    then commits, "prints" (a short pause, sometimes a print failure) and
-    records, in a loop; SIGKILL can land anywhere in it.
+    Starts as the kiosk does (settling what the last run left half-way), then
+    commits, hands the bytes to the "printer", which cuts the paper (the id
+    goes to ``paper.log``) before the kiosk hears back, and records the
+    outcome, in a loop; SIGKILL can land anywhere in it, also between the cut
+    and the record. It may run on a wrong wall clock (libfaketime).
     """
-    from sync import state, tickets
+    from sync import clock, state, tickets
 
-    rng = random.Random(int(seed))
+    rng = random.Random(int(seed) * 1000 + time.monotonic_ns() % 1000)
     db = state.connect(Path(state_dir) / "state.db")
-    tickets.void_unprinted(db)
+    clock.set_policy(db, require_sync=True)
+    tickets.settle_interrupted(db)
     services = [s.id for s in tickets.listed_services(db)]
-    while True:
-        ticket = tickets.issue_ticket(db, rng.choice(services), language="fi")
-        time.sleep(rng.uniform(0, 0.02))  # the printer at work
-        if rng.random() < 0.1:
-            tickets.mark_print_failed(db, ticket.id, "paper out")
-        else:
+    with open(Path(state_dir) / PAPER, "a") as paper:
+        while True:
+            ticket = tickets.issue_ticket(db, rng.choice(services), language="fi")
+            tickets.mark_handed(db, ticket.id)
+            time.sleep(rng.uniform(0, 0.02))  # the printer at work
+            if rng.random() < 0.1:
+                tickets.mark_print_failed(db, ticket.id, "paper out")
+                continue
+            paper.write(f"{ticket.id}\n")  # cut: the paper is out, whatever comes next
+            paper.flush()
+            time.sleep(rng.uniform(0, 0.02))  # the printer's answer on its way
             tickets.mark_printed(db, ticket.id)
-        time.sleep(rng.uniform(0, 0.05))
+            time.sleep(rng.uniform(0, 0.05))
 
 
 # -- one seeded run -------------------------------------------------------------
@@ -199,7 +213,14 @@ def run_scenario(seed: int, workdir: Path, steps: int = 12) -> Outcome:
         proxy.close()
 
 
+def branch_day() -> str:
+    """The demo branch's day now, on this machine's (true) clock."""
+    zone = tomllib.loads(DEMO_BRANCH.read_text(encoding="utf-8"))["branch"]["timezone"]
+    return datetime.now(ZoneInfo(zone)).date().isoformat()
+
+
 def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> Outcome:
+    days = {branch_day()}
     server.cli("branch", str(DEMO_BRANCH))
     kiosk_dir = workdir / "kiosk"
     code = server.cli("pair-code", "--branch", "demo")
@@ -229,9 +250,14 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
     for _ in range(steps):
         faults = rng.sample(FAULTS, rng.randint(1, 4))
         proxy.set_faults(**{f: rng.uniform(0.2, 1.0) for f in faults})
-        action = rng.choice(["wait", "wait", "kiosk", "sync", "server"])
+        action = rng.choice(["wait", "wait", "kiosk", "sync", "server", "boot"])
         if action == "kiosk":
             kiosk.restart()
+        elif action == "boot":  # the Pi restarts on a wrong clock, NTP not yet there
+            kiosk.kill()
+            forget_server_time(kiosk_dir)
+            kiosk.env = wrong_clock(rng.choice(WRONG_CLOCKS))
+            kiosk.start()
         elif action == "sync":
             sync.restart()
         elif action == "server":
@@ -242,10 +268,10 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
             kills[action] += 1
         time.sleep(rng.uniform(0.2, 1.0))
     kiosk.kill()
-    run_void_only(kiosk_dir)  # what the kiosk does when it starts again
+    run_settle_only(kiosk_dir)  # what the kiosk does when it starts again
     proxy.set_faults()
     wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
-    issued = check_invariants(kiosk_dir, server.db)
+    issued = check_invariants(kiosk_dir, server.db, days | {branch_day()})
     return Outcome(
         seed,
         issued[0],
@@ -257,11 +283,41 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
     )
 
 
-def run_void_only(kiosk_dir: Path) -> None:
+#: Wall clocks a Pi may boot on: yesterday's shutdown time, years back, a time zone off.
+WRONG_CLOCKS = ("-1d", "@2020-01-01 08:00:00", "-3h", "+2h")
+
+
+def wrong_clock(spec: str) -> dict[str, str]:
+    """The environment that runs a process on another wall clock (libfaketime),
+    its monotonic clock true and its kernel saying NTP has not answered."""
+    import glob
+
+    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
+    assert libs, "libfaketime is needed: run `make test` (it installs faketime)"
+    return {
+        "LD_PRELOAD": libs[0],
+        "FAKETIME": spec,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+        "VUORO_CLOCK_SYNCED": "0",
+    }
+
+
+def forget_server_time(kiosk_dir: Path) -> None:
+    """What the kiosk learned of the server's time is of an earlier boot now (a test
+    cannot reboot the machine; the kiosk tells boots apart by boot id)."""
+    with sqlite3.connect(kiosk_dir / "state.db", timeout=10) as db:
+        db.execute(
+            "UPDATE config SET value = json_set(value, '$.boot_id', 'an-earlier-boot') "
+            "WHERE key = 'server_clock'"
+        )
+
+
+def run_settle_only(kiosk_dir: Path) -> None:
     from sync import state, tickets
 
     db = state.connect(kiosk_dir / "state.db")
-    tickets.void_unprinted(db)
+    tickets.settle_interrupted(db)
     db.close()
 
 
@@ -270,7 +326,8 @@ def undelivered(kiosk_dir: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
 
 
-def check_invariants(kiosk_dir: Path, server_db: Path) -> tuple[int, int]:
+def check_invariants(kiosk_dir: Path, server_db: Path, days: set[str]) -> tuple[int, int]:
+    """``days``: the real days the run spanned (the branch's, on a true clock)."""
     with sqlite3.connect(kiosk_dir / "state.db") as db:
         kiosk = {
             r[0]: r[1:]
@@ -282,9 +339,10 @@ def check_invariants(kiosk_dir: Path, server_db: Path) -> tuple[int, int]:
             "SELECT COUNT(*) FROM outbox WHERE parked_reason IS NOT NULL"
         ).fetchone()[0]
         kiosk_ok = db.execute("PRAGMA integrity_check").fetchone()[0]
+    paper = set((kiosk_dir / PAPER).read_text().split()) if (kiosk_dir / PAPER).exists() else set()
     with sqlite3.connect(server_db) as db:
         server = db.execute(
-            "SELECT id, status, kiosk_seq, service_id, day, series, number FROM tickets "
+            "SELECT id, status, kiosk_seq, service_id, day, series, number, display FROM tickets "
             "ORDER BY queued_at, kiosk_seq"
         ).fetchall()
         server_ok = db.execute("PRAGMA integrity_check").fetchone()[0]
@@ -299,6 +357,14 @@ def check_invariants(kiosk_dir: Path, server_db: Path) -> tuple[int, int]:
         assert row[1] == expected, f"{row[0]} is {row[1]}, expected {expected}"
     numbers = [(r[3], r[4], r[5], r[6]) for r in server]
     assert len(numbers) == len(set(numbers)), "two tickets with one number"
+    on_server = {r[0]: r for r in server}
+    for ticket_id in paper:  # a customer holds this paper: it is in a queue somebody calls
+        row = on_server.get(ticket_id)
+        assert row is not None, f"paper {ticket_id} never reached the server"
+        assert row[1] == "waiting", f"paper {row[7]} is {row[1]} on the server"
+        assert row[4] in days, f"paper {row[7]} is queued on {row[4]}, not on {days}"
+    held = [(r[4], r[7]) for r in server if r[1] != "void"]
+    assert len(held) == len(set(held)), "two customers hold one number on one day"
     sequence = [r[2] for r in server]
     assert sequence == sorted(sequence), "the kiosk's order is kept in the queue"
     return len(kiosk), len(server)

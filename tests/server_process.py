@@ -37,8 +37,9 @@ def run(*args: str, stdin: str = "") -> str:
 class Managed:
     """A process of ours with a log file: start, SIGKILL (a power cut), stop politely."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.args, self.log = args, log
+        self.env = env or {}  # on top of ours; may change between restarts
         self.start()
 
     def start(self) -> None:
@@ -48,7 +49,7 @@ class Managed:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                env=os.environ | {"PYTHONUNBUFFERED": "1"} | self.env,
             )
 
     def kill(self) -> None:
