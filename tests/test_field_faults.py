@@ -11,17 +11,20 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import zxingcpp
+from PIL import Image
 
 from printer.render import read_transcript
 from server.storage import Storage
 from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, button_center, ocr_text
-from tests.server_process import SyncProcess, run, wait_until
+from tests.server_process import DEMO_BRANCH, Server, SyncProcess, run, wait_until
 
 pytestmark = pytest.mark.ui
 
@@ -350,3 +353,53 @@ def test_a_full_disk_at_start_shows_out_of_order_and_recovers_when_space_returns
     finally:
         kiosk.stop()
     assert [r["display"] for r in rows] == ["A001", "A002"]
+
+
+# -- 9. the installed appliance before pairing ------------------------------------------
+
+
+def test_the_installed_appliance_says_it_is_not_set_up_until_paired(screen, tmp_path):
+    """The shipped /etc/vuoro/kiosk.toml (mode = "paired") prints nothing pointing at
+    127.0.0.1 before pairing; once a technician pairs it, the server's services come."""
+    shipped = (Path(__file__).resolve().parent.parent / "systemd" / "kiosk.toml").read_text()
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        shipped.replace('backend = "usb"', 'backend = "emulator"\nout = "printed"')
+        .replace("kiosk_mode = true", "kiosk_mode = false")
+        .replace("require_time_sync = true", "require_time_sync = false"),
+        encoding="utf-8",
+    )
+    state = tmp_path / "kiosk"
+    kiosk = Kiosk(screen, state, config)
+    try:
+        words = ocr_text(screen.screenshot())
+        assert "not set up yet" in words, words
+        screen.click(*button_center(0, 3))
+        screen.key("1")
+        time.sleep(1.5)
+        assert kiosk.tickets() == [], "no ticket before pairing"
+        server = Server(tmp_path / "server" / "server.db")
+        try:
+            server.cli("branch", str(_branch_at(server, tmp_path)))
+            server.pair(state, "door")
+            kiosk.wait_for_log("paired: taking the server's services", timeout=30)
+            time.sleep(0.5)
+            screen.key("1")
+            row = kiosk.wait_for_tickets(1, ("printed",))[0]
+        finally:
+            server.stop()
+    finally:
+        kiosk.stop()
+    assert row["display"] == "A001"
+    with Image.open(_png(state, "A001")) as paper:
+        codes = [code.text for code in zxingcpp.read_barcodes(paper)]
+    assert codes == [f"{server.url}/t/{row['public_token']}"], "the QR opens the server's page"
+
+
+def _branch_at(server, tmp_path: Path) -> Path:
+    branch = tmp_path / "branch.toml"
+    branch.write_text(
+        DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url),
+        encoding="utf-8",
+    )
+    return branch
