@@ -26,7 +26,7 @@ from kivy.utils import escape_markup
 from appliance import machine
 from kiosk.config import KioskConfig
 from kiosk.pinlock import PinLock, Verdict
-from sync import devices, exchange, tickets
+from sync import clock, devices, exchange, tickets
 
 log = logging.getLogger("vuoro.admin")
 
@@ -139,17 +139,28 @@ def facts(db: sqlite_utils.Database, zone: ZoneInfo) -> list[tuple[str, str]]:
             f"{printer.state.replace('_', ' ')} {printer.detail}".strip() if printer else "unknown",
         ),
         ("Kiosk", "OUT OF ORDER" if devices.is_out_of_order(db) else "open for customers"),
+        ("Clock", _clock_fact(clock.read(db), zone)),
+        *(("Problem", problem) for problem in devices.problems(db)),
     ]
 
 
+def _clock_fact(reading: clock.Reading, zone: ZoneInfo) -> str:
+    """Whether the kiosk knows the day: an unsure clock numbers from its own series."""
+    if not reading.sure:
+        return f"UNSURE ({reading.reason}): own series, no date on paper"
+    where = "from the server" if reading.source == "server" else "synchronised"
+    note = f"; {reading.reason}" if reading.reason else ""
+    return f"{local_time(reading.moment.isoformat(), zone)} ({where}{note})"
+
+
 def _numbers_left(db: sqlite_utils.Database) -> str:
-    """Server-leased numbers left today per service, and the reserve series."""
-    levels = tickets.lease_levels(db, tickets.branch_day(db, tickets.now_utc()))
+    """Server-leased numbers left today per service (the kiosk's own series, for
+    when they run out, never does)."""
+    levels = tickets.lease_levels(db, tickets.branch_day(db, clock.read(db).moment))
     parts = []
     for service in tickets.listed_services(db):
         left = levels.get(service.id, {})
-        reserve = f" (+{left['reserve']} reserve)" if left.get("reserve") else ""
-        parts.append(f"{service.prefix} {left.get('server', 0)}{reserve}")
+        parts.append(f"{service.prefix} {left.get('server', 0)}")
     return ", ".join(parts)
 
 

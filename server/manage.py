@@ -141,7 +141,9 @@ def kiosk_health(kiosk: dict) -> dict:
     return kiosk | {
         "online": age is not None and age <= STALE_S and not kiosk["revoked"],
         "seen_ago": "never" if age is None else _ago(age),
-        "alarm": kiosk["printer"] in PRINTER_ALARMS,
+        "alarm": kiosk["printer"] in PRINTER_ALARMS
+        or kiosk["clock"].startswith("unsure")
+        or bool(kiosk["problems"]),
     }
 
 
@@ -186,6 +188,15 @@ def manage_router(storage: Storage, render) -> APIRouter:
             branch=branch,
             services=services,
             kiosks=[kiosk_health(k) for k in storage.kiosks(member.branch_id)],
+            parked=[
+                t
+                | {
+                    "received_ago": _ago(
+                        (now() - datetime.fromisoformat(t["received_at"])).total_seconds()
+                    )
+                }
+                for t in storage.parked(member.branch_id)
+            ],
             staff=staff.members(member.branch_id),
             roles=ROLES,
             **extra,
@@ -364,6 +375,21 @@ def manage_router(storage: Storage, render) -> APIRouter:
             "reboot": "The kiosk reboots at its next heartbeat.",
         }
         return back(said[action] if done else "No such kiosk, or nothing to change.")
+
+    @router.post("/parked/{ticket_id}/queue")
+    async def queue_parked(
+        ticket_id: str,
+        request: Request,
+        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
+    ) -> Response:
+        """A ticket no day's queue could take goes to the end of today's: its
+        holder is at the branch with the paper."""
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, _form = checked
+        problem = await run_in_threadpool(storage.queue_parked, member.branch_id, ticket_id)
+        return back(problem or "The ticket is in today's queue.")
 
     @router.post("/staff")
     async def save_staff(

@@ -490,6 +490,8 @@ class Storage:
                     "parked": heartbeat.get("parked"),
                     "version": heartbeat.get("version", ""),
                     "out_of_order": bool(heartbeat.get("out_of_order")),
+                    "clock": heartbeat.get("clock", ""),
+                    "problems": heartbeat.get("problems") or [],
                 }
             )
         return result

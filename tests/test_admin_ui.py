@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -245,9 +246,9 @@ print(json.dumps(dict(facts(state.connect(sys.argv[1]), ZoneInfo(sys.argv[2]))))
 """
 
 
-def menu_facts(db_path, zone: str, tmp_path) -> dict[str, str]:
+def menu_facts(db_path, zone: str, tmp_path, **extra_env: str) -> dict[str, str]:
     """The menu's lines as the kiosk builds them (Kivy in a process of its own)."""
-    env = os.environ | {"KIVY_NO_ARGS": "1", "KIVY_HOME": str(tmp_path / "kivy")}
+    env = os.environ | {"KIVY_NO_ARGS": "1", "KIVY_HOME": str(tmp_path / "kivy")} | extra_env
     done = subprocess.run(
         [sys.executable, "-c", FACTS_SCRIPT, str(db_path), zone],
         capture_output=True,
@@ -275,3 +276,18 @@ def test_the_menu_gives_times_on_the_branch_clock_and_the_machine_addresses(tmp_
     )
     addresses = helsinki["Addresses"]
     assert addresses != "no network" and talking_from() in addresses.replace(",", " ").split()
+
+
+def test_the_menu_says_when_the_clock_is_unsure_and_what_staff_should_know(tmp_path):
+    db_path = tmp_path / "state.db"
+    db = state.connect(db_path)
+    devices.record(db, "tickets", "conflict", "A007 printed, but the state DB has it void")
+    db.close()
+    facts = menu_facts(db_path, "Europe/Helsinki", tmp_path, VUORO_CLOCK_SYNCED="0")
+    assert facts["Clock"] == (
+        "UNSURE (clock not yet synchronised since boot): own series, no date on paper"
+    )
+    assert facts["Problem"].startswith("tickets conflict ")
+    assert facts["Problem"].endswith("A007 printed, but the state DB has it void")
+    synced = menu_facts(db_path, "Europe/Helsinki", tmp_path, VUORO_CLOCK_SYNCED="1")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d EE(S)?T \(synchronised\)", synced["Clock"])

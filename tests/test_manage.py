@@ -300,3 +300,36 @@ def test_a_manager_adds_and_removes_staff(browser, managed):
     other.reload()
     assert other.url.endswith("/console/login"), "the removed account's session ended"
     assert page.get_by_role("row").filter(has_text="maria").get_by_role("button").count() == 0
+
+
+def test_a_ticket_no_day_could_take_is_shown_and_placed_by_a_manager(browser, managed, monkeypatch):
+    """A kiosk unsure of the date restarted before sending: the server parks the
+    ticket, the management page shows it with the kiosk's clock and problems,
+    and one click puts it at the end of today's queue."""
+    server, kiosk_dir = managed
+    monkeypatch.setenv("VUORO_CLOCK_SYNCED", "0")
+    db = state.connect(kiosk_dir / "state.db")
+    db.execute("DELETE FROM config WHERE key = 'server_clock'")  # a new boot, no NTP yet
+    ticket = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.mark_handed(db, ticket.id)
+    tickets.mark_printed(db, ticket.id)
+    db.execute("UPDATE tickets SET boot_id = 'an-earlier-boot' WHERE id = ?", [ticket.id])
+    devices.record(db, "state_db", "recovered", "damaged state DB kept as state.db.damaged-x")
+    db.close()
+    assert ticket.display.startswith("AK") and ticket.time_source == "unsure"
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+
+    page = browser.new_page()
+    log_in(page, server)
+    page.goto(f"{server.url}/console/manage")
+    door = page.get_by_role("row").filter(has_text="door")
+    assert "Clock unsure: clock not yet synchronised since boot" in door.inner_text()
+    assert "state_db recovered" in door.inner_text()
+    row = page.get_by_role("row").filter(has_text=ticket.display)
+    assert "issue time unknown" in row.inner_text()
+    row.get_by_role("button", name="Add to today's queue").click()
+    assert "in today's queue" in page.locator(".flash").inner_text()
+    assert page.get_by_role("row").filter(has_text=ticket.display).count() == 0
+    assert server.cli("call-next", "--branch", "demo", "--counter", "1") == (
+        f"{ticket.display} to counter 1"
+    )
