@@ -30,6 +30,7 @@ from sync.state import boot_id, get_config, iso, now_utc, set_config
 
 SERVER_CLOCK_KEY = "server_clock"  # {server_time, mono_ns, boot_id}
 POLICY_KEY = "clock_policy"  # {require_sync}: written by the kiosk from its config
+TIMESYNCD_FLAG = "/run/systemd/timesync/synchronized"
 SYNCED_ENV = "VUORO_CLOCK_SYNCED"  # "1"/"0": overrides the kernel's word (tests, odd systems)
 
 #: A wall clock this close to the server's is the server's (NTP keeps both well within).
@@ -65,14 +66,19 @@ class _Timex(ctypes.Structure):
 
 
 def system_synced() -> bool:
-    """Whether the kernel says an NTP client (timesyncd, chrony) has set the clock.
+    """Whether an NTP client has set the clock since boot.
 
-    ``$VUORO_CLOCK_SYNCED`` (1 or 0) overrides it: a container cannot see its
-    host's NTP state, and tests need both answers.
+    systemd-timesyncd (Raspberry Pi OS's) touches a file in /run, which is
+    empty at each boot; otherwise the kernel's word (chrony, ntpd), which a
+    unit with ``ProtectClock=`` cannot ask. ``$VUORO_CLOCK_SYNCED`` (1 or 0)
+    overrides both: a container cannot see its host's NTP state, and tests
+    need both answers.
     """
     forced = os.environ.get(SYNCED_ENV, "").strip()
     if forced in ("0", "1"):
         return forced == "1"
+    if os.path.exists(TIMESYNCD_FLAG):
+        return True
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         timex = _Timex()  # modes 0: read only

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -167,3 +168,27 @@ def test_leases_are_for_the_branchs_today_only(storage):
         kiosk, protocol.LeaseRequest(service_id="payments", day=today(storage), count=5)
     )
     assert (lease.first, lease.last) == (1, 5)
+
+
+def test_timesyncds_flag_says_synchronised_even_where_the_kernel_cannot_be_asked(
+    tmp_path, monkeypatch
+):
+    """The kiosk's unit has ProtectClock=yes, which forbids adjtimex(2) altogether;
+    systemd-timesyncd's flag in /run (empty at each boot) still tells."""
+    monkeypatch.delenv(clock.SYNCED_ENV, raising=False)
+    flag = tmp_path / "synchronized"
+    monkeypatch.setattr(clock, "TIMESYNCD_FLAG", str(flag))
+    flag.touch()
+    assert clock.system_synced() is True
+    monkeypatch.setenv(clock.SYNCED_ENV, "0")
+    assert clock.system_synced() is False, "the override wins"
+
+
+def test_the_kiosk_unit_waits_for_the_saved_clock_but_never_for_ntp():
+    units = Path(__file__).resolve().parent.parent / "systemd"
+    kiosk = (units / "vuoro-kiosk.service").read_text()
+    assert "After=time-set.target" in kiosk, "never a 1970 clock on the first ticket"
+    orders = [line for line in kiosk.splitlines() if line.startswith(("After=", "Wants="))]
+    assert not any("time-sync" in line for line in orders), "the screen does not wait for NTP"
+    assert "ProtectClock=yes" in kiosk, "hence the timesyncd flag, not adjtimex"
+    assert "time-set.target" in (units / "vuoro-sync.service").read_text()
