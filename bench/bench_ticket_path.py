@@ -123,3 +123,41 @@ def test_emulator_render_time(scale, record):
     per = (time.perf_counter() - start) / max(scale // 10, 1)
     assert "A042" in page.lines
     record("emulator render to pixels", per_ticket_ms=_ms(per))
+
+
+def test_tap_to_paper_db_work(tmp_path, scale, record):
+    """Every commit between a tap and the printer's answer: the ticket, "bytes
+    handed to the printer" (so a kill after it keeps the ticket), "printed"."""
+    db = state.connect(tmp_path / "state.db")
+    tickets.apply_standalone_config(
+        db,
+        branch={"name": "b", "timezone": "Europe/Helsinki"},
+        ticket={},
+        services=[{"id": "payments", "prefix": "A", "names": {"en": "Payments"}}],
+    )
+    to_printer, handed_only, whole = [], [], []
+    for _ in range(scale):
+        start = time.perf_counter()
+        ticket = tickets.issue_ticket(db, "payments", language="en")
+        before_handed = time.perf_counter()
+        tickets.mark_handed(db, ticket.id)
+        handed = time.perf_counter()
+        tickets.mark_printed(db, ticket.id)
+        done = time.perf_counter()
+        to_printer.append(handed - start)
+        handed_only.append(handed - before_handed)
+        whole.append(done - start)
+    assert db.execute("SELECT COUNT(*) FROM tickets WHERE state = 'printed'").fetchone()[0] == scale
+    record(
+        "tap to first byte (commit + handed)",
+        n=scale,
+        p50_ms=_ms(statistics.median(to_printer)),
+        p99_ms=_ms(_percentile(to_printer, 0.99)),
+        handed_p50_ms=_ms(statistics.median(handed_only)),
+    )
+    record(
+        "all DB work of a ticket (commit, handed, printed)",
+        n=scale,
+        p50_ms=_ms(statistics.median(whole)),
+        p99_ms=_ms(_percentile(whole, 0.99)),
+    )
