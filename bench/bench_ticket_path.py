@@ -36,7 +36,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def test_commit_latency(tmp_path, scale, record):
+def _standalone(tmp_path):
     db = state.connect(tmp_path / "state.db")
     tickets.apply_standalone_config(
         db,
@@ -44,6 +44,11 @@ def test_commit_latency(tmp_path, scale, record):
         ticket={},
         services=[{"id": "payments", "prefix": "A", "names": {"en": "Payments"}}],
     )
+    return db
+
+
+def test_commit_latency(tmp_path, scale, record):
+    db = _standalone(tmp_path)
     durations = []
     for _ in range(scale):
         start = time.perf_counter()
@@ -128,13 +133,7 @@ def test_emulator_render_time(scale, record):
 def test_tap_to_paper_db_work(tmp_path, scale, record):
     """Every commit between a tap and the printer's answer: the ticket, "bytes
     handed to the printer" (so a kill after it keeps the ticket), "printed"."""
-    db = state.connect(tmp_path / "state.db")
-    tickets.apply_standalone_config(
-        db,
-        branch={"name": "b", "timezone": "Europe/Helsinki"},
-        ticket={},
-        services=[{"id": "payments", "prefix": "A", "names": {"en": "Payments"}}],
-    )
+    db = _standalone(tmp_path)
     to_printer, handed_only, whole = [], [], []
     for _ in range(scale):
         start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
@@ -52,6 +53,20 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def hung_printer_config(write_config, tmp_path) -> Path:
+    """A config whose printer is a FIFO nobody reads: a ticket stays in flight,
+    committed and never handed over (the print blocks before the first byte)."""
+    fifo = tmp_path / "hung-printer"
+    os.mkfifo(fifo)
+    return write_config(
+        TWO_SERVICES.replace(
+            'backend = "emulator"', f'backend = "file"\npath = "{fifo}"\ntimeout_s = 120'
+        ),
+        name="hung.toml",
+    )
 
 
 @pytest.fixture(scope="session")

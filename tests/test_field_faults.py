@@ -6,7 +6,6 @@ tmpfs). Each fault used to lose a customer; each test fails on that code.
 
 from __future__ import annotations
 
-import glob
 import os
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ from PIL import Image
 
 from printer.render import read_transcript
 from server.storage import Storage
+from tests.chaos import forget_server_time, wrong_clock
 from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, button_center, ocr_text
 from tests.server_process import DEMO_BRANCH, Server, SyncProcess, run, wait_until
@@ -29,20 +29,6 @@ from tests.server_process import DEMO_BRANCH, Server, SyncProcess, run, wait_unt
 pytestmark = pytest.mark.ui
 
 ZONE = ZoneInfo("Europe/Helsinki")
-
-
-def faked_clock(spec: str) -> dict[str, str]:
-    """Environment that runs a process on another wall clock, as a Pi without a
-    real-time clock boots: its monotonic clock stays true, NTP has not answered."""
-    libs = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")
-    assert libs, "libfaketime is needed: run `make test` (it installs faketime)"
-    return {
-        "LD_PRELOAD": libs[0],
-        "FAKETIME": spec,
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        "FAKETIME_NO_CACHE": "1",
-        "VUORO_CLOCK_SYNCED": "0",
-    }
 
 
 def issue_in_process(state_dir: Path, service: str, count: int, env: dict) -> list[str]:
@@ -74,7 +60,7 @@ def test_a_standalone_kiosk_on_a_wrong_clock_never_gives_two_customers_one_numbe
     time, one after NTP. Three customers, three different numbers, no false date."""
     config = write_config()
     state = tmp_path / "state"
-    clocks = (faked_clock("@2020-01-01 10:00:00"), faked_clock("-1d"), {})
+    clocks = (wrong_clock("@2020-01-01 10:00:00"), wrong_clock("-1d"), {})
     for count, env in enumerate(clocks, start=1):
         kiosk = Kiosk(screen, state, config, env=env)
         try:
@@ -102,14 +88,14 @@ def test_a_paired_kiosk_on_a_wrong_clock_puts_every_ticket_in_todays_queue(branc
     yesterday's shutdown time, then corrected by the server's heartbeat: all nine
     are in today's queue, staff call all nine, no number is held twice."""
     server, kiosk_dir = branch
-    _reboot(kiosk_dir)
-    issued = issue_in_process(kiosk_dir, "payments", 3, faked_clock("@2020-01-01 10:00:00"))
-    issued += issue_in_process(kiosk_dir, "payments", 3, faked_clock("-1d"))
+    forget_server_time(kiosk_dir)  # a new boot: what it learned of the server is old
+    issued = issue_in_process(kiosk_dir, "payments", 3, wrong_clock("@2020-01-01 10:00:00"))
+    issued += issue_in_process(kiosk_dir, "payments", 3, wrong_clock("-1d"))
     sync = SyncProcess(kiosk_dir)  # its own wall clock is right; the kiosk's is not
     try:
         wait_until(lambda: _delivered(kiosk_dir) == 6, what="the offline tickets delivered")
         wait_until(lambda: _server_time_known(kiosk_dir), what="a heartbeat")
-        issued += issue_in_process(kiosk_dir, "payments", 3, faked_clock("-1d"))
+        issued += issue_in_process(kiosk_dir, "payments", 3, wrong_clock("-1d"))
         wait_until(lambda: _delivered(kiosk_dir) == 9, what="all delivered")
     finally:
         sync.stop()
@@ -125,16 +111,6 @@ def test_a_paired_kiosk_on_a_wrong_clock_puts_every_ticket_in_todays_queue(branc
     called = [storage.call_next("demo", "1") for _ in range(10)]
     assert sorted(c["number"] for c in called if c) == sorted(displays)
     assert called[-1] is None
-
-
-def _reboot(kiosk_dir: Path) -> None:
-    """What the kiosk learned of the server's time belongs to an earlier boot now
-    (a test cannot reboot the machine; the kiosk tells boots apart by boot id)."""
-    with sqlite3.connect(kiosk_dir / "state.db") as db:
-        db.execute(
-            "UPDATE config SET value = json_set(value, '$.boot_id', 'an-earlier-boot') "
-            "WHERE key = 'server_clock'"
-        )
 
 
 def _delivered(kiosk_dir: Path) -> int:
@@ -201,18 +177,10 @@ def _handed(state: Path) -> bool:
 
 
 def test_a_second_kiosk_on_the_same_state_directory_refuses_to_start(
-    screen, write_config, tmp_path
+    screen, write_config, hung_printer_config, tmp_path
 ):
-    fifo = tmp_path / "hung-printer"
-    os.mkfifo(fifo)  # nobody reads: the first kiosk's ticket stays in flight
-    hung = write_config(
-        TWO_SERVICES.replace(
-            'backend = "emulator"', f'backend = "file"\npath = "{fifo}"\ntimeout_s = 120'
-        ),
-        name="hung.toml",
-    )
     state = tmp_path / "state"
-    first = Kiosk(screen, state, hung)
+    first = Kiosk(screen, state, hung_printer_config)  # its ticket stays in flight
     try:
         screen.click(*button_center(0, 2))
         first.wait_for_tickets(1, ("committed",))

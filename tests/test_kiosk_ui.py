@@ -7,7 +7,6 @@ rendered PNGs (OCR and QR decoding of the pixels) and screenshots.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -76,17 +75,11 @@ def test_tap_and_digit_key_print_the_committed_ticket(screen, write_config, tmp_
     )
 
 
-def test_sigkill_between_commit_and_print_voids_the_ticket(screen, write_config, tmp_path):
-    fifo = tmp_path / "hung-printer"
-    os.mkfifo(fifo)  # nobody reads: the print blocks after the commit
-    hung = write_config(
-        TWO_SERVICES.replace(
-            'backend = "emulator"', f'backend = "file"\npath = "{fifo}"\ntimeout_s = 120'
-        ),
-        name="hung.toml",
-    )
+def test_sigkill_between_commit_and_print_voids_the_ticket(
+    screen, write_config, hung_printer_config, tmp_path
+):
     state = tmp_path / "state"
-    kiosk = Kiosk(screen, state, hung)
+    kiosk = Kiosk(screen, state, hung_printer_config)
     try:
         screen.click(*button_center(0, 2))
         committed = kiosk.wait_for_tickets(1, ("committed",))[0]
