@@ -170,7 +170,7 @@ STATUS_WORDS = (
     "no_show",
     "cancelled",
     "void",
-    "parked",  # held by the server for staff to place (e.g. issued on a wrong clock)
+    "parked",  # received, but no day's queue could take it: staff place it
 )
 
 

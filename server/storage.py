@@ -868,7 +868,7 @@ class Storage:
             "branch": row[9],
             "languages": _json(row[10]),
             "language": row[7],
-            "status": "waiting" if status == "parked" else status,  # staff place it
+            "status": status,
             "position": position,
             "estimated_wait_s": None
             if position is None

@@ -289,9 +289,16 @@ class SyncDaemon:
             self.db = state.connect(self.db_path)
             self._db_inode = inode
 
+    def _step(self, deadline: float) -> float:
+        """How long to wait before looking again: the poll, the deadline, or the
+        next watchdog ping, whichever comes first."""
+        now = time.monotonic()
+        ping = self._next_ping - now if self.notifier.ping_interval_s() is not None else POLL_S
+        return max(min(POLL_S, deadline - now, ping), 0)
+
     def _sleep_plain(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while not self.stopping.wait(min(POLL_S, max(deadline - time.monotonic(), 0))):
+        while not self.stopping.wait(self._step(deadline)):
             self.alive()
             if time.monotonic() >= deadline:
                 return
@@ -304,7 +311,7 @@ class SyncDaemon:
         deadline = time.monotonic() + seconds
         while not self.stopping.is_set() and time.monotonic() < deadline:
             self.alive()
-            if self.stopping.wait(min(POLL_S, max(deadline - time.monotonic(), 0))):
+            if self.stopping.wait(self._step(deadline)):
                 return
             if get_config(self.db, SYNC_NOW_KEY) != asked:
                 log.info("sync asked for from the admin menu")

@@ -188,7 +188,10 @@ class PublicTicket(Message):
 
     number: str
     service: str
-    status: Literal["waiting", "called", "serving", "served", "no_show", "cancelled", "void"]
+    # parked: received, but no day's queue could take it; staff place it
+    status: Literal[
+        "waiting", "called", "serving", "served", "no_show", "cancelled", "void", "parked"
+    ]
     position: int | None
     estimated_wait_s: int | None
     counter: str | None

@@ -141,7 +141,7 @@ def test_an_unsure_ticket_of_another_boot_is_parked_for_staff_who_can_queue_it(s
     assert storage.call_next("demo", "1") is None, "not in a queue on a guessed day"
     parked = storage.parked("demo")
     assert [(p["number"], p["reason"]) for p in parked] == [("AK1-02", "issue_time_unknown")]
-    assert storage.ticket_by_token(lost_boot.public_token)["status"] == "waiting"
+    assert storage.ticket_by_token(lost_boot.public_token)["status"] == "parked"
     assert storage.queue_parked("demo", parked[0]["id"]) == ""
     assert storage.parked("demo") == []
     assert storage.call_next("demo", "1")["number"] == "AK1-02"

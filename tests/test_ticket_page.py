@@ -23,7 +23,7 @@ from tests.web import DOCS, print_ticket
 
 #: Every status the public ticket can have: the protocol's own list, and "parked"
 #: (a ticket the server holds for staff to place).
-STATUSES = (*typing.get_args(protocol.PublicTicket.model_fields["status"].annotation), "parked")
+STATUSES = typing.get_args(protocol.PublicTicket.model_fields["status"].annotation)
 
 
 def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path):
