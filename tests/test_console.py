@@ -57,7 +57,9 @@ def test_a_counter_calls_serves_and_the_customer_gives_feedback(browser, counter
         assert db.execute("SELECT rating, comment FROM feedback").fetchall() == [(4, "")]
 
 
-def test_a_transfer_keeps_the_original_place(counter, tmp_path, browser):
+def test_a_transfer_keeps_the_original_place_and_the_ticket_names_its_new_queue(
+    counter, tmp_path, browser
+):
     server, kiosk_dir = counter
     first = print_ticket(server, kiosk_dir, "payments", tmp_path)  # A001, earliest
     print_ticket(server, kiosk_dir, "permits", tmp_path)  # then a permits ticket
@@ -69,13 +71,9 @@ def test_a_transfer_keeps_the_original_place(counter, tmp_path, browser):
     staff.get_by_role("button", name="Transfer").click()
     staff.get_by_role("button", name="Call next").click()
     assert staff.locator("#current").inner_text() == "A001", "ahead of the later permits ticket"
-    assert first.endswith(
-        (
-            requests.get(first.replace("/t/", "/api/v1/tickets/"), timeout=5).json()["counter"]
-            and first[-22:]
-        )
-        or first
-    )
+    ticket = requests.get(f"{first.replace('/t/', '/api/v1/tickets/')}?lang=en", timeout=5).json()
+    assert (ticket["number"], ticket["status"], ticket["counter"]) == ("A001", "called", "3")
+    assert ticket["service"] == "Permits and licences", "the holder sees the queue it is in now"
 
 
 def test_forms_without_the_csrf_token_change_nothing(counter, tmp_path):

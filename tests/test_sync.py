@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sync import state, tickets
+from sync import exchange, state, tickets
 from tests.server_process import BIN, DEMO_BRANCH, Server, SyncProcess, run, wait_until
 
 
@@ -211,12 +212,20 @@ def test_the_operator_sees_each_kiosks_last_heartbeat(server, tmp_path):
     ]
     fields = listing[1].split()
     assert fields[1:3] == ["door", "K1"] and fields[4:] == ["unknown", "0", "0", "0.1.0"]
+    seen = datetime.fromisoformat(fields[3])
+    assert timedelta(0) <= datetime.now(UTC) - seen < timedelta(minutes=2), "seen just now"
+
+
+def server_has(server, ticket_id: str) -> bool:
+    with sqlite3.connect(server.db) as db:
+        return db.execute("SELECT 1 FROM tickets WHERE id = ?", [ticket_id]).fetchone() is not None
 
 
 def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
     """The appliance's daemon starts unpaired and waits; a code typed into the admin
     menu reaches it through the state DB; a wrong code is reported, a right one
-    pairs, and the kiosk's tickets from before the pairing are delivered."""
+    pairs, and the ticket the kiosk printed before the pairing is delivered (its
+    number falls in the first lease, which the kiosk then skips)."""
     from sync import devices
 
     kiosk = tmp_path / "kiosk"
@@ -227,6 +236,8 @@ def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
         ticket={},
         services=[{"id": "payments", "prefix": "A", "names": {"en": "Payments"}}],
     )
+    before = tickets.issue_ticket(db, "payments", language="en")
+    tickets.mark_printed(db, before.id)
     daemon = SyncProcess(kiosk, "--wait-for-pairing", "--server", server.url)
     try:
         devices.request_pairing(db, "WRONG234")
@@ -237,6 +248,10 @@ def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
         wait_until(lambda: devices.get(db, "pairing").state == "paired", what="paired")
         wait_until(lambda: leases_ready(kiosk), what="leases after pairing")
         assert tickets.get_config(db, "server") == server.url
+        wait_until(lambda: server_has(server, before.id), what="the early ticket delivered")
+        wait_until(lambda: exchange.counts(db) == {"outbox": 0, "parked": 0}, what="recorded")
+        after = tickets.issue_ticket(db, "payments", language="en")
+        assert (before.display, after.display) == ("A001", "A002"), "A001 is not handed out twice"
     finally:
         daemon.stop()
         db.close()
