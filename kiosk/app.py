@@ -39,7 +39,6 @@ log = logging.getLogger("vuoro.kiosk")
 
 DONE_GRACE_S = 1.0  # a second tap of a double tap must not dismiss the ticket
 REFRESH_S = 5.0
-LANGUAGE_IDLE_S = 30.0  # a chosen language reverts to the default for the next customer
 PRINTER_POLL_S = 20.0  # how often an idle kiosk asks the printer how it is
 PRINT_FAILED_HOLD = 3  # the customer needs time to photograph the screen
 
@@ -166,7 +165,12 @@ class KioskApp(App):
         The pings come from the Kivy main loop itself, so a handler that hangs
         the UI stops them and systemd restarts the kiosk (``WatchdogSec=``).
         """
-        log.info("kiosk ready: %d services, window %dx%d", len(self.services), *Window.size)
+        log.info(
+            "kiosk ready: %d services, window %dx%d%s",
+            len(self.services),
+            *Window.size,
+            ", full screen" if Window.fullscreen else "",
+        )
         self.notifier.ready(f"ready: {len(self.services)} services")
         interval = self.notifier.ping_interval_s()
         if interval is not None:
@@ -243,7 +247,7 @@ class KioskApp(App):
         if self._language_reset is not None:
             self._language_reset.cancel()
         self._language_reset = Clock.schedule_once(
-            lambda _dt: self.set_language(self.settings.language), LANGUAGE_IDLE_S
+            lambda _dt: self.set_language(self.settings.language), self.settings.language_reset_s
         )
         self.refresh()
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from appliance.lock import AlreadyRunning, DirectoryLock
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             f"printer {settings.printer['backend']}"
         )
         return 0
-    kiosk_mode = settings.kiosk_mode if args.kiosk_mode is None else args.kiosk_mode
+    if args.kiosk_mode is not None:  # --kiosk / --windowed win over the file, everywhere
+        settings = replace(settings, kiosk_mode=args.kiosk_mode)
+    kiosk_mode = settings.kiosk_mode
 
     state_dir = (args.state_dir or default_state_dir()).resolve()
     try:

@@ -76,6 +76,7 @@ class KioskConfig:
     mode: str = "standalone"  # or "paired": services and numbers come from the server
     require_time_sync: bool = True  # an unsynchronised clock gets no dated numbers
     return_home_s: float = 8.0
+    language_reset_s: float = 30.0  # a chosen language goes back for the next customer
     min_tap_interval_s: float = 1.5
     max_tickets_per_minute: int = 12
     branch: dict = field(default_factory=dict)
@@ -300,6 +301,7 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
             "mode",
             "require_time_sync",
             "return_home_s",
+            "language_reset_s",
             "min_tap_interval_s",
             "max_tickets_per_minute",
         },
@@ -418,6 +420,9 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         require_time_sync=c.value(kiosk, "require_time_sync", bool, "kiosk", default=True),
         return_home_s=float(
             c.value(kiosk, "return_home_s", (int, float), "kiosk", default=8, check=_positive)
+        ),
+        language_reset_s=float(
+            c.value(kiosk, "language_reset_s", (int, float), "kiosk", default=30, check=_positive)
         ),
         min_tap_interval_s=float(
             c.value(
