@@ -7,13 +7,14 @@ STATE ?= var
 PREFIX ?= /opt/vuoro
 DESTDIR ?=
 
-.PHONY: run run-standalone test bench soak venv lint format screenshots install clean help
+.PHONY: run run-standalone test bench bench-check soak venv lint format screenshots install clean help
 
 help:
 	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
 	@echo "make run-standalone  the kiosk alone, numbering its own tickets"
 	@echo "make test         the whole test suite (installs what it needs)"
-	@echo "make bench        the benchmarks (table + $(STATE)/bench/latest.json)"
+	@echo "make bench        the benchmarks: figures, targets, verdicts (table + var/bench/latest.json)"
+	@echo "make bench-check  the benchmarks, failing when a figure falls short of its target"
 	@echo "make venv         create or update $(VENV)/ with every extra"
 	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer)"
 	@echo "make lint         ruff and the import-layer contracts"
@@ -53,6 +54,10 @@ test: venv
 bench: venv
 	@tools/sysdeps.sh test
 	VUORO_BENCH=full $(PY) -m pytest -q -s bench
+
+# Not part of `make test`: the tiny run there proves the benchmarks work, not their speed.
+bench-check: bench
+	$(PY) -m bench.targets --check
 
 soak: venv
 	$(PY) -m bench.soak --seeds $(or $(SEEDS),200)

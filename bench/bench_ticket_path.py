@@ -48,18 +48,27 @@ def _standalone(tmp_path):
 
 
 def test_commit_latency(tmp_path, scale, record):
+    """Each tap's transaction, interleaved with a bare one-row commit of the same
+    DB (same WAL, same fsync): their ratio does not depend on the machine."""
     db = _standalone(tmp_path)
-    durations = []
-    for _ in range(scale):
+    db.execute("CREATE TABLE bench_bare (n INTEGER)")
+    durations, bare = [], []
+    for n in range(scale):
         start = time.perf_counter()
         tickets.issue_ticket(db, "payments", language="en")
         durations.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with state.transaction(db):
+            db.execute("INSERT INTO bench_bare VALUES (?)", [n])
+        bare.append(time.perf_counter() - start)
     assert db["tickets"].count == scale and state.integrity_ok(db)
     record(
         "commit (BEGIN IMMEDIATE, synchronous=FULL)",
         n=scale,
         p50_ms=_ms(statistics.median(durations)),
         p99_ms=_ms(_percentile(durations, 0.99)),
+        bare_commit_p50_ms=_ms(statistics.median(bare)),
+        vs_bare_commit=round(statistics.median(durations) / statistics.median(bare), 1),
     )
 
 

@@ -1,13 +1,15 @@
 """Benchmarks run tiny under `make test` (to prove they work) and full under
-`make bench`, which prints a table and writes var/bench/latest.json."""
+`make bench`, which prints a table with each figure's target and verdict
+(bench/targets.py) and writes both to var/bench/latest.json."""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
+
+from bench import targets
 
 FULL = os.environ.get("VUORO_BENCH") == "full"
 RESULTS: dict[str, dict] = {}
@@ -28,15 +30,13 @@ def scale() -> int:
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """Tiny figures prove nothing about speed: only a full run is judged."""
     if not RESULTS:
         return
-    width = max(len(k) for k in RESULTS) + 2
-    print("\n\nbenchmark" + " " * (width - 9) + "figures")
-    for name, figures in RESULTS.items():
-        shown = ", ".join(f"{k}={v}" for k, v in figures.items())
-        print(f"{name:<{width}}{shown}")
+    print("\n\n" + targets.table(RESULTS, targets.judge(RESULTS) if FULL else None))
     if FULL:
-        out = Path(session.config.rootpath) / "var" / "bench" / "latest.json"
+        out = targets.LATEST
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(RESULTS, indent=2, ensure_ascii=False) + "\n")
-        print(f"written to {out}")
+        report = targets.report(RESULTS)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        print(f"written to {out}; `make bench-check` fails when a target is not met")
