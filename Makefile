@@ -65,6 +65,7 @@ soak: venv
 screenshots: venv
 	@tools/sysdeps.sh test
 	$(PY) -m tests.kiosk_driver screenshots docs
+	VUORO_SCREENSHOTS=docs $(PY) -m pytest -q -m screenshot
 
 install:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" EXTRAS="$(EXTRAS)" PYTHON="$(PYTHON)" tools/install.sh

@@ -55,6 +55,16 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory) -> Path:
+    """Where tests save the screenshots README shows: a temporary directory, so a
+    test run changes no tracked file; `make screenshots` points it at docs/."""
+    chosen = os.environ.get("VUORO_SCREENSHOTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture
 def hung_printer_config(write_config, tmp_path) -> Path:
     """A config whose printer is a FIFO nobody reads: a ticket stays in flight,

@@ -19,7 +19,6 @@ from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, find_text, ocr_text
 from tests.server_process import run
 from tests.test_machine import talking_from
-from tests.web import DOCS
 
 pytestmark = pytest.mark.ui
 
@@ -44,8 +43,12 @@ def type_pin(screen, pin: str) -> None:
     screen.key(*pin, "Return")
 
 
+@pytest.mark.screenshot
 def test_the_corner_gesture_opens_the_pin_pad_and_a_short_tap_does_not(
-    screen, write_config, tmp_path
+    screen,
+    write_config,
+    tmp_path,
+    shots,
 ):
     config, _ = config_with_admin(write_config, tmp_path)
     kiosk = Kiosk(screen, tmp_path / "state", config)
@@ -57,7 +60,7 @@ def test_the_corner_gesture_opens_the_pin_pad_and_a_short_tap_does_not(
         kiosk.wait_for_log("admin PIN pad opened", timeout=5)
         time.sleep(0.3)
         pad = screen.screenshot()
-        pad.save(DOCS / "kiosk-pin.png")
+        pad.save(shots / "kiosk-pin.png")
         screen.click(*find_text(pad, "Cancel"))
         time.sleep(0.5)
         home = ocr_text(screen.screenshot())
@@ -90,8 +93,12 @@ def test_five_wrong_pins_lock_out_even_the_right_one(screen, write_config, tmp_p
     assert kiosk.log.count("admin PIN: locked") == 2, "the right PIN was not even checked"
 
 
+@pytest.mark.screenshot
 def test_the_right_pin_opens_the_menu_and_reboot_runs_once_after_confirming(
-    screen, write_config, tmp_path
+    screen,
+    write_config,
+    tmp_path,
+    shots,
 ):
     config, reboots = config_with_admin(write_config, tmp_path)
     kiosk = Kiosk(screen, tmp_path / "state", config)
@@ -102,7 +109,7 @@ def test_the_right_pin_opens_the_menu_and_reboot_runs_once_after_confirming(
         kiosk.wait_for_log("admin menu opened", timeout=10)
         time.sleep(0.5)
         menu = screen.screenshot()
-        menu.save(DOCS / "kiosk-admin.png")
+        menu.save(shots / "kiosk-admin.png")
         screen.click(*find_text(menu, "Reboot"))
         time.sleep(0.6)
         asked = screen.screenshot()

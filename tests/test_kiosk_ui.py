@@ -25,7 +25,6 @@ from tests.kiosk_driver import (
     ocr_text,
     ocr_ticket_numbers,
 )
-from tests.web import DOCS
 
 pytestmark = pytest.mark.ui
 
@@ -340,7 +339,10 @@ def test_every_printer_fault_still_gives_the_ticket_on_screen_in_bounded_time(
     assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{row['public_token']}"]
 
 
-def test_closed_and_capped_services_say_so_and_give_no_ticket(screen, write_config, tmp_path):
+@pytest.mark.screenshot
+def test_closed_and_capped_services_say_so_and_give_no_ticket(
+    screen, write_config, tmp_path, shots
+):
     today = datetime.now(ZoneInfo("Europe/Helsinki")).date().isoformat()
     text = TWO_SERVICES.replace('language = "fi"', 'language = "en"')
     text = text.replace(
@@ -350,7 +352,7 @@ def test_closed_and_capped_services_say_so_and_give_no_ticket(screen, write_conf
     kiosk = Kiosk(screen, tmp_path / "state", write_config(text))
     try:
         closed_screen = screen.screenshot()
-        closed_screen.save(DOCS / "kiosk-closed.png")
+        closed_screen.save(shots / "kiosk-closed.png")
         closed_home = ocr_text(closed_screen)
         screen.key("1")  # closed today: nothing happens
         screen.click(*button_center(0, 2))

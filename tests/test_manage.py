@@ -18,7 +18,7 @@ from server import branch_file
 from sync import devices, state, tickets
 from sync.schedule import Availability
 from tests.server_process import BIN, run
-from tests.web import DOCS, PASSWORD, add_staff
+from tests.web import PASSWORD, add_staff
 
 
 @pytest.fixture
@@ -52,7 +52,10 @@ def fill_service(page, **fields: str) -> None:
         page.locator(f"[name={label}]").fill(value)
 
 
-def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(browser, managed, tmp_path):
+@pytest.mark.screenshot
+def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
+    browser, managed, tmp_path, shots
+):
     server, kiosk_dir = managed
     page = browser.new_page()
     log_in(page, server)
@@ -62,7 +65,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(browser, manag
         page, id="pensions", prefix="d", name_en="Pensions", name_fi="Eläkkeet", text_fi="Ota kela"
     )
     page.get_by_label("Open all day, every day").uncheck()
-    page.screenshot(path=str(DOCS / "console-service.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-service.png"), full_page=True)
     for day in ("mon", "tue", "wed", "thu", "fri"):
         fill_service(page, **{f"hours_{day}": "08:00-12:00, 13:00-16:00"})
     fill_service(
@@ -79,7 +82,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(browser, manag
     assert "Mon 08:00-12:00 13:00-16:00" in row.inner_text()
     assert "last ticket 15 min" in row.inner_text()
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.screenshot(path=str(DOCS / "console-manage.png"), full_page=True)
+    page.screenshot(path=str(shots / "console-manage.png"), full_page=True)
 
     stored = services_in(server.db)["pensions"]
     assert stored[0] == "D", "prefix upper-cased"

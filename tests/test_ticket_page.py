@@ -11,6 +11,7 @@ import time
 import typing
 from datetime import timedelta
 
+import pytest
 import requests
 
 from server.i18n import LANGUAGES, STATUS_WORDS
@@ -19,14 +20,15 @@ from server.storage import Storage, iso, now
 from sync import protocol
 from tests.server_data import paired
 from tests.server_process import run
-from tests.web import DOCS, print_ticket
+from tests.web import print_ticket
 
 #: Every status the public ticket can have: the protocol's own list, and "parked"
 #: (a ticket the server holds for staff to place).
 STATUSES = typing.get_args(protocol.PublicTicket.model_fields["status"].annotation)
 
 
-def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path):
+@pytest.mark.screenshot
+def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch, tmp_path, shots):
     server, kiosk_dir = branch
     url = print_ticket(server, kiosk_dir, "payments", tmp_path)
     page = browser.new_page(viewport={"width": 360, "height": 740})  # a small phone
@@ -34,7 +36,7 @@ def test_the_qr_code_opens_a_live_ticket_that_follows_the_queue(browser, branch,
     assert page.locator("h1.number").inner_text() == "A001"
     assert page.locator("#status").inner_text() == "Odottaa"
     assert page.locator("#position").inner_text() == "1"
-    page.screenshot(path=str(DOCS / "ticket-page.png"))
+    page.screenshot(path=str(shots / "ticket-page.png"))
 
     assert server.cli("call-next", "--branch", "demo", "--counter", "3") == "A001 to counter 3"
     page.locator("#status").get_by_text("Tule palvelupisteeseen 3").wait_for(timeout=20000)

@@ -17,7 +17,6 @@ from printer.layout import render_ticket
 from sync import state, tickets
 from tests.server_process import Server, run
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"  # screenshots for the README
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
