@@ -256,3 +256,38 @@ def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
         daemon.stop()
         db.close()
     assert (kiosk / "credentials.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_ticket_the_server_rejects_is_parked_on_the_kiosk_shown_and_never_dropped(
+    server, tmp_path
+):
+    """README: rejected tickets are parked with their reason (`vuoro-sync status`
+    lists them, the heartbeat counts them), never dropped, and they do not hold
+    up the tickets behind them."""
+    kiosk = tmp_path / "kiosk"
+    server.pair(kiosk, "door")
+    (stray,) = issue_printed(kiosk, 1)
+    with sqlite3.connect(kiosk / "state.db") as db:  # a number no lease covers (a restored DB)
+        db.execute("UPDATE tickets SET number = 950, display = 'A950' WHERE display = ?", [stray])
+    (fine,) = issue_printed(kiosk, 1)
+    run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")
+
+    db = state.connect(kiosk / "state.db")
+    try:
+        rows = db.execute(
+            "SELECT t.display, o.parked_reason, o.delivered_at IS NOT NULL FROM outbox o "
+            "JOIN tickets t ON t.id = o.ticket_id ORDER BY t.kiosk_seq"
+        ).fetchall()
+        counts = exchange.counts(db)
+    finally:
+        db.close()
+    assert rows == [("A950", "rejected:number_not_leased", 0), (fine, None, 1)]
+    assert counts == {"outbox": 0, "parked": 1}
+    status = run("vuoro-sync", "--state-dir", str(kiosk), "status")
+    assert "outbox parked: 1" in status and "parked 1: rejected:number_not_leased" in status
+    run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")  # tried again: still parked
+    listing = server.cli("kiosks", "--branch", "demo").splitlines()[1].split()
+    assert listing[6] == "1", "the heartbeat tells the server of the parked ticket"
+    with sqlite3.connect(server.db) as db:
+        on_server = [r[0] for r in db.execute("SELECT display FROM tickets")]
+    assert on_server == [fine]
