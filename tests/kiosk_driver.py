@@ -124,10 +124,12 @@ class Kiosk:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+    def wait_for_log(self, text: str, timeout: float = 30, times: int = 1) -> None:
+        """Until ``text`` stands in the log ``times`` times (a second menu opening
+        is not the first one again)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.log:
+            if self.log.count(text) >= times:
                 return
             if self.process.poll() is not None:
                 raise AssertionError(f"kiosk exited ({self.process.returncode}):\n{self.log}")
