@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sync import clock, devices, exchange, state, tickets
 from sync.client import SyncError
-from sync.daemon import Credentials, SyncDaemon, pair, wait_for_pairing
+from sync.daemon import BACKOFF_CAP_S, Credentials, SyncDaemon, pair, wait_for_pairing
 
 
 def default_state_dir() -> Path:
@@ -47,9 +47,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-backoff",
         type=float,
-        default=60.0,
+        default=BACKOFF_CAP_S,
         metavar="SECONDS",
-        help="the longest wait between retries (default 60)",
+        help=f"the longest wait between retries (default {BACKOFF_CAP_S:g})",
     )
     run.add_argument(
         "--wait-for-pairing",

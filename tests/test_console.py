@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import re
 import sqlite3
+import urllib.parse
 
 import pytest
 import requests
 
+from server.staff import FREE_FAILURES, LOCK_BASE_S
 from tests.web import PASSWORD, add_staff, print_ticket
 
 
@@ -103,7 +107,9 @@ def test_forms_without_the_csrf_token_change_nothing(counter, tmp_path):
     assert anonymous.status_code == 303 and anonymous.headers["location"] == "/console/login"
 
 
-def test_guessing_passwords_locks_out_with_growing_waits(counter):
+def test_five_wrong_passwords_lock_the_name_out_even_for_the_right_one(counter):
+    """The first lock: five wrong passwords are answered 401, then even the
+    right one is refused (429) while the lock lasts."""
     server, _ = counter
     statuses = [
         requests.post(
@@ -121,6 +127,95 @@ def test_guessing_passwords_locks_out_with_growing_waits(counter):
         allow_redirects=False,
     )
     assert right.status_code == 429, "even the right password waits out the lock"
+
+
+def post_login(server, username: str, password: str, source: str = "127.0.0.1"):
+    """A login form sent from ``source``, a loopback address of this machine
+    (127.0.0.0/8 is all ours), so the server sees a different address per source."""
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", server.port, timeout=10, source_address=(source, 0)
+    )
+    try:
+        connection.request(
+            "POST",
+            "/console/login",
+            urllib.parse.urlencode({"username": username, "password": password}),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        reply = connection.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        connection.close()
+
+
+def locked_for(body: str) -> int:
+    """The wait the 429 page states, in seconds."""
+    match = re.search(r"try again in (\d+) s", body)
+    assert match, body
+    return int(match.group(1))
+
+
+def let_locks_run_out(server) -> None:
+    """Time passes: every lock-out ends now (the failures counted so far stay)."""
+    with sqlite3.connect(server.db) as db:
+        db.execute(
+            "UPDATE login_failures SET locked_until = ? WHERE locked_until IS NOT NULL",
+            ["2000-01-01T00:00:00+00:00"],
+        )
+
+
+def test_each_wrong_password_after_a_lock_out_doubles_the_next_wait(counter):
+    """After the first lock (5 wrong passwords: 30 s), one more wrong password
+    once the lock has run out locks again for twice as long, then twice again;
+    the page says how long, and the right password still waits it out."""
+    server, _ = counter
+    assert [post_login(server, "anna", f"guess{i}")[0] for i in range(FREE_FAILURES)] == [
+        401
+    ] * FREE_FAILURES
+    waits = []
+    for lock in range(3):
+        status, body = post_login(server, "anna", "one more guess")
+        assert status == 429, f"lock {lock}: {status}"
+        waits.append(locked_for(body))
+        status, _ = post_login(server, "anna", PASSWORD)
+        assert status == 429, "even the right password waits out the lock"
+        let_locks_run_out(server)
+        status, _ = post_login(server, "anna", f"wrong after lock {lock}")
+        assert status == 401, "a wrong password once the lock ran out is checked, and counted"
+    expected = [LOCK_BASE_S, 2 * LOCK_BASE_S, 4 * LOCK_BASE_S]  # 30, 60, 120 s
+    assert all(want - 2 <= got <= want for got, want in zip(waits, expected, strict=True)), waits
+    assert waits[0] < waits[1] < waits[2], waits
+
+
+def test_wrong_passwords_for_many_names_lock_the_address(counter):
+    """Guessing one password each for many usernames from one address locks
+    that address: a real user's right password from it is then refused (429),
+    while the same user from another address logs in (the lock is the
+    address's, not hers)."""
+    server, _ = counter
+    guessed = [
+        post_login(server, f"user{i}", "letmein", source="127.0.0.1")[0]
+        for i in range(FREE_FAILURES)
+    ]
+    assert guessed == [401] * FREE_FAILURES
+    status, body = post_login(server, "anna", PASSWORD, source="127.0.0.1")
+    assert status == 429 and 0 < locked_for(body) <= LOCK_BASE_S, (status, body)
+    status, _ = post_login(server, "anna", PASSWORD, source="127.0.0.2")
+    assert status == 303, "another address is not locked, nor is anna's name"
+
+
+def test_wrong_passwords_for_one_name_lock_it_from_every_address(counter):
+    """Five wrong passwords for anna from one address lock her name: her right
+    password from another address is refused too, while another user from
+    that other address logs in."""
+    server, _ = counter
+    add_staff(server, "bert", "4", services=("payments",))
+    assert [
+        post_login(server, "anna", "nope", source="127.0.0.1")[0] for _ in range(FREE_FAILURES)
+    ] == [401] * FREE_FAILURES
+    status, body = post_login(server, "anna", PASSWORD, source="127.0.0.3")
+    assert status == 429 and 0 < locked_for(body) <= LOCK_BASE_S, (status, body)
+    assert post_login(server, "bert", PASSWORD, source="127.0.0.3")[0] == 303
 
 
 @pytest.mark.parametrize(

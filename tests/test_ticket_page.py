@@ -17,7 +17,7 @@ import requests
 from server.i18n import LANGUAGES, STATUS_WORDS
 from server.staff import Staff
 from server.storage import Storage, iso, now
-from sync import protocol
+from sync import protocol, state, tickets
 from tests.server_data import paired
 from tests.server_process import run
 from tests.web import print_ticket
@@ -180,3 +180,37 @@ def test_a_ticket_may_still_arrive_until_every_kiosk_reported_an_empty_outbox(st
             [iso(now() - timedelta(days=2))] * 2,
         )
     assert not storage.ticket_may_arrive(first_look), "revoked or long silent kiosks hold none"
+
+
+def test_the_pending_page_shows_the_ticket_in_place_when_it_arrives(browser, branch):
+    """The page of a ticket the kiosk has not delivered yet turns into the live
+    ticket once the sync daemon delivers it: the same document (a mark set on
+    the page survives, nothing navigates), with no timed reload (no
+    `<meta http-equiv="refresh">` in force), and it goes on following the queue."""
+    server, kiosk_dir = branch
+    db = state.connect(kiosk_dir / "state.db")
+    ticket = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.mark_printed(db, ticket.id)
+    db.close()
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.goto(f"{server.url}/t/{ticket.public_token}")
+    assert page.locator("main[data-watch]").count() == 1, "the pending page, not the ticket"
+    assert page.locator("h1.number").count() == 0
+    page.evaluate("window.__marker = 1")
+    navigations.clear()
+
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")  # the ticket arrives
+    page.locator("h1.number").get_by_text(ticket.display).wait_for(timeout=40000)
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+    assert navigations == [], navigations
+    assert page.locator('meta[http-equiv="refresh" i]').count() == 0
+    assert page.locator("html").get_attribute("lang") == "fi"  # the ticket's language
+    assert page.locator("#status").inner_text() == "Odottaa"
+
+    assert server.cli("call-next", "--branch", "demo", "--counter", "3") == (
+        f"{ticket.display} to counter 3"
+    )
+    page.locator("#status").get_by_text("Tule palvelupisteeseen 3").wait_for(timeout=20000)
+    assert page.evaluate("window.__marker") == 1 and navigations == []

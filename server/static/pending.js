@@ -1,5 +1,6 @@
 // A ticket not yet synced from its kiosk: look for it, backing off, and show it
-// as soon as the server has it (no timed reload of the whole page). Once the
+// in place as soon as the server has it (the ticket page's body replaces this
+// one's, and its script starts: no reload, no navigation). Once the
 // server can tell that no kiosk still holds it (every kiosk has reported an
 // empty outbox since our first look), say plainly that there is no such
 // ticket, and keep looking now and then in case it turns up after all.
@@ -17,11 +18,26 @@
     document.title = main.dataset.goneTitle;
   }
 
+  async function showTicket() {  // the page this address gives now, swapped in
+    const reply = await fetch(location.href, { cache: "no-store" });
+    if (!reply.ok) throw new Error(reply.status);
+    const page = new DOMParser().parseFromString(await reply.text(), "text/html");
+    if (!page.querySelector("main[data-token]")) throw new Error("not the ticket yet");
+    document.documentElement.lang = page.documentElement.lang;
+    document.title = page.title;
+    document.body.replaceWith(page.body);
+    for (const parsed of document.body.querySelectorAll("script[src]")) {
+      const script = document.createElement("script");  // parsed scripts never run
+      script.src = parsed.src;
+      parsed.replaceWith(script);
+    }
+  }
+
   async function look() {
     try {
       const reply = await fetch(`/api/v1/tickets/${main.dataset.watch}?since=${since}`,
                                 { cache: "no-store" });
-      if (reply.ok) { location.reload(); return; }
+      if (reply.ok) { await showTicket(); return; }
       const body = await reply.json();
       if (body.may_arrive === false && !gone) sayGone();
       delay = gone ? 60000 : Math.min(delay * 1.5, 60000);
