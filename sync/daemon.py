@@ -26,6 +26,7 @@ from sync.client import (
     NotAuthorized,
     Refused,
     ServerClient,
+    ServerTrouble,
     SyncError,
 )
 from sync.credentials import Credentials
@@ -177,11 +178,20 @@ class SyncDaemon:
         self.alive()
 
     def pull_config(self) -> None:
+        """The server's config, if it changed. A reply that is not a config (a
+        500, garbage) keeps the last good one and does not stop the round:
+        tickets still go and leases still come."""
         etag = str(get_config(self.db, "server_etag", "") or "")
-        config, new_etag = self.client.config(etag)
+        try:
+            config, new_etag = self.client.config(etag)
+        except ServerTrouble as exc:
+            log.warning("config refused (%s): the last good config stays", exc)
+            devices.record(self.db, "config", "kept_last_good", str(exc))
+            return
         if config is not None:
             exchange.apply_server_config(self.db, config, new_etag)
             log.info("config %s: %d services", new_etag, len(config.services))
+        devices.record(self.db, "config", "ok")
 
     def top_up_leases(self) -> None:
         now = clock.read(self.db)

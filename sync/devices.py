@@ -80,7 +80,11 @@ def take_commands(db: sqlite_utils.Database) -> list[str]:
 
 
 #: Device statuses that mean staff should look (component: the states that do).
-PROBLEMS = {"tickets": ("conflict",), "state_db": ("recovered",)}
+PROBLEMS = {
+    "tickets": ("conflict",),
+    "state_db": ("recovered",),
+    "config": ("kept_last_good",),  # the server's config reply was refused
+}
 
 
 def problems(db: sqlite_utils.Database) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import requests
 
+from sync import state, tickets
 from sync.credentials import Credentials
 from tests.server_process import SyncProcess, wait_until
 
@@ -109,11 +110,30 @@ def kiosk_config(kiosk_dir: Path) -> dict:
         db.close()
 
 
-def server_status(kiosk_dir: Path) -> tuple[str, str]:
+def issue_one(kiosk_dir: Path) -> str:
+    db = state.connect(kiosk_dir / "state.db")
+    try:
+        ticket = tickets.issue_ticket(db, "payments", language="en")
+        tickets.mark_handed(db, ticket.id)
+        tickets.mark_printed(db, ticket.id)
+        return ticket.id
+    finally:
+        db.close()
+
+
+def delivered(kiosk_dir: Path, ticket_id: str) -> bool:
+    with sqlite3.connect(kiosk_dir / "state.db") as db:
+        row = db.execute(
+            "SELECT delivered_at FROM outbox WHERE ticket_id = ?", [ticket_id]
+        ).fetchone()
+    return row is not None and row[0] is not None
+
+
+def device_status(kiosk_dir: Path, component: str) -> tuple[str, str]:
     db = sqlite3.connect(f"file:{kiosk_dir / 'state.db'}?mode=ro", uri=True)
     try:
         row = db.execute(
-            "SELECT state, detail FROM device_status WHERE component = 'server'"
+            "SELECT state, detail FROM device_status WHERE component = ?", [component]
         ).fetchone()
         return tuple(row) if row else ("", "")
     finally:
@@ -168,13 +188,16 @@ def test_a_bad_config_reply_keeps_the_last_good_config_until_a_good_one_comes(br
                 f"{what}: the daemon died:\n" + (kiosk_dir / "sync.log").read_text()[-2000:]
             )
             assert kiosk_config(kiosk_dir) == good, f"{what}: the last good config was not kept"
-            state, detail = server_status(kiosk_dir)
-            assert state == "unreachable", (what, state, detail)
+            state, detail = device_status(kiosk_dir, "config")
+            assert state == "kept_last_good", (what, state, detail)
             expected = "HTTP 500" if status == 500 else "reply is not a KioskConfig"
             assert expected in detail, (what, detail)
+            issued = issue_one(kiosk_dir)  # a bad config does not hold the tickets back
+            wait_until(lambda i=issued: delivered(kiosk_dir, i), timeout=30, what=f"{what}: sent")
         log = (kiosk_dir / "sync.log").read_text()
-        assert "sync failed (reply is not a KioskConfig" in log
-        assert "sync failed (HTTP 500)" in log
+        assert "config refused (reply is not a KioskConfig" in log
+        assert "config refused (HTTP 500)" in log
+        assert device_status(kiosk_dir, "server")[0] == "ok", "the rest of each round went on"
 
         renamed = tmp_path / "renamed.toml"
         renamed.write_text(
@@ -195,7 +218,7 @@ def test_a_bad_config_reply_keeps_the_last_good_config_until_a_good_one_comes(br
             timeout=30,
             what="the new config taken",
         )
-        wait_until(lambda: server_status(kiosk_dir)[0] == "ok", timeout=30, what="sync ok")
+        wait_until(lambda: device_status(kiosk_dir, "config")[0] == "ok", timeout=30, what="ok")
         assert daemon.process.poll() is None
     finally:
         daemon.stop()
