@@ -64,13 +64,13 @@ soak: venv
 	$(PY) -m bench.soak --seeds $(or $(SEEDS),200)
 
 # Not part of `make test`: mutmut, one worker, the fast tests only (setup.cfg [mutmut]).
-# It resumes where it left off; FRESH=1 forgets earlier results.
+# It resumes where it left off; FRESH=1 forgets earlier results, MODULES="sync/exchange.py ..." runs only those.
 $(VENV)/.mutation: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[server,test,mutation]'
 	@touch $@
 
 mutation: $(VENV)/.mutation
-	$(PY) tools/mutation.py $(if $(FRESH),--fresh)
+	$(PY) tools/mutation.py $(if $(FRESH),--fresh) $(MODULES)
 
 screenshots: venv
 	@tools/sysdeps.sh test

@@ -31,7 +31,7 @@ def outbox(db) -> dict[str, tuple]:
         "SELECT t.display, o.delivered_at IS NOT NULL, o.parked_reason, o.attempts "
         "FROM outbox o JOIN tickets t ON t.id = o.ticket_id"
     ).fetchall()
-    return {display: (bool(delivered), reason, attempts) for display, delivered, reason, attempts in rows}
+    return {display: (bool(done), reason, attempts) for display, done, reason, attempts in rows}
 
 
 def test_only_final_tickets_are_sent_oldest_first_and_a_batch_is_capped(db):

@@ -11,6 +11,7 @@ prints a mutant's diff; tests/MUTANTS.md explains the survivors that stay.
     python tools/mutation.py            run (resumes: mutmut keeps its results)
     python tools/mutation.py --report   the table of the last run only
     python tools/mutation.py --fresh    forget earlier results first
+    python tools/mutation.py sync/exchange.py kiosk/guard.py   only these modules
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def status_of(exit_code: int | None) -> str:
     return STATUS.get(exit_code, "other")
 
 
-def patterns() -> list[str]:
-    return [p for _, names in MODULES.values() for p in names]
+def patterns(modules: list[str]) -> list[str]:
+    chosen = [m for m in MODULES if not modules or any(m.startswith(x) for x in modules)]
+    return [p for m in chosen for p in MODULES[m][1]]
 
 
 def results() -> dict[str, dict[str, str]]:
@@ -81,7 +83,8 @@ def results() -> dict[str, dict[str, str]]:
 
 
 def table(by_module: dict[str, dict[str, str]]) -> str:
-    head = f"{'module':<46} {'killed':>6} {'survived':>8} {'timeout':>7} {'other':>5} {'total':>5}  score"
+    head = f"{'module':<46} {'killed':>6} {'survived':>8} {'timeout':>7} {'other':>5} {'total':>5}"
+    head += "  score"
     lines = [head, "-" * len(head)]
     for module, statuses in by_module.items():
         count = Counter(statuses.values())
@@ -97,14 +100,14 @@ def table(by_module: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def run(fresh: bool) -> float:
+def run(fresh: bool, modules: list[str]) -> float:
     if fresh:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     mutmut = Path(sys.executable).parent / "mutmut"
     started = time.monotonic()
     # One worker: the machine is shared; mutmut forks a child per mutant.
     subprocess.run(
-        [str(mutmut), "run", "--max-children", "1", *patterns()],
+        [str(mutmut), "run", "--max-children", "1", *patterns(modules)],
         cwd=ROOT,
         check=True,
         env={**os.environ, "VUORO_CLOCK_SYNCED": "1"},
@@ -116,20 +119,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only print the last run's table")
     parser.add_argument("--fresh", action="store_true", help="forget mutmut's earlier results")
+    parser.add_argument("modules", nargs="*", help="run only these (a prefix of the path)")
     args = parser.parse_args()
-    seconds = None if args.report else run(args.fresh)
+    seconds = None if args.report else run(args.fresh, args.modules)
     by_module = results()
     text = table(by_module)
     if seconds is not None:
         text += f"\nrun took {seconds / 60:.1f} min (one worker)"
     print("\n" + text)
-    survivors = {m: [k for k, s in st.items() if s != "killed" and s != "timeout"] for m, st in by_module.items()}
+    survivors = {
+        module: [name for name, status in statuses.items() if status not in ("killed", "timeout")]
+        for module, statuses in by_module.items()
+    }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.txt").write_text(text + "\n")
     (OUT / "report.json").write_text(
         json.dumps({"seconds": seconds, "results": by_module, "not_killed": survivors}, indent=1)
     )
-    print(f"\nwritten to {OUT.relative_to(ROOT)}/report.txt and report.json; `mutmut show NAME` for a diff")
+    print(f"\nwritten to {OUT.relative_to(ROOT)}/report.txt and report.json")
+    print("`mutmut show NAME` prints a mutant's diff; tests/MUTANTS.md explains the survivors")
     return 0
 
 
