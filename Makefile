@@ -7,7 +7,7 @@ STATE ?= var
 PREFIX ?= /opt/vuoro
 DESTDIR ?=
 
-.PHONY: run run-standalone test bench bench-check soak venv lint format screenshots install clean help
+.PHONY: run run-standalone test bench bench-check soak mutation venv lint format screenshots install clean help
 
 help:
 	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-check  the benchmarks, failing when a figure falls short of its target"
 	@echo "make venv         create or update $(VENV)/ with every extra"
 	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer)"
+	@echo "make mutation     mutation testing of the promise-keeping modules (score table + var/mutation/)"
 	@echo "make lint         ruff and the import-layer contracts"
 	@echo "make screenshots  regenerate docs/*.png from the real app"
 	@echo "make install      the appliance: app in $(PREFIX)/venv, units, rules, config (DESTDIR= to stage)"
@@ -62,6 +63,15 @@ bench-check: bench
 soak: venv
 	$(PY) -m bench.soak --seeds $(or $(SEEDS),200)
 
+# Not part of `make test`: mutmut, one worker, the fast tests only (setup.cfg [mutmut]).
+# It resumes where it left off; FRESH=1 forgets earlier results, MODULES="sync/exchange.py ..." runs only those.
+$(VENV)/.mutation: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[server,test,mutation]'
+	@touch $@
+
+mutation: $(VENV)/.mutation
+	$(PY) tools/mutation.py $(if $(FRESH),--fresh) $(MODULES)
+
 screenshots: venv
 	@tools/sysdeps.sh test
 	$(PY) -m tests.kiosk_driver screenshots docs
@@ -71,4 +81,4 @@ install:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" EXTRAS="$(EXTRAS)" PYTHON="$(PYTHON)" tools/install.sh
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var mutants .pytest_cache .ruff_cache

@@ -116,3 +116,33 @@ def test_a_priority_service_is_called_first_then_fair_order_resumes(storage):
     )
     called = [storage.call_next("demo", "1")["number"] for _ in range(3)]
     assert called == ["B003", "A001", "A002"]
+
+
+def test_a_counter_calls_only_from_the_services_it_serves(storage):
+    kiosk = paired(storage)
+    day = today(storage)
+    storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=2))
+    storage.lease(kiosk, protocol.LeaseRequest(service_id="permits", day=day, count=4))
+    storage.ingest(
+        kiosk,
+        batch(
+            ticket(1, day=day, mono=1),
+            ticket(2, day=day, mono=2),
+            ticket(3, day=day, mono=3, service="permits"),
+            ticket(4, day=day, mono=4, service="permits"),
+            mono=5,
+        ),
+    )
+    called = storage.call_next("demo", "7", services=["permits", "advice"])
+    assert called == {"id": f"{3:032x}", "number": "A003", "service_id": "permits", "counter": "7"}
+    assert storage.call_next("demo", "7", services=["advice", "permits"])["number"] == "A004"
+    assert storage.call_next("demo", "7", services=["permits", "advice"]) is None
+    assert storage.call_next("demo", "8", services=["payments", "permits"])["number"] == "A001"
+    with storage.reading() as db:
+        rows = {r["display"]: (r["status"], r["counter"]) for r in db["tickets"].rows}
+    assert rows == {
+        "A001": ("called", "8"),
+        "A002": ("waiting", None),
+        "A003": ("called", "7"),
+        "A004": ("called", "7"),
+    }

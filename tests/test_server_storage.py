@@ -142,3 +142,28 @@ def test_a_gap_in_a_kiosks_sequence_is_taken_and_reported(storage, caplog):
     results = storage.ingest(kiosk, batch(ticket(4, day=day)))  # 2 and 3 were lost
     assert [r.result for r in results] == ["created"]
     assert "tickets 2..3 never arrived" in caplog.text
+
+
+def test_leases_continue_the_counter_per_service_and_day_and_are_recorded(storage):
+    door, hall = paired(storage), paired(storage, "hall")
+    day = today(storage)
+    first = storage.lease(door, protocol.LeaseRequest(service_id="payments", day=day, count=10))
+    second = storage.lease(hall, protocol.LeaseRequest(service_id="payments", day=day, count=5))
+    other = storage.lease(door, protocol.LeaseRequest(service_id="permits", day=day, count=3))
+    assert [(x.service_id, x.day, x.first, x.last) for x in (first, second, other)] == [
+        ("payments", day, 1, 10),
+        ("payments", day, 11, 15),
+        ("permits", day, 1, 3),
+    ]
+    with storage.reading() as db:
+        rows = [
+            (r["kiosk_id"], r["branch_id"], r["service_id"], r["day"], r["first"], r["last"])
+            for r in db["leases"].rows
+        ]
+    assert rows == [
+        (door["id"], "demo", "payments", day, 1, 10),
+        (hall["id"], "demo", "payments", day, 11, 15),
+        (door["id"], "demo", "permits", day, 1, 3),
+    ]
+    with pytest.raises(Rejected, match="unknown_service:nope"):
+        storage.lease(door, protocol.LeaseRequest(service_id="nope", day=day, count=1))
