@@ -7,9 +7,9 @@ import threading
 import pytest
 
 from kiosk import config
-from kiosk.issuing import Callbacks, TicketIssuer
+from kiosk.issuing import Callbacks, TicketIssuer, printer_state_of
 from printer.backends import HEALTHY
-from printer.errors import PaperOut
+from printer.errors import CoverOpen, PaperOut, PrinterOffline, PrinterTimeout
 from printer.render import render_bytes
 from sync import devices, state, tickets
 from tests.conftest import TWO_SERVICES
@@ -108,3 +108,22 @@ def test_reprint_with_no_ticket_yet_says_so(tmp_path):
     with pytest.raises(LookupError, match="no ticket to reprint"):
         issuer.reprint_last().result(timeout=30)
     issuer.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("error", "word"),
+    [
+        (PaperOut("no paper"), "paper_out"),
+        (CoverOpen("lid up"), "cover_open"),
+        (PrinterTimeout("silent"), "not_responding"),
+        (PrinterOffline("unplugged"), "offline"),
+        (ValueError("a bug"), "error"),
+    ],
+)
+def test_each_print_error_is_recorded_as_the_printer_state_staff_see(tmp_path, error, word):
+    """The admin menu, the heartbeat and the home screen's notice read this word."""
+    assert printer_state_of(error) == word
+    events, db = issue_one(tmp_path, RecordingBackend(error))
+    assert events[-1][0] == "print_failed"
+    assert devices.get(db, "printer").state == word
+    assert tickets.last_valid_ticket(db).state == "print_failed"

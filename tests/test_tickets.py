@@ -226,3 +226,88 @@ def test_pairing_a_standalone_kiosk_never_reuses_its_standalone_numbers(db):
         }
     )
     assert tickets.issue_ticket(db, "payments", language="fi").display == "A002", "A001 is taken"
+
+
+def test_recording_an_outcome_twice_is_harmless_and_each_keeps_what_it_says(db):
+    """A reprint marks a print_failed ticket printed; a retried record is no conflict."""
+    ticket = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.mark_handed(db, ticket.id)
+    tickets.mark_print_failed(db, ticket.id, "x" * 600)
+    tickets.mark_print_failed(db, ticket.id, "paper out")
+    row = db.execute("SELECT state, print_error, handed_at FROM tickets").fetchone()
+    assert row[0:2] == ("print_failed", "paper out") and row[2] is not None
+    tickets.mark_print_failed(db, ticket.id, "y" * 600)
+    assert len(db.execute("SELECT print_error FROM tickets").fetchone()[0]) == 500
+    tickets.mark_printed(db, ticket.id)
+    tickets.mark_printed(db, ticket.id)
+    state_, error, printed_at = db.execute(
+        "SELECT state, print_error, printed_at FROM tickets"
+    ).fetchone()
+    assert (state_, error) == ("printed", None) and printed_at is not None
+    with pytest.raises(tickets.TicketStateConflict, match=r"A001 failed to print, .* printed"):
+        tickets.mark_print_failed(db, ticket.id, "late news")
+    with pytest.raises(tickets.TicketStateConflict, match=r"A001 handed to the printer"):
+        tickets.mark_handed(db, ticket.id)
+
+
+def test_start_up_settles_every_undecided_ticket_in_order_and_says_which(db):
+    issued = [tickets.issue_ticket(db, "payments", language="fi") for _ in range(4)]
+    for handed in (issued[1], issued[3]):
+        tickets.mark_handed(db, handed.id)
+    tickets.mark_printed(db, issued[3].id)
+    settled = tickets.settle_interrupted(db)
+    assert (settled.voided, settled.kept) == (["A001", "A003"], ["A002"])
+    rows = db.execute("SELECT display, state, print_error FROM tickets ORDER BY kiosk_seq")
+    assert rows.fetchall() == [
+        ("A001", "void", "not printed before restart"),
+        ("A002", "print_failed", tickets.INTERRUPTED),
+        ("A003", "void", "not printed before restart"),
+        ("A004", "printed", None),
+    ]
+    assert tickets.settle_interrupted(db) == tickets.Settled([], [])
+    assert tickets.last_valid_ticket(db).display == "A004"
+    assert tickets.void_unprinted(db) == []
+
+
+def test_the_own_series_tag_is_the_reserve_tag_or_x_and_never_invented(db):
+    assert tickets.own_series_tag(db) == "X"
+    with db.conn:
+        tickets.set_config(db, "mode", "paired")
+    with pytest.raises(tickets.NoNumberAvailable, match="not paired"):
+        tickets.own_series_tag(db)
+    with db.conn:
+        tickets.set_config(db, "reserve_tag", "K3")
+    assert tickets.own_series_tag(db) == "K3"
+
+
+def test_after_a_recovery_the_own_series_goes_on_above_its_floor_then_counts_on(db, monkeypatch):
+    monkeypatch.setenv("VUORO_CLOCK_SYNCED", "0")  # unsure: the own series
+    first = tickets.issue_ticket(db, "payments", language="fi")
+    assert first.display == "AX-01"
+    with db.conn:  # what sync.recovery leaves after a damaged DB
+        tickets.set_config(
+            db,
+            tickets.OWN_SERIES_FLOOR_KEY,
+            {"after_seq": first.kiosk_seq, "numbers": {"payments": 101}},
+        )
+    assert [tickets.issue_ticket(db, "payments", language="fi").display for _ in range(2)] == [
+        "AX-102",
+        "AX-103",
+    ]
+    assert tickets.issue_ticket(db, "permits", language="fi").display == "BX-01", "no floor: 1"
+    with db.conn:
+        tickets.set_config(db, tickets.KIOSK_SEQ_FLOOR_KEY, 10_000)
+    assert tickets.issue_ticket(db, "payments", language="fi").kiosk_seq == 10_001
+
+
+def test_an_unsure_day_is_never_before_the_last_tickets_day(db, monkeypatch):
+    tickets.issue_ticket(db, "payments", language="fi", moment=datetime(2026, 12, 1, 9, tzinfo=UTC))
+    monkeypatch.setenv("VUORO_CLOCK_SYNCED", "0")
+    back = tickets.issue_ticket(
+        db, "payments", language="fi", moment=datetime(2020, 1, 1, 9, tzinfo=UTC)
+    )
+    assert (back.day, back.display, back.time_source) == ("2026-12-01", "AX-01", "unsure")
+    ahead = tickets.issue_ticket(
+        db, "payments", language="fi", moment=datetime(2026, 12, 3, 9, tzinfo=UTC)
+    )
+    assert ahead.day == "2026-12-03", "a later guess is taken as it is"
