@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from sync import exchange, protocol, state, tickets
-
-SERVICES = [
-    {"id": "payments", "prefix": "A", "names": {"fi": "Maksut"}},
-    {"id": "permits", "prefix": "B", "names": {"fi": "Luvat"}},
-]
+from sync import exchange, protocol, tickets
+from tests.test_tickets import standalone_db
 
 
 @pytest.fixture
 def db(tmp_path):
-    db = state.connect(tmp_path / "state.db")
-    tickets.apply_standalone_config(
-        db,
-        branch={"name": "Testikonttori", "timezone": "Europe/Helsinki"},
-        ticket={"url_template": "https://q.example/t/{token}"},
-        services=SERVICES,
-    )
-    return db
+    return standalone_db(tmp_path / "state.db")
 
 
 def outbox(db) -> dict[str, tuple]:
