@@ -50,6 +50,15 @@ def tap_one(kiosk: Kiosk, screen, count: int) -> list[dict]:
     return kiosk.wait_for_tickets(count, ("printed", "print_failed", "void"))
 
 
+def a_first_day(screen, state: Path, config: Path) -> list[dict]:
+    """The kiosk as it ran before the fault: one ticket, then a clean stop."""
+    kiosk = Kiosk(screen, state, config)
+    try:
+        return tap_one(kiosk, screen, 1)
+    finally:
+        kiosk.stop()
+
+
 # -- 1. a wrong clock at boot -----------------------------------------------------
 
 
@@ -213,12 +222,7 @@ def test_a_damaged_state_db_is_set_aside_salvaged_and_numbering_goes_on(
 ):
     config = write_config()
     state = tmp_path / "state"
-    kiosk = Kiosk(screen, state, config)
-    try:
-        rows = tap_one(kiosk, screen, 1)
-    finally:
-        kiosk.stop()
-    assert rows[0]["display"] == "A001"
+    assert a_first_day(screen, state, config)[0]["display"] == "A001"
     _grow(state, 400)  # a day's worth of tickets: pages enough to damage one in the middle
     db_file = state / "state.db"
     with open(db_file, "r+b") as f:  # bytes overwritten in the middle, as a failing card does
@@ -296,11 +300,7 @@ def test_a_full_disk_at_start_shows_out_of_order_and_recovers_when_space_returns
 ):
     config = write_config()
     state = small_disk / "state"
-    kiosk = Kiosk(screen, state, config)
-    try:
-        tap_one(kiosk, screen, 1)
-    finally:
-        kiosk.stop()
+    a_first_day(screen, state, config)
     filler = small_disk / "filler"
     with open(filler, "wb") as f:
         try:
