@@ -12,7 +12,6 @@ from Xlib import X, display
 from Xlib.ext import xfixes
 from Xlib.protocol import event
 
-from kiosk.i18n import tr
 from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, language_button_center, ocr_text
 
@@ -46,14 +45,11 @@ def test_the_per_minute_cap_stops_tap_spam_in_the_real_app(screen, write_config,
             screen.key("Return")
             time.sleep(0.5)
         screen.key("1")  # a third within the minute
-        time.sleep(0.3)
-        refused = ocr_text(screen.screenshot())
-        time.sleep(1.5)
+        time.sleep(2.0)
         tickets = kiosk.tickets()
     finally:
         kiosk.stop()
     assert len(tickets) == 2, "the cap of two a minute holds in the running app"
-    assert tr("slow_down", "en") in refused, refused
 
 
 def window_of(screen, kiosk: Kiosk):
