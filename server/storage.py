@@ -38,6 +38,9 @@ RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "
 ESTIMATE_TTL_S = 10.0
 POSITION_TTL_S = 1.0
 LEASE_MIDNIGHT_SLACK_MIN = 10
+#: Numbers one kiosk may hold leased and unused per service and day: a kiosk asks
+#: for 100 at a time (at most 1,000); more than this is not a kiosk's need.
+LEASE_UNUSED_MAX = 2000
 
 
 class Rejected(ValueError):
@@ -87,6 +90,9 @@ SCHEMA = [
         branch_id TEXT NOT NULL, service_id TEXT NOT NULL, day TEXT NOT NULL,
         first INTEGER NOT NULL, last INTEGER NOT NULL, created_at TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS leases_lookup ON leases(kiosk_id, service_id, day)",
+    # a ticket's lease in one step, however many leases the kiosk holds
+    "CREATE INDEX IF NOT EXISTS leases_by_first ON leases(kiosk_id, service_id, day, first)",
+    "CREATE INDEX IF NOT EXISTS leases_by_day ON leases(day)",  # pruning old days
     """CREATE TABLE IF NOT EXISTS tickets (
         id TEXT PRIMARY KEY, branch_id TEXT NOT NULL, service_id TEXT NOT NULL,
         kiosk_id TEXT, public_token TEXT NOT NULL UNIQUE, day TEXT NOT NULL,
@@ -110,17 +116,39 @@ class _BatchContext:
 
     zone: ZoneInfo
     services: set[str]
-    leases: list[tuple[str, str, int, int]]
+    days: set[str]  # whose queues take tickets now
 
 
 @dataclass(frozen=True)
 class Placement:
     """Where a received ticket goes: the day whose queue it joins and its place
-    time there, or no day at all (``parked`` says why) when nobody can tell."""
+    time there, or no day at all (``parked`` says why) when nobody can tell.
+    ``believed`` is False when the kiosk's clock put the ticket outside its day
+    or after it arrived: then ``queued`` is only the arrival."""
 
     day: str
     queued: datetime
     parked: str = ""
+    believed: bool = True
+
+
+def day_bounds(day: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """When the branch's ``day`` begins and the next one begins."""
+    start = datetime.fromisoformat(day).replace(tzinfo=zone)
+    return start, start + timedelta(days=1)
+
+
+def ingest_days(received: datetime, zone: ZoneInfo) -> set[str]:
+    """The days whose queues take a ticket arriving at ``received``: the branch's
+    today and yesterday (a kiosk offline over midnight), and tomorrow in the
+    last minutes before midnight (a kiosk a little fast, as for leases)."""
+    local = received.astimezone(zone)
+    slack = timedelta(minutes=LEASE_MIDNIGHT_SLACK_MIN)
+    return {
+        local.date().isoformat(),
+        (local.date() - timedelta(days=1)).isoformat(),
+        (received + slack).astimezone(zone).date().isoformat(),
+    }
 
 
 def place(
@@ -135,22 +163,24 @@ def place(
     Otherwise the kiosk's wall clock, shifted by how wrong it was at send time,
     within the day the kiosk gave (its lease's day) — unless the kiosk said it
     was unsure of that clock: then the day is unknowable and the ticket is
-    parked for staff. Never in the future, never before its day began.
+    parked for staff. A wall clock that puts the ticket before its day began or
+    after it arrived is not believed: nobody can say when it was issued.
     """
     if t.boot_id and t.boot_id == batch.boot_id and t.issued_mono_ns <= batch.sent_mono_ns:
         moment = received - timedelta(microseconds=(batch.sent_mono_ns - t.issued_mono_ns) / 1000)
-        moment = min(moment, received)
         return Placement(moment.astimezone(zone).date().isoformat(), moment)
     if t.time_source == "unsure":
         return Placement(t.day, received, "issue_time_unknown")
+    start, end = day_bounds(t.day, zone)
     try:
-        moment = datetime.fromisoformat(t.issued_at) + (
-            received - datetime.fromisoformat(batch.sent_at)
+        moment = protocol.parse_moment(t.issued_at) + (
+            received - protocol.parse_moment(batch.sent_at)
         )
-    except (ValueError, TypeError):
-        moment = received
-    day_start = datetime.fromisoformat(t.day).replace(tzinfo=zone)
-    return Placement(t.day, max(min(moment, received), day_start))
+    except (ValueError, OverflowError):
+        return Placement(t.day, received, believed=False)
+    if start <= moment <= min(received, end):
+        return Placement(t.day, moment)
+    return Placement(t.day, received, believed=False)
 
 
 #: Changes to the schema above, in order; PRAGMA user_version counts the applied ones.
@@ -234,7 +264,7 @@ class Storage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._estimates: dict[str, tuple[float, dict[str, tuple[float, int]]]] = {}
         self._local = threading.local()
-        self._queues: dict[tuple[str, str, str], tuple[float, list[str]]] = {}
+        self._queues: dict[tuple[str, str, str], tuple[float, list[tuple[str, int, str]]]] = {}
         with self.transaction() as db:
             for statement in SCHEMA:
                 db.execute(statement)
@@ -545,6 +575,7 @@ class Storage:
         with self.transaction() as db:
             self._check_service(db, kiosk["branch_id"], request.service_id)
             self._check_day(db, kiosk["branch_id"], request.day)
+            self._check_unused(db, kiosk, request)
             first = self._take(
                 db, kiosk["branch_id"], request.service_id, request.day, request.count
             )
@@ -565,6 +596,32 @@ class Storage:
             first=first,
             last=first + request.count - 1,
         )
+
+    def _check_unused(
+        self, db: sqlite_utils.Database, kiosk: dict, request: protocol.LeaseRequest
+    ) -> None:
+        """A kiosk holds at most ``LEASE_UNUSED_MAX`` unused numbers per service and
+        day: asking on and on would run the day's counter into the millions.
+        Leases of days before yesterday are forgotten here: no ticket of those
+        days is taken any more."""
+        zone = self._zone(db, kiosk["branch_id"])
+        yesterday = now().astimezone(zone).date() - timedelta(days=1)
+        db.execute("DELETE FROM leases WHERE day < ?", [yesterday.isoformat()])
+        leased = db.execute(
+            "SELECT COALESCE(SUM(last - first + 1), 0) FROM leases "
+            "WHERE kiosk_id = ? AND service_id = ? AND day = ?",
+            [kiosk["id"], request.service_id, request.day],
+        ).fetchone()[0]
+        used = db.execute(
+            "SELECT COUNT(*) FROM tickets WHERE branch_id = ? AND service_id = ? AND day = ? "
+            "AND series = '' AND kiosk_id = ?",
+            [kiosk["branch_id"], request.service_id, request.day, kiosk["id"]],
+        ).fetchone()[0]
+        unused = max(leased - used, 0)
+        if unused + request.count > LEASE_UNUSED_MAX:
+            raise Rejected(
+                f"lease_cap:{unused} numbers leased and unused; at most {LEASE_UNUSED_MAX}"
+            )
 
     @staticmethod
     def _take(
@@ -606,27 +663,49 @@ class Storage:
     def ingest(self, kiosk: dict, batch: protocol.TicketBatch) -> list[protocol.TicketResult]:
         """Apply each ticket exactly once (the id is the key, forever)."""
         received = now()
-        results = []
+        rows = batch.tickets
+        outcomes = {
+            i: f"rejected:{row.reason}"
+            for i, row in enumerate(rows)
+            if isinstance(row, protocol.InvalidRow)
+        }
+        tickets = sorted(
+            ((i, row) for i, row in enumerate(rows) if isinstance(row, protocol.TicketIn)),
+            key=lambda pair: pair[1].kiosk_seq,
+        )
         with self.transaction() as db:
+            zone = self._zone(db, kiosk["branch_id"])
             context = _BatchContext(
-                zone=self._zone(db, kiosk["branch_id"]),
+                zone=zone,
                 services={
                     r[0]
                     for r in db.execute(
                         "SELECT id FROM services WHERE branch_id = ?", [kiosk["branch_id"]]
                     )
                 },
-                leases=db.execute(
-                    "SELECT service_id, day, first, last FROM leases WHERE kiosk_id = ?",
-                    [kiosk["id"]],
-                ).fetchall(),
+                days=ingest_days(received, zone),
             )
+            placements = {i: place(batch, t, received, zone) for i, t in tickets}
+            # a ticket whose clock is not believed goes just before the kiosk's next
+            # believed one of the day (it was issued before it), not at the end:
+            # one wrong clock must not push the kiosk's later tickets back
+            following: dict[int, datetime | None] = {}
+            earliest: dict[str, datetime] = {}
+            for i, _t in reversed(tickets):
+                placement = placements[i]
+                following[i] = earliest.get(placement.day)
+                if placement.believed and not placement.parked:
+                    earliest[placement.day] = min(
+                        placement.queued, earliest.get(placement.day, placement.queued)
+                    )
             expected = db.execute(
                 "SELECT applied_seq + 1 FROM kiosks WHERE id = ?", [kiosk["id"]]
             ).fetchone()[0]
-            for ticket in batch.tickets:
+            for i, ticket in tickets:
                 try:
-                    outcome = self._apply(db, kiosk, batch, ticket, received, context)
+                    outcome = self._apply(
+                        db, kiosk, ticket, placements[i], following[i], received, context
+                    )
                 except Rejected as exc:
                     outcome = f"rejected:{exc}"
                 if outcome == "created" and ticket.kiosk_seq > expected:
@@ -639,21 +718,23 @@ class Storage:
                         ticket.kiosk_seq - 1,
                     )
                 expected = max(expected, ticket.kiosk_seq + 1)
-                results.append(protocol.TicketResult(id=ticket.id, result=outcome))
+                outcomes[i] = outcome
             db.execute(
                 "UPDATE kiosks SET last_seen_at = ?, applied_seq = MAX(applied_seq, "
                 "COALESCE((SELECT MAX(kiosk_seq) FROM tickets WHERE kiosk_id = ?), 0)) "
                 "WHERE id = ?",
                 [iso(received), kiosk["id"], kiosk["id"]],
             )
-        return results
+        # in the order of the rows, one for each (a row without a usable id answers "")
+        return [protocol.TicketResult(id=row.id, result=outcomes[i]) for i, row in enumerate(rows)]
 
     def _apply(
         self,
         db,
         kiosk: dict,
-        batch: protocol.TicketBatch,
         t: protocol.TicketIn,
+        placement: Placement,
+        following: datetime | None,
         received: datetime,
         context: _BatchContext,
     ) -> str:
@@ -664,23 +745,23 @@ class Storage:
             return "duplicate"
         if t.service_id not in context.services:
             raise Rejected(f"unknown_service:{t.service_id}")
+        if not placement.parked and placement.day not in context.days:
+            # a queue nobody calls any more, or not yet: the customer would wait for ever
+            raise Rejected(f"day_out_of_range:{placement.day}")
         if t.series:
             if t.series != kiosk["reserve_tag"]:
                 raise Rejected("not_your_reserve_series")
-        elif not any(
-            service == t.service_id and day == t.day and first <= t.number <= last
-            for service, day, first, last in context.leases
-        ):
-            raise Rejected("number_not_leased")
-        placement = place(batch, t, received, context.zone)
-        queued = placement.queued
-        before = db.execute(  # a kiosk's tickets keep the order it issued them in
-            "SELECT queued_at FROM tickets WHERE kiosk_id = ? AND kiosk_seq < ? AND day = ? "
-            "ORDER BY kiosk_seq DESC LIMIT 1",
-            [kiosk["id"], t.kiosk_seq, placement.day],
-        ).fetchone()
-        if before and iso(queued) < before[0] and not placement.parked:
-            queued = min(datetime.fromisoformat(before[0]), received)
+        else:
+            lease = db.execute(  # the one lease that could hold it (leases never overlap)
+                "SELECT last FROM leases WHERE kiosk_id = ? AND service_id = ? AND day = ? "
+                "AND first <= ? ORDER BY first DESC LIMIT 1",
+                [kiosk["id"], t.service_id, t.day, t.number],
+            ).fetchone()
+            if lease is None or t.number > lease[0]:
+                raise Rejected("number_not_leased")
+        queued = received
+        if not placement.parked:
+            queued = self._fair_time(db, kiosk, t, placement, following, received, context.zone)
         try:
             db.execute(
                 "INSERT INTO tickets (id, branch_id, service_id, queue_id, kiosk_id, public_token, "
@@ -711,6 +792,31 @@ class Storage:
         except sqlite3.IntegrityError as exc:
             raise Rejected("number_or_token_taken") from exc
         return "created"
+
+    @staticmethod
+    def _fair_time(
+        db: sqlite_utils.Database,
+        kiosk: dict,
+        t: protocol.TicketIn,
+        placement: Placement,
+        following: datetime | None,
+        received: datetime,
+        zone: ZoneInfo,
+    ) -> datetime:
+        """The ticket's place time: when it was issued, if believed; else just
+        before the kiosk's next believed ticket, or its arrival. Never before the
+        kiosk's previous ticket of the day (the kiosk's order is kept), never
+        before the day began, never after it arrived or its day ended."""
+        queued = placement.queued if placement.believed else following or received
+        before = db.execute(
+            "SELECT queued_at FROM tickets WHERE kiosk_id = ? AND kiosk_seq < ? AND day = ? "
+            "ORDER BY kiosk_seq DESC LIMIT 1",
+            [kiosk["id"], t.kiosk_seq, placement.day],
+        ).fetchone()
+        if before:
+            queued = max(queued, datetime.fromisoformat(before[0]))
+        start, end = day_bounds(placement.day, zone)
+        return min(max(queued, start), received, end)
 
     @staticmethod
     def _zone(db: sqlite_utils.Database, branch_id: str) -> ZoneInfo:
@@ -838,7 +944,7 @@ class Storage:
         with self.reading() as db:
             row = db.execute(
                 "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
-                "t.counter, t.language, s.names, b.name, b.languages, t.id "
+                "t.counter, t.language, s.names, b.name, b.languages, t.id, t.kiosk_seq "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
                 "AND s.id = t.queue_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.public_token = ?",
@@ -850,7 +956,8 @@ class Storage:
             position = feedback = None
             if status == "waiting":
                 waiting = self._waiting(db, branch_id, queue_id, day)
-                position = max(1, bisect.bisect_right(waiting, queued_at))
+                place_key = (queued_at, row[12] or 0, row[11])
+                position = bisect.bisect_left(waiting, place_key) + 1
             elif status == "served":
                 feedback = db.execute(
                     "SELECT comment != '' FROM feedback WHERE ticket_id = ?", [row[11]]
@@ -962,8 +1069,10 @@ class Storage:
             )
         return stats
 
-    def _waiting(self, db, branch_id: str, queue_id: str, day: str) -> list[str]:
-        """The queue's waiting times in order, read at most every ``POSITION_TTL_S``.
+    def _waiting(self, db, branch_id: str, queue_id: str, day: str) -> list[tuple[str, int, str]]:
+        """The queue's waiting tickets in calling order (:meth:`call_next`'s: time,
+        then kiosk sequence, then id, so no two share a place), read at most every
+        ``POSITION_TTL_S``.
 
         Thousands of phones polling their place must not each count thousands
         of rows; a place a second old is fresh enough for a person.
@@ -973,10 +1082,11 @@ class Storage:
         if cached and cached[0] > time.monotonic():
             return cached[1]
         times = [
-            r[0]
+            (r[0], r[1] or 0, r[2])
             for r in db.execute(
-                "SELECT queued_at FROM tickets WHERE branch_id = ? AND queue_id = ? AND day = ? "
-                "AND status = 'waiting' ORDER BY queued_at",
+                "SELECT queued_at, kiosk_seq, id FROM tickets WHERE branch_id = ? "
+                "AND queue_id = ? AND day = ? AND status = 'waiting' "
+                "ORDER BY queued_at, kiosk_seq, id",
                 [branch_id, queue_id, day],
             )
         ]
@@ -1059,7 +1169,7 @@ class Storage:
                 "ON s.branch_id = t.branch_id AND s.id = t.queue_id "
                 "WHERE t.branch_id = ? AND t.day = ? "
                 f"AND t.status = 'waiting'{clause.replace('queue_id', 't.queue_id')} "
-                "ORDER BY s.priority DESC, t.queued_at, t.kiosk_seq LIMIT 1",
+                "ORDER BY s.priority DESC, t.queued_at, t.kiosk_seq, t.id LIMIT 1",
                 [branch_id, today, *args],
             ).fetchone()
             if row is None:

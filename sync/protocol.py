@@ -5,20 +5,85 @@ OpenAPI document other servers implement.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from sync import schedule
 
 API = "/api/v1"
 MAX_BATCH = 500  # tickets per push: 10,000 queued tickets are 20 requests
+MAX_NUMBER = 999_999_999  # a ticket's number, leased or of a kiosk's own series
 HEARTBEAT_S = 30.0  # a kiosk silent for a few of these is shown as offline
+
+#: What SQLite's INTEGER holds; a kiosk's sequence and monotonic clock stay within it.
+INT64_MAX = 2**63 - 1
+#: The years a kiosk's clock may say: a Pi without a real-time clock starts at 1970;
+#: anything past this range is a broken or hostile clock, and refused.
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (RFC 3339, ``T``/``Z`` in either case).
+
+    Raises ValueError for anything else: a time without an offset means a
+    different instant in every time zone, so nobody could place it.
+    """
+    if len(text) > 40:
+        raise ValueError("a time is at most 40 characters")
+    moment = datetime.fromisoformat(text.upper())
+    if moment.tzinfo is None:
+        raise ValueError("a time needs its UTC offset, e.g. +00:00 or Z")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"a time is between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return moment
+
+
+def _check_moment(text: str) -> str:
+    parse_moment(text)
+    return text
+
+
+def _check_day(text: str) -> str:
+    """A real calendar day (no 2026-02-30), within the years a clock may say."""
+    day = date.fromisoformat(text)
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise ValueError(f"a day is between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return text
+
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
-Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    AfterValidator(_check_day),
+    Field(json_schema_extra={"format": "date"}),
+]
+Moment = Annotated[
+    str,
+    StringConstraints(max_length=40),
+    AfterValidator(_check_moment),
+    Field(json_schema_extra={"format": "date-time"}),
+]
 Text = Annotated[str, StringConstraints(max_length=500)]
+#: Printable text of one line: no control characters (terminal escapes, newlines).
+Label = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
+BootId = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+MonoNs = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=10**9)]
 
 
 class Message(BaseModel):
@@ -111,30 +176,65 @@ class TicketIn(Message):
 
     id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
     public_token: Token
-    kiosk_seq: Annotated[int, Field(ge=1)]
+    kiosk_seq: Annotated[int, Field(ge=1, le=INT64_MAX)]
     service_id: Id
     day: Day
-    number: Annotated[int, Field(ge=1)]
-    series: Annotated[str, StringConstraints(max_length=4)] = ""
-    display: Annotated[str, StringConstraints(max_length=16)]
-    language: Annotated[str, StringConstraints(max_length=8)]
-    issued_at: str  # the kiosk's wall clock, ISO 8601
+    number: Annotated[int, Field(ge=1, le=MAX_NUMBER)]
+    series: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{0,4}$")] = ""
+    display: Annotated[str, StringConstraints(max_length=16, pattern=r"^[^\x00-\x1f\x7f]*$")]
+    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_-]{0,8}$")]
+    issued_at: Moment  # the kiosk's wall clock
     state: TicketState
     # What the server needs to correct a Pi without a real-time clock: the
     # kiosk's monotonic clock when it issued the ticket and when it sent the
     # batch (same boot), and its wall clock at send time.
-    issued_mono_ns: int
-    boot_id: str = ""
+    issued_mono_ns: MonoNs
+    boot_id: BootId = ""
     # "unsure": the kiosk could not trust its wall clock when it issued the ticket
     # (sync.clock), so only the monotonic clock of the same boot can place it.
     time_source: Literal["system", "server", "unsure"] = "system"
 
 
+class InvalidRow:
+    """A row of a batch that is not a :class:`TicketIn`: the server answers it
+    ``rejected:<reason>`` alone and applies the rest of the batch."""
+
+    def __init__(self, ticket_id: str, reason: str) -> None:
+        self.id, self.reason = ticket_id, reason
+
+    @classmethod
+    def check(cls, value: Any, _handler: Any) -> TicketIn | InvalidRow:
+        """Each row on its own: one bad value must not refuse the others with it."""
+        try:
+            return TicketIn.model_validate(value)
+        except ValidationError as exc:
+            fields = dict.fromkeys(  # the fields at fault, in order, each once
+                str(e["loc"][0]) if e["loc"] and e["loc"][0] in TicketIn.model_fields else "row"
+                for e in exc.errors()
+            )
+            raw_id = value.get("id") if isinstance(value, dict) else None
+            shaped = isinstance(raw_id, str) and _ROW_ID.fullmatch(raw_id) is not None
+            return cls(raw_id if shaped else "", "invalid:" + ",".join(fields))
+
+
+_ROW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+#: The schema says TicketIn (what a kiosk must send); a row that is not one
+#: still validates, as an :class:`InvalidRow`, so it is refused alone.
+TicketRow = Annotated[TicketIn | SkipJsonSchema[InvalidRow], WrapValidator(InvalidRow.check)]
+
+
 class TicketBatch(Message):
-    sent_at: str  # kiosk wall clock at send
-    sent_mono_ns: int
-    boot_id: str = ""
-    tickets: Annotated[list[TicketIn], Field(max_length=MAX_BATCH)]
+    """Up to ``MAX_BATCH`` tickets in the kiosk's order; a malformed envelope is
+    refused whole (422), a malformed row alone (``rejected:invalid:<field>``)."""
+
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
+    sent_at: Moment  # kiosk wall clock at send
+    sent_mono_ns: MonoNs
+    boot_id: BootId = ""
+    tickets: Annotated[list[TicketRow], Field(max_length=MAX_BATCH)]
 
 
 Outcome = Literal["created", "duplicate"] | str  # or "rejected:<reason>"
@@ -151,11 +251,13 @@ class TicketBatchResult(Message):
 
 
 class Heartbeat(Message):
-    printer: str = "unknown"
-    outbox: int = 0
-    parked: int = 0
-    version: str = ""
-    sent_at: str = ""
+    """Every field bounded: staff pages show what the kiosk said."""
+
+    printer: Label = "unknown"
+    outbox: Count = 0
+    parked: Count = 0
+    version: Label = ""
+    sent_at: Moment | Literal[""] = ""
     out_of_order: bool = False  # switched off from the kiosk's admin menu
     clock: Text = ""  # "unsure: <why>" while the kiosk cannot tell the day; else its source
     problems: Annotated[list[Text], Field(max_length=20)] = []  # for staff: recovered DB, ...
