@@ -11,6 +11,7 @@ import json
 import time
 
 import sqlite_utils
+from pydantic import ValidationError
 
 from sync import clock, protocol
 from sync.state import transaction
@@ -107,7 +108,22 @@ def pending(db: sqlite_utils.Database, limit: int) -> list[protocol.TicketIn]:
         "boot_id",
         "time_source",
     )
-    return [protocol.TicketIn(**dict(zip(fields, row, strict=True))) for row in rows]
+    tickets = []
+    for row in rows:
+        values = dict(zip(fields, row, strict=True))
+        try:
+            tickets.append(protocol.TicketIn(**values))
+        except ValidationError as exc:
+            # a row no server would take (a damaged or hand-edited DB): parked and
+            # shown, not sent (the server would refuse it) and not a crash every round
+            fields_at_fault = ",".join(dict.fromkeys(str(e["loc"][0]) for e in exc.errors()))
+            with transaction(db):
+                db.execute(
+                    "UPDATE outbox SET parked_reason = ? WHERE ticket_id = ? "
+                    "AND delivered_at IS NULL",
+                    [f"rejected:invalid:{fields_at_fault}"[:200], values["id"]],
+                )
+    return tickets
 
 
 def record_results(db: sqlite_utils.Database, results: list[protocol.TicketResult]) -> int:

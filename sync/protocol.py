@@ -28,8 +28,9 @@ MAX_BATCH = 500  # tickets per push: 10,000 queued tickets are 20 requests
 MAX_NUMBER = 999_999_999  # a ticket's number, leased or of a kiosk's own series
 HEARTBEAT_S = 30.0  # a kiosk silent for a few of these is shown as offline
 
-#: What SQLite's INTEGER holds; a kiosk's sequence and monotonic clock stay within it.
-INT64_MAX = 2**63 - 1
+#: A kiosk's sequence and monotonic clock (31 years of nanoseconds) stay below this:
+#: within SQLite's 64-bit INTEGER, and exact as a JSON number (a double) in the schema.
+MAX_INT = 10**18
 #: The years a kiosk's clock may say: a Pi without a real-time clock starts at 1970;
 #: anything past this range is a broken or hostile clock, and refused.
 FIRST_YEAR, LAST_YEAR = 1970, 2999
@@ -68,7 +69,7 @@ Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 Day = Annotated[
     str,
-    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
     AfterValidator(_check_day),
     Field(json_schema_extra={"format": "date"}),
 ]
@@ -82,7 +83,7 @@ Text = Annotated[str, StringConstraints(max_length=500)]
 #: Printable text of one line: no control characters (terminal escapes, newlines).
 Label = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
 BootId = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
-MonoNs = Annotated[int, Field(ge=0, le=INT64_MAX)]
+MonoNs = Annotated[int, Field(ge=0, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=10**9)]
 
 
@@ -176,7 +177,7 @@ class TicketIn(Message):
 
     id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
     public_token: Token
-    kiosk_seq: Annotated[int, Field(ge=1, le=INT64_MAX)]
+    kiosk_seq: Annotated[int, Field(ge=1, le=MAX_INT)]
     service_id: Id
     day: Day
     number: Annotated[int, Field(ge=1, le=MAX_NUMBER)]
