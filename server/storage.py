@@ -117,7 +117,6 @@ class _BatchContext:
     zone: ZoneInfo
     services: set[str]
     days: set[str]  # whose queues take tickets now
-    floor: datetime | None  # no ticket of the kiosk still on its way was issued before
 
 
 @dataclass(frozen=True)
@@ -685,7 +684,6 @@ class Storage:
                     )
                 },
                 days=ingest_days(received, zone),
-                floor=self._delivered_before(db, kiosk),
             )
             placements = {i: place(batch, t, received, zone) for i, t in tickets}
             # a ticket whose clock is not believed goes just before the kiosk's next
@@ -763,9 +761,7 @@ class Storage:
                 raise Rejected("number_not_leased")
         queued = received
         if not placement.parked:
-            queued = self._fair_time(
-                db, kiosk, t, placement, following, received, context.zone, context.floor
-            )
+            queued = self._fair_time(db, kiosk, t, placement, following, received, context.zone)
         try:
             db.execute(
                 "INSERT INTO tickets (id, branch_id, service_id, queue_id, kiosk_id, public_token, "
@@ -797,17 +793,6 @@ class Storage:
             raise Rejected("number_or_token_taken") from exc
         return "created"
 
-    def _delivered_before(self, db: sqlite_utils.Database, kiosk: dict) -> datetime | None:
-        """A kiosk that reported an empty outbox had delivered every ticket issued
-        before: one arriving later was issued after that heartbeat was counted.
-        So a kiosk's clock (or a token's holder) cannot put a new ticket ahead of
-        customers who queued while the kiosk was online."""
-        row = db.execute("SELECT last_heartbeat FROM kiosks WHERE id = ?", [kiosk["id"]]).fetchone()
-        emptied = json.loads(row[0] or "{}").get("outbox_empty_at") if row else None
-        if not emptied:
-            return None
-        return datetime.fromisoformat(emptied) - timedelta(seconds=self.HEARTBEAT_TRANSIT_S)
-
     @staticmethod
     def _fair_time(
         db: sqlite_utils.Database,
@@ -817,13 +802,11 @@ class Storage:
         following: datetime | None,
         received: datetime,
         zone: ZoneInfo,
-        floor: datetime | None,
     ) -> datetime:
         """The ticket's place time: when it was issued, if believed; else just
         before the kiosk's next believed ticket, or its arrival. Never before the
         kiosk's previous ticket of the day (the kiosk's order is kept), never
-        before the day began or the kiosk's last empty outbox, never after it
-        arrived or its day ended."""
+        before the day began, never after it arrived or its day ended."""
         queued = placement.queued if placement.believed else following or received
         before = db.execute(
             "SELECT queued_at FROM tickets WHERE kiosk_id = ? AND kiosk_seq < ? AND day = ? "
@@ -833,7 +816,7 @@ class Storage:
         if before:
             queued = max(queued, datetime.fromisoformat(before[0]))
         start, end = day_bounds(placement.day, zone)
-        return min(max(queued, start, floor or start), received, end)
+        return min(max(queued, start), received, end)
 
     @staticmethod
     def _zone(db: sqlite_utils.Database, branch_id: str) -> ZoneInfo:
@@ -935,24 +918,11 @@ class Storage:
         self._estimates[branch_id] = (time.monotonic() + ESTIMATE_TTL_S, result)
         return result
 
-    #: How long before the server heard it a kiosk counted its outbox for a heartbeat
-    #: (its connect and read timeouts, and more).
-    HEARTBEAT_TRANSIT_S = 30.0
-
     def heartbeat(self, kiosk: dict, beat: protocol.Heartbeat) -> list[protocol.Command]:
-        """Remember what the kiosk said, and since when its outbox was last empty
-        (:meth:`_delivered_before`); hand it the commands waiting for it."""
-        stamp = iso(now())
         with self.transaction() as db:
-            before = db.execute(
-                "SELECT last_heartbeat FROM kiosks WHERE id = ?", [kiosk["id"]]
-            ).fetchone()
-            emptied = (
-                stamp if beat.outbox == 0 else json.loads(before[0] or "{}").get("outbox_empty_at")
-            )
             db.execute(
                 "UPDATE kiosks SET last_seen_at = ?, last_heartbeat = ? WHERE id = ?",
-                [stamp, json.dumps(beat.model_dump() | {"outbox_empty_at": emptied}), kiosk["id"]],
+                [iso(now()), beat.model_dump_json(), kiosk["id"]],
             )
             rows = db.execute(
                 "SELECT id, kind FROM commands WHERE kiosk_id = ? AND delivered_at IS NULL "

@@ -65,17 +65,21 @@ def _check_day(text: str) -> str:
     return text
 
 
+_YEAR = "(19[7-9][0-9]|2[0-9]{3})"  # FIRST_YEAR to LAST_YEAR, for the schema
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 Day = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    StringConstraints(pattern=rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}$"),
     AfterValidator(_check_day),
     Field(json_schema_extra={"format": "date"}),
 ]
 Moment = Annotated[
     str,
-    StringConstraints(max_length=40),
+    StringConstraints(
+        pattern=rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[Tt ][0-9]{{2}}:[0-9]{{2}}"
+        r"(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})$"
+    ),
     AfterValidator(_check_moment),
     Field(json_schema_extra={"format": "date-time"}),
 ]

@@ -90,26 +90,6 @@ def test_an_old_issue_time_does_not_put_a_ticket_first_in_line(storage, issued_a
     assert storage.call_next("demo", "1")["number"] == "A011"
 
 
-def test_a_kiosk_that_reported_an_empty_outbox_cannot_queue_a_ticket_before_that(storage):
-    """Its outbox was empty, so a ticket it sends later was issued later, whatever
-    time it claims; a kiosk with tickets on their way keeps their times."""
-    honest, liar, offline = (paired(storage, name) for name in ("honest", "liar", "offline"))
-    day = today(storage)
-    for kiosk in (honest, liar, offline):
-        storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=10))
-    storage.heartbeat(liar, protocol.Heartbeat(outbox=0))
-    storage.heartbeat(offline, protocol.Heartbeat(outbox=5))
-    # issued a minute ago by the monotonic clock of its boot
-    storage.ingest(honest, batch(ticket(1, day=day, mono=0), mono=60 * 10**9))
-    claimed = iso(now() - min(timedelta(minutes=20), (now() - _midnight(storage)) / 2))
-    assert storage.ingest(liar, batch(_other_boot(ticket(11, day=day), claimed)))[0].result == (
-        "created"
-    )
-    storage.ingest(offline, batch(_other_boot(ticket(21, day=day), claimed)))
-    called = [storage.call_next("demo", "1")["number"] for _ in range(3)]
-    assert called == ["A021", "A001", "A011"]
-
-
 def test_one_wrong_clock_does_not_push_a_kiosks_later_tickets_back(storage):
     """An offline kiosk's ticket with a clock from the future, then three with
     true times: those three keep their places among another kiosk's tickets,
