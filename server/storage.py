@@ -117,6 +117,7 @@ class _BatchContext:
     zone: ZoneInfo
     services: set[str]
     days: set[str]  # whose queues take tickets now
+    leases: list[tuple[str, str, int, int]]  # found so far: a batch's tickets share a few
 
 
 @dataclass(frozen=True)
@@ -684,6 +685,7 @@ class Storage:
                     )
                 },
                 days=ingest_days(received, zone),
+                leases=[],
             )
             placements = {i: place(batch, t, received, zone) for i, t in tickets}
             # a ticket whose clock is not believed goes just before the kiosk's next
@@ -751,14 +753,8 @@ class Storage:
         if t.series:
             if t.series != kiosk["reserve_tag"]:
                 raise Rejected("not_your_reserve_series")
-        else:
-            lease = db.execute(  # the one lease that could hold it (leases never overlap)
-                "SELECT last FROM leases WHERE kiosk_id = ? AND service_id = ? AND day = ? "
-                "AND first <= ? ORDER BY first DESC LIMIT 1",
-                [kiosk["id"], t.service_id, t.day, t.number],
-            ).fetchone()
-            if lease is None or t.number > lease[0]:
-                raise Rejected("number_not_leased")
+        elif not self._leased(db, kiosk, t, context.leases):
+            raise Rejected("number_not_leased")
         queued = received
         if not placement.parked:
             queued = self._fair_time(db, kiosk, t, placement, following, received, context.zone)
@@ -792,6 +788,30 @@ class Storage:
         except sqlite3.IntegrityError as exc:
             raise Rejected("number_or_token_taken") from exc
         return "created"
+
+    @staticmethod
+    def _leased(
+        db: sqlite_utils.Database,
+        kiosk: dict,
+        t: protocol.TicketIn,
+        found: list[tuple[str, str, int, int]],
+    ) -> bool:
+        """Was the ticket's number leased to this kiosk? One indexed look-up however
+        many leases it holds (they never overlap), none for a lease already found."""
+        if any(
+            service == t.service_id and day == t.day and first <= t.number <= last
+            for service, day, first, last in found
+        ):
+            return True
+        lease = db.execute(
+            "SELECT first, last FROM leases WHERE kiosk_id = ? AND service_id = ? AND day = ? "
+            "AND first <= ? ORDER BY first DESC LIMIT 1",
+            [kiosk["id"], t.service_id, t.day, t.number],
+        ).fetchone()
+        if lease is None or t.number > lease[1]:
+            return False
+        found.append((t.service_id, t.day, lease[0], lease[1]))
+        return True
 
     @staticmethod
     def _fair_time(
