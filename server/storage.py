@@ -92,7 +92,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS leases_lookup ON leases(kiosk_id, service_id, day)",
     # a ticket's lease in one step, however many leases the kiosk holds
     "CREATE INDEX IF NOT EXISTS leases_by_first ON leases(kiosk_id, service_id, day, first)",
-    "CREATE INDEX IF NOT EXISTS leases_by_day ON leases(day)",  # pruning old days
+    "CREATE INDEX IF NOT EXISTS leases_by_day ON leases(branch_id, day)",  # pruning old days
     """CREATE TABLE IF NOT EXISTS tickets (
         id TEXT PRIMARY KEY, branch_id TEXT NOT NULL, service_id TEXT NOT NULL,
         kiosk_id TEXT, public_token TEXT NOT NULL UNIQUE, day TEXT NOT NULL,
@@ -576,6 +576,7 @@ class Storage:
         with self.transaction() as db:
             self._check_service(db, kiosk["branch_id"], request.service_id)
             self._check_day(db, kiosk["branch_id"], request.day)
+            self._forget_old_leases(db, kiosk["branch_id"])
             self._check_unused(db, kiosk, request)
             first = self._take(
                 db, kiosk["branch_id"], request.service_id, request.day, request.count
@@ -602,12 +603,7 @@ class Storage:
         self, db: sqlite_utils.Database, kiosk: dict, request: protocol.LeaseRequest
     ) -> None:
         """A kiosk holds at most ``LEASE_UNUSED_MAX`` unused numbers per service and
-        day: asking on and on would run the day's counter into the millions.
-        Leases of days before yesterday are forgotten here: no ticket of those
-        days is taken any more."""
-        zone = self._zone(db, kiosk["branch_id"])
-        yesterday = now().astimezone(zone).date() - timedelta(days=1)
-        db.execute("DELETE FROM leases WHERE day < ?", [yesterday.isoformat()])
+        day: asking on and on would run the day's counter into the millions."""
         leased = db.execute(
             "SELECT COALESCE(SUM(last - first + 1), 0) FROM leases "
             "WHERE kiosk_id = ? AND service_id = ? AND day = ?",
@@ -623,6 +619,14 @@ class Storage:
             raise Rejected(
                 f"lease_cap:{unused} numbers leased and unused; at most {LEASE_UNUSED_MAX}"
             )
+
+    def _forget_old_leases(self, db: sqlite_utils.Database, branch_id: str) -> None:
+        """Leases of the branch's days before yesterday: no ticket of those days is
+        taken any more (:func:`ingest_days`), so they would only grow the table."""
+        yesterday = now().astimezone(self._zone(db, branch_id)).date() - timedelta(days=1)
+        db.execute(
+            "DELETE FROM leases WHERE branch_id = ? AND day < ?", [branch_id, yesterday.isoformat()]
+        )
 
     @staticmethod
     def _take(
