@@ -37,10 +37,10 @@ CODE_LENGTH = 8
 RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "123456789"]
 ESTIMATE_TTL_S = 10.0
 POSITION_TTL_S = 1.0
-LEASE_MIDNIGHT_SLACK_MIN = 10
 #: Numbers one kiosk may hold leased and unused per service and day: a kiosk asks
 #: for 100 at a time (at most 1,000); more than this is not a kiosk's need.
 LEASE_UNUSED_MAX = 2000
+LEASE_MIDNIGHT_SLACK_MIN = 10
 
 
 class Rejected(ValueError):
