@@ -181,3 +181,31 @@ def test_a_busy_database_is_503_with_retry_after_not_500(quick_server):
     assert busy.json() == {"detail": "the server is busy; try again shortly"}
     again = requests.post(f"{url}/api/v1/kiosk/heartbeat", json={}, headers=auth, timeout=10)
     assert again.status_code == 200
+
+
+def test_a_forged_csrf_field_of_any_characters_is_refused_not_a_500(server):
+    server.cli(
+        "staff",
+        "--branch",
+        "demo",
+        "--username",
+        "clerk",
+        "--counter",
+        "3",
+        stdin="a clerk's long password\n",
+    )
+    with requests.Session() as browser:
+        page = browser.post(
+            f"{server.url}/console/login",
+            data={"username": "clerk", "password": "a clerk's long password"},
+            timeout=10,
+        )
+        assert page.status_code == 200 and 'name="csrf"' in page.text
+        for csrf in ("é", "\u00ff" * 40, "ä" + "x" * 50):
+            forged = browser.post(
+                f"{server.url}/console/act",
+                data={"csrf": csrf, "action": "call"},
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert forged.status_code == 403, csrf
