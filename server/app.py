@@ -255,6 +255,7 @@ class Health(BaseModel):
 ETAG = {
     "ETag": {
         "description": "the config's version, for `If-None-Match`",
+        "required": True,
         "schema": {"type": "string"},
     }
 }

@@ -105,18 +105,22 @@ def install_handlers(app: FastAPI) -> None:
         )
 
 
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": "seconds to wait before trying again",
-        "schema": {"type": "integer", "minimum": 0},
+def retry_after(required: bool) -> dict:
+    return {
+        "Retry-After": {
+            "description": "seconds to wait before trying again",
+            "required": required,
+            "schema": {"type": "integer", "minimum": 0},
+        }
     }
-}
+
 
 ERRORS: dict[int, dict] = {
     400: {"model": Problem, "description": "the body cannot be read as UTF-8 JSON"},
     401: {
         "model": Problem,
-        "description": "no valid kiosk token: pair the kiosk (again)",
+        "description": "an unknown or revoked kiosk token (pair again), or "
+        "an unknown, used or expired pairing code",
         "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
     },
     404: {"model": Problem, "description": "no such thing"},
@@ -129,13 +133,13 @@ ERRORS: dict[int, dict] = {
     },
     429: {
         "model": Problem,
-        "description": "too many attempts: wait as Retry-After says",
-        "headers": RETRY_AFTER,
+        "description": "too many attempts: wait, as Retry-After says when present",
+        "headers": retry_after(required=False),
     },
     503: {
         "model": Problem,
         "description": "busy for a moment (storage locked): retry with back-off",
-        "headers": RETRY_AFTER,
+        "headers": retry_after(required=True),
     },
 }
 

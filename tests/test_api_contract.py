@@ -17,6 +17,7 @@ from server.app import create_app
 from server.branch_file import load as load_branch
 from server.storage import Storage
 from sync import protocol
+from sync.client import Refused, ServerClient
 from tests.server_process import DEMO_BRANCH, Server, free_port
 
 #: every error status an operation may answer with, by operation
@@ -209,3 +210,13 @@ def test_a_forged_csrf_field_of_any_characters_is_refused_not_a_500(server):
                 timeout=10,
             )
             assert forged.status_code == 403, csrf
+
+
+def test_the_kiosk_reads_a_malformed_request_s_reason_as_where_and_what(server, token):
+    """The sync client turns a 422's list into a line a parked ticket can carry."""
+    client = ServerClient(server.url, token)
+    odd = protocol.LeaseRequest.model_construct(service_id="payments", day="2026-01-01", count=0)
+    with pytest.raises(Refused) as refused:
+        client.lease(odd)
+    assert "HTTP 422: body.count: Input should be greater than or equal to 1" in str(refused.value)
+    client.close()
