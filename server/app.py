@@ -56,7 +56,6 @@ def create_app(storage: Storage) -> FastAPI:
         f"{protocol.API}/tickets/{{token}}",
         response_model=protocol.PublicTicket,
         responses=documented(
-            503,
             extra={
                 404: {
                     "model": TicketNotFound,
@@ -88,12 +87,12 @@ def create_app(storage: Storage) -> FastAPI:
             )
         return JSONResponse(_public(found, request.query_params.get("lang")))
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses=documented())
     async def health() -> Health:
         """The process answers (for load balancers and monitoring)."""
         return {"ok": True, "server_time": iso(now())}
 
-    @app.post(f"{protocol.API}/pair", responses=documented(400, 401, 413, 422, 429, 503))
+    @app.post(f"{protocol.API}/pair", responses=documented(401, 422, 429))
     def pair(request: protocol.PairRequest) -> protocol.PairResponse:
         return storage.pair(request.code, request.name)
 
@@ -102,7 +101,6 @@ def create_app(storage: Storage) -> FastAPI:
         responses=documented(
             401,
             422,
-            503,
             extra={
                 200: {"headers": ETAG},
                 304: {"description": "unchanged since `If-None-Match`", "headers": ETAG},
@@ -121,16 +119,16 @@ def create_app(storage: Storage) -> FastAPI:
         response.headers["ETag"] = etag
         return body
 
-    @app.post(f"{protocol.API}/kiosk/leases", responses=documented(400, 401, 413, 422, 503))
+    @app.post(f"{protocol.API}/kiosk/leases", responses=documented(401, 422))
     def lease(kiosk: Kiosk, request: protocol.LeaseRequest) -> protocol.LeaseResponse:
         return storage.lease(kiosk, request)
 
-    @app.post(f"{protocol.API}/kiosk/tickets", responses=documented(400, 401, 413, 422, 503))
+    @app.post(f"{protocol.API}/kiosk/tickets", responses=documented(401, 422))
     def tickets(kiosk: Kiosk, batch: protocol.TicketBatch) -> protocol.TicketBatchResult:
         results = storage.ingest(kiosk, batch)
         return protocol.TicketBatchResult(results=results, server_time=iso(now()))
 
-    @app.post(f"{protocol.API}/kiosk/heartbeat", responses=documented(400, 401, 413, 422, 503))
+    @app.post(f"{protocol.API}/kiosk/heartbeat", responses=documented(401, 422))
     def heartbeat(kiosk: Kiosk, beat: protocol.Heartbeat) -> protocol.HeartbeatResponse:
         commands = storage.heartbeat(kiosk, beat)
         return protocol.HeartbeatResponse(
@@ -140,7 +138,7 @@ def create_app(storage: Storage) -> FastAPI:
     @app.post(
         f"{protocol.API}/tickets/{{token}}/cancel",
         response_model=protocol.PublicTicket,
-        responses=documented(404, 415, 422, 503),
+        responses=documented(404, 415, 422),
     )
     def cancel_ticket(
         token: str,
@@ -154,13 +152,13 @@ def create_app(storage: Storage) -> FastAPI:
             raise HTTPException(404, "no such ticket (yet)")
         return _public(storage.ticket_by_token(token), lang)
 
-    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue", responses=documented(404, 422, 503))
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue", responses=documented(404, 422))
     def branch_queue(branch_id: str) -> dict[str, protocol.QueueState]:
         """The live queue per service, for displays and dashboards."""
         known_branch(branch_id)
         return storage.queue(branch_id)
 
-    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats", responses=documented(404, 422, 503))
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats", responses=documented(404, 422))
     def branch_stats(branch_id: str, day: str | None = None) -> dict[str, dict]:
         """A day's figures per service (today by default)."""
         known_branch(branch_id)

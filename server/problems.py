@@ -116,7 +116,10 @@ def retry_after(required: bool) -> dict:
 
 
 ERRORS: dict[int, dict] = {
-    400: {"model": Problem, "description": "the body cannot be read as UTF-8 JSON"},
+    400: {
+        "model": Problem,
+        "description": "the body cannot be read (not UTF-8 JSON, or a bad Content-Length)",
+    },
     401: {
         "model": Problem,
         "description": "an unknown or revoked kiosk token (pair again), or "
@@ -124,6 +127,7 @@ ERRORS: dict[int, dict] = {
         "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
     },
     404: {"model": Problem, "description": "no such thing"},
+    408: {"model": Problem, "description": "the body came too slowly"},
     409: {"model": Problem, "description": "conflicts with the current state"},
     413: {"model": Problem, "description": "the body is larger than this operation takes"},
     415: {"model": Problem, "description": "the body is not JSON"},
@@ -138,12 +142,23 @@ ERRORS: dict[int, dict] = {
     },
     503: {
         "model": Problem,
-        "description": "busy for a moment (storage locked): retry with back-off",
-        "headers": retry_after(required=True),
+        "description": "busy for a moment: retry with back-off. JSON with Retry-After when "
+        "the database was locked; plain text when the process has as many requests as it "
+        "takes at once",
+        "headers": retry_after(required=False),
+        "content": {"text/plain": {"schema": {"type": "string"}}},
     },
 }
 
 
+#: what any operation may answer before or around its handler: a body that cannot
+#: be read, comes too slowly or is too large for the route; a busy server
+ANY_OPERATION = (400, 408, 413, 503)
+
+
 def documented(*statuses: int, extra: dict[int, dict] | None = None) -> dict[int | str, dict]:
-    """The ``responses=`` of a route: the shared errors it can return, and more."""
-    return {status: ERRORS[status] for status in statuses} | (extra or {})
+    """The ``responses=`` of a route: the errors any operation and this one can
+    give, and more (``extra``)."""
+    return {status: ERRORS[status] for status in sorted({*ANY_OPERATION, *statuses})} | (
+        extra or {}
+    )
