@@ -103,7 +103,7 @@ def test_kiosk_operations_declare_bearer_and_headers(document):
 
 def _assert_bounded_issues(reply: requests.Response, echoed: str) -> None:
     assert reply.status_code == 422
-    assert len(reply.content) < 8000, f"{len(reply.content)} bytes of refusal"
+    assert len(reply.content) < 6000, f"{len(reply.content)} bytes of refusal"
     assert echoed not in reply.text
     detail = reply.json()["detail"]
     assert isinstance(detail, list) and 1 <= len(detail) <= 20
@@ -112,11 +112,11 @@ def _assert_bounded_issues(reply: requests.Response, echoed: str) -> None:
 
 
 def test_a_malformed_request_is_refused_without_echoing_it(server, token):
-    long_text = "Z" * 60_000
+    long_text = "Z" * 4000  # 100 rows of it: 400 KB, within what a batch may carry
     ticket = {"id": "a" * 32, "display": long_text, "kiosk_seq": "many"}
     reply = requests.post(
         f"{server.url}/api/v1/kiosk/tickets",
-        json={"sent_at": long_text, "sent_mono_ns": 1, "tickets": [ticket] * 100},
+        json={"sent_at": long_text, "sent_mono_ns": "x", "tickets": [ticket] * 100},
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
     )
@@ -124,7 +124,7 @@ def test_a_malformed_request_is_refused_without_echoing_it(server, token):
 
 
 def test_a_wrong_shape_of_body_is_refused_without_echoing_it(server):
-    reply = requests.post(f"{server.url}/api/v1/pair", json=[{"code": "Q" * 300}] * 20, timeout=10)
+    reply = requests.post(f"{server.url}/api/v1/pair", json=[{"code": "Q" * 200}] * 10, timeout=10)
     _assert_bounded_issues(reply, "Q" * 100)
 
 
@@ -195,12 +195,12 @@ def test_a_forged_csrf_field_of_any_characters_is_refused_not_a_500(server):
         "clerk",
         "--counter",
         "3",
-        stdin="a clerk's long password\n",
+        stdin="counter three secret\n",
     )
     with requests.Session() as browser:
         page = browser.post(
             f"{server.url}/console/login",
-            data={"username": "clerk", "password": "a clerk's long password"},
+            data={"username": "clerk", "password": "counter three secret"},
             timeout=10,
         )
         assert page.status_code == 200 and 'name="csrf"' in page.text
