@@ -2,7 +2,7 @@
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import Annotated
 
@@ -162,8 +162,8 @@ def create_app(storage: Storage) -> FastAPI:
     def branch_stats(branch_id: str, day: str | None = None) -> dict[str, dict]:
         """A day's figures per service (today by default)."""
         known_branch(branch_id)
-        if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
-            raise HTTPException(422, "day must be YYYY-MM-DD")
+        if day is not None and not _calendar_day(day):
+            raise HTTPException(422, "day must be a date, YYYY-MM-DD")
         return storage.daily_stats(branch_id, day)
 
     @app.get("/t/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -286,6 +286,17 @@ def _moment(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
+
+
+def _calendar_day(text: str) -> bool:
+    """YYYY-MM-DD and a day the calendar has (not 2026-13-01 or 2026-02-30)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _token_shaped(token: str) -> bool:

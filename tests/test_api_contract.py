@@ -222,3 +222,9 @@ def test_the_kiosk_reads_a_malformed_request_s_reason_as_where_and_what(server, 
         client.lease(odd)
     assert "HTTP 422: body.count: Input should be greater than or equal to 1" in str(refused.value)
     client.close()
+
+
+@pytest.mark.parametrize("day", ["2026-13-01", "2026-02-30", "0000-01-01", "monday"])
+def test_stats_for_a_day_the_calendar_lacks_are_refused(server, day):
+    reply = requests.get(f"{server.url}/api/v1/branches/demo/stats", params={"day": day}, timeout=5)
+    assert reply.status_code == 422 and isinstance(reply.json()["detail"], str)
