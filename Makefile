@@ -82,4 +82,4 @@ install:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" EXTRAS="$(EXTRAS)" PYTHON="$(PYTHON)" tools/install.sh
 
 clean:
-	rm -rf $(VENV) var mutants .pytest_cache .ruff_cache
+	rm -rf $(VENV) var mutants .pytest_cache .ruff_cache .hypothesis
