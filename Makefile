@@ -16,7 +16,7 @@ help:
 	@echo "make bench        the benchmarks: figures, targets, verdicts (table + var/bench/latest.json)"
 	@echo "make bench-check  the benchmarks, failing when a figure falls short of its target"
 	@echo "make venv         create or update $(VENV)/ with every extra"
-	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer)"
+	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer), then a long API fuzz (FUZZ_EXAMPLES=n)"
 	@echo "make mutation     mutation testing of the promise-keeping modules (score table + var/mutation/)"
 	@echo "make lint         ruff and the import-layer contracts"
 	@echo "make screenshots  regenerate docs/*.png from the real app"
@@ -62,6 +62,7 @@ bench-check: bench
 
 soak: venv
 	$(PY) -m bench.soak --seeds $(or $(SEEDS),200)
+	VUORO_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),300) $(PY) -m pytest -q --timeout=0 tests/test_openapi_fuzz.py
 
 # Not part of `make test`: mutmut, one worker, the fast tests only (setup.cfg [mutmut]).
 # It resumes where it left off; FRESH=1 forgets earlier results, MODULES="sync/exchange.py ..." runs only those.
@@ -81,4 +82,4 @@ install:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" EXTRAS="$(EXTRAS)" PYTHON="$(PYTHON)" tools/install.sh
 
 clean:
-	rm -rf $(VENV) var mutants .pytest_cache .ruff_cache
+	rm -rf $(VENV) var mutants .pytest_cache .ruff_cache .hypothesis

@@ -2,21 +2,29 @@
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Form, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Form, Header, HTTPException, Request, Response, Security
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel
 
 from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
 from server.manage import manage_router
-from server.storage import Rejected, Storage, Unauthorized, iso, now
+from server.problems import TicketNotFound, documented, install_handlers
+from server.storage import Storage, Unauthorized, iso, now
 from sync import protocol
 
+KIOSK_AUTH = HTTPBearer(
+    scheme_name="kiosk",
+    description="the kiosk's device token, from `POST /api/v1/pair`",
+    auto_error=False,
+)
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -28,21 +36,14 @@ def create_app(storage: Storage) -> FastAPI:
         summary="Sync protocol v1 for queue-ticket kiosks, and the public ticket API.",
     )
 
-    @app.exception_handler(Rejected)
-    def rejected(_request: Request, exc: Rejected) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    install_handlers(app)
 
-    @app.exception_handler(Unauthorized)
-    def unauthorized(_request: Request, exc: Unauthorized) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-
-    def kiosk(authorization: Annotated[str | None, Header()] = None) -> dict:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    def kiosk(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(KIOSK_AUTH)],
+    ) -> dict:
+        if credentials is None or not credentials.credentials.strip():
             raise Unauthorized("a kiosk call needs Authorization: Bearer <token>")
-        return storage.kiosk_for_token(token.strip())
+        return storage.kiosk_for_token(credentials.credentials.strip())
 
     Kiosk = Annotated[dict, Depends(kiosk)]
 
@@ -54,12 +55,15 @@ def create_app(storage: Storage) -> FastAPI:
     @app.get(
         f"{protocol.API}/tickets/{{token}}",
         response_model=protocol.PublicTicket,
-        responses={
-            404: {
-                "description": "no such ticket (yet): `may_arrive` is false once every "
-                "kiosk has reported an empty outbox well after `since`"
-            }
-        },
+        responses=documented(
+            extra={
+                404: {
+                    "model": TicketNotFound,
+                    "description": "no such ticket (yet): `may_arrive` is false once every "
+                    "kiosk has reported an empty outbox well after `since`",
+                }
+            },
+        ),
         openapi_extra={"parameters": TICKET_PARAMETERS},
     )
     async def public_ticket(request: Request) -> JSONResponse:
@@ -83,15 +87,26 @@ def create_app(storage: Storage) -> FastAPI:
             )
         return JSONResponse(_public(found, request.query_params.get("lang")))
 
-    @app.get("/healthz")
-    async def health() -> dict:
+    @app.get("/healthz", responses=documented())
+    async def health() -> Health:
+        """The process answers (for load balancers and monitoring)."""
         return {"ok": True, "server_time": iso(now())}
 
-    @app.post(f"{protocol.API}/pair")
+    @app.post(f"{protocol.API}/pair", responses=documented(401, 422, 429))
     def pair(request: protocol.PairRequest) -> protocol.PairResponse:
         return storage.pair(request.code, request.name)
 
-    @app.get(f"{protocol.API}/kiosk/config")
+    @app.get(
+        f"{protocol.API}/kiosk/config",
+        responses=documented(
+            401,
+            422,
+            extra={
+                200: {"headers": ETAG},
+                304: {"description": "unchanged since `If-None-Match`", "headers": ETAG},
+            },
+        ),
+    )
     def config(
         kiosk: Kiosk,
         response: Response,
@@ -104,23 +119,27 @@ def create_app(storage: Storage) -> FastAPI:
         response.headers["ETag"] = etag
         return body
 
-    @app.post(f"{protocol.API}/kiosk/leases")
+    @app.post(f"{protocol.API}/kiosk/leases", responses=documented(401, 422))
     def lease(kiosk: Kiosk, request: protocol.LeaseRequest) -> protocol.LeaseResponse:
         return storage.lease(kiosk, request)
 
-    @app.post(f"{protocol.API}/kiosk/tickets")
+    @app.post(f"{protocol.API}/kiosk/tickets", responses=documented(401, 422))
     def tickets(kiosk: Kiosk, batch: protocol.TicketBatch) -> protocol.TicketBatchResult:
         results = storage.ingest(kiosk, batch)
         return protocol.TicketBatchResult(results=results, server_time=iso(now()))
 
-    @app.post(f"{protocol.API}/kiosk/heartbeat")
+    @app.post(f"{protocol.API}/kiosk/heartbeat", responses=documented(401, 422))
     def heartbeat(kiosk: Kiosk, beat: protocol.Heartbeat) -> protocol.HeartbeatResponse:
         commands = storage.heartbeat(kiosk, beat)
         return protocol.HeartbeatResponse(
             server_time=iso(now()), queue=storage.queue(kiosk["branch_id"]), commands=commands
         )
 
-    @app.post(f"{protocol.API}/tickets/{{token}}/cancel")
+    @app.post(
+        f"{protocol.API}/tickets/{{token}}/cancel",
+        response_model=protocol.PublicTicket,
+        responses=documented(404, 415, 422),
+    )
     def cancel_ticket(
         token: str,
         lang: str | None = None,
@@ -133,21 +152,21 @@ def create_app(storage: Storage) -> FastAPI:
             raise HTTPException(404, "no such ticket (yet)")
         return _public(storage.ticket_by_token(token), lang)
 
-    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue")
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue", responses=documented(404, 422))
     def branch_queue(branch_id: str) -> dict[str, protocol.QueueState]:
         """The live queue per service, for displays and dashboards."""
         known_branch(branch_id)
         return storage.queue(branch_id)
 
-    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats")
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats", responses=documented(404, 422))
     def branch_stats(branch_id: str, day: str | None = None) -> dict[str, dict]:
         """A day's figures per service (today by default)."""
         known_branch(branch_id)
-        if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
-            raise HTTPException(422, "day must be YYYY-MM-DD")
+        if day is not None and not _calendar_day(day):
+            raise HTTPException(422, "day must be a date, YYYY-MM-DD")
         return storage.daily_stats(branch_id, day)
 
-    @app.get("/t/{token}", response_class=HTMLResponse)
+    @app.get("/t/{token}", response_class=HTMLResponse, include_in_schema=False)
     def ticket_page(
         token: str,
         lang: str | None = None,
@@ -194,7 +213,7 @@ def create_app(storage: Storage) -> FastAPI:
             language_names=LANGUAGES,
         )
 
-    @app.post("/t/{token}/feedback", response_class=HTMLResponse)
+    @app.post("/t/{token}/feedback", response_class=HTMLResponse, include_in_schema=False)
     def feedback(
         token: str,
         rating: Annotated[int, Form(ge=1, le=5)],
@@ -208,7 +227,7 @@ def create_app(storage: Storage) -> FastAPI:
         suffix = f"?lang={lang}" if lang in LANGUAGES else ""
         return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
 
-    @app.post("/t/{token}/erase", response_class=HTMLResponse)
+    @app.post("/t/{token}/erase", response_class=HTMLResponse, include_in_schema=False)
     def erase(token: str, lang: str | None = None) -> Response:
         """The customer removes what they wrote to us."""
         if not _token_shaped(token):
@@ -217,13 +236,27 @@ def create_app(storage: Storage) -> FastAPI:
         suffix = f"?lang={lang}" if lang in LANGUAGES else ""
         return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
 
-    app.include_router(console_router(storage, _render))
-    app.include_router(manage_router(storage, _render))
+    # staff pages and forms: HTML for people, not part of the API
+    app.include_router(console_router(storage, _render), include_in_schema=False)
+    app.include_router(manage_router(storage, _render), include_in_schema=False)
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
     )
     return app
 
+
+class Health(BaseModel):
+    ok: bool
+    server_time: str
+
+
+ETAG = {
+    "ETag": {
+        "description": "the config's version, for `If-None-Match`",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 TICKET_PARAMETERS = [
     {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
@@ -253,6 +286,17 @@ def _moment(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
+
+
+def _calendar_day(text: str) -> bool:
+    """YYYY-MM-DD and a day the calendar has (not 2026-13-01 or 2026-02-30)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _token_shaped(token: str) -> bool:

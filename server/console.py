@@ -85,7 +85,7 @@ def console_router(storage: Storage, render) -> APIRouter:
         member = member_for(session)
         if member is None:
             return RedirectResponse("/console/login", status_code=303)
-        if not hmac.compare_digest(csrf, member.csrf):
+        if not hmac.compare_digest(csrf.encode(), member.csrf.encode()):
             return Response("The form is stale or forged; reload the page.", status_code=403)
         try:
             message = staff.act(member, action, service)
@@ -99,7 +99,7 @@ def console_router(storage: Storage, render) -> APIRouter:
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     ) -> Response:
         member = member_for(session)
-        if member is not None and hmac.compare_digest(csrf, member.csrf):
+        if member is not None and hmac.compare_digest(csrf.encode(), member.csrf.encode()):
             staff.log_out(session or "")
         response = RedirectResponse("/console/login", status_code=303)
         response.delete_cookie(COOKIE, path="/console")

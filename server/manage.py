@@ -210,7 +210,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
             form = await read_form(request)
         except FormError as exc:
             return Response(f"The form could not be read: {exc}", status_code=413)
-        if not hmac.compare_digest(form.get("csrf", ""), member.csrf):
+        if not hmac.compare_digest(form.get("csrf", "").encode(), member.csrf.encode()):
             return Response("The form is stale or forged; reload the page.", status_code=403)
         return form
 

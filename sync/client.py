@@ -126,8 +126,16 @@ class ServerClient:
 
 
 def _detail(response: requests.Response) -> str:
+    """The server's reason: a sentence, or where and what for a malformed request
+    (a 422's list of ``{loc, msg, type}``), short enough for a parked ticket."""
     try:
         detail = response.json().get("detail", "")
     except (ValueError, AttributeError):
         detail = response.text[:200]
+    if isinstance(detail, list):
+        detail = "; ".join(
+            f"{'.'.join(str(step) for step in issue.get('loc', []))}: {issue.get('msg', '')}"
+            for issue in detail
+            if isinstance(issue, dict)
+        )
     return str(detail)[:300]
