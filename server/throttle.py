@@ -14,9 +14,11 @@ while a password is being hashed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,8 @@ T = TypeVar("T")
 
 #: rows whose failures have all leaked away longer ago than this are deleted
 PRUNE_AFTER_S = 24 * 3600
+#: how much less CPU a password check gets than the rest of the server
+CHECK_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,21 @@ class PasswordChecks:
         if self._in_line >= room:
             raise Busy(max(1, math.ceil(self._in_line / self.workers)))
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="password-check")
+            self._pool = ThreadPoolExecutor(
+                self.workers, thread_name_prefix="password-check", initializer=_yield_the_cpu
+            )
         self._in_line += 1
         try:
             return await asyncio.wrap_future(self._pool.submit(check, *args))
         finally:
             self._in_line -= 1
+
+
+def _yield_the_cpu() -> None:
+    """Let this thread (a password check) run only on CPU the rest of the
+    server leaves over. Argon2 spreads one hash over a thread per lane (four),
+    so even one check at a time could take every core of a small machine; on
+    Linux a thread's nice value is its own and the lane threads it starts
+    inherit it, so kiosks and phones keep the CPU while a flood is hashed."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICENESS)

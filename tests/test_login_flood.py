@@ -140,6 +140,11 @@ def test_a_wrong_login_flood_never_fails_a_kiosk_call(server):
     by one. Every kiosk call answers 200 (none 5xx: no "database is locked")."""
     kiosk = Kiosk(server)
     kiosk.lease()
+    quiet = []
+    for call in (kiosk.heartbeat, kiosk.push) * 2:
+        started = time.monotonic()
+        assert call().status_code == 200
+        quiet.append(time.monotonic() - started)
     stop = threading.Event()
     sources = itertools.cycle(SOURCES)
     source_lock = threading.Lock()
@@ -176,7 +181,7 @@ def test_a_wrong_login_flood_never_fails_a_kiosk_call(server):
         f"\nlogin flood: {len(login_statuses)} logins "
         f"({', '.join(f'{s}: {login_statuses.count(s)}' for s in sorted(set(login_statuses)))}); "
         f"kiosk calls: {len(kiosk_calls)}, median {statistics.median(latencies):.3f} s, "
-        f"max {latencies[-1]:.3f} s"
+        f"max {latencies[-1]:.3f} s (without the flood: median {statistics.median(quiet):.3f} s)"
     )
     failed = [call for call in kiosk_calls if call[1] != 200]
     assert kiosk_calls and not failed, failed[:5]

@@ -386,3 +386,19 @@ def test_the_cli_calls_next_only_once_the_called_ticket_is_finished(storage):
     with storage.reading() as db:
         rows = dict(db.execute("SELECT display, status FROM tickets").fetchall())
     assert rows == {"A001": "served", "A002": "called", "A003": "waiting"}
+
+
+def test_a_hash_of_the_older_four_lane_setting_is_renewed_at_login(storage):
+    """Older hashes spread one check over four threads; a login renews them
+    to one lane, so the password-check pool's size bounds the CPU logins take."""
+    from argon2 import PasswordHasher, extract_parameters
+
+    staff = Staff(storage)
+    staff.add("demo", "anna", PASSWORD, "3", [])
+    with storage.transaction() as db:
+        db.execute("UPDATE staff SET password_hash = ?", [PasswordHasher().hash(PASSWORD)])
+    assert staff.session(staff.log_in("anna", PASSWORD, "10.0.0.1")).username == "anna"
+    with storage.reading() as db:
+        stored = db.execute("SELECT password_hash FROM staff").fetchone()[0]
+    assert extract_parameters(stored).parallelism == 1
+    assert staff.log_in("anna", PASSWORD, "10.0.0.1"), "the renewed hash takes the password"
