@@ -126,7 +126,7 @@ def console_router(storage: Storage, render, checks: PasswordChecks | None = Non
         member = member_for(session)
         if member is None:
             return RedirectResponse("/console/login", status_code=303)
-        if not hmac.compare_digest(csrf, member.csrf):
+        if not hmac.compare_digest(csrf.encode(), member.csrf.encode()):
             return Response("The form is stale or forged; reload the page.", status_code=403)
         try:
             message = staff.act(member, action, service)
@@ -141,10 +141,9 @@ def console_router(storage: Storage, render, checks: PasswordChecks | None = Non
     ) -> Response:
         member = member_for(session)
         if member is not None:
-            if not hmac.compare_digest(csrf, member.csrf):  # forged: the session stays, so
-                return Response(  # does its cookie (never a cookie gone, a session alive)
-                    "The form is stale or forged; reload the page.", status_code=403
-                )
+            # forged: the session stays, and so does its cookie (never one without the other)
+            if not hmac.compare_digest(csrf.encode(), member.csrf.encode()):
+                return Response("The form is stale or forged; reload the page.", status_code=403)
             staff.log_out(session or "")
         response = RedirectResponse("/console/login", status_code=303)
         response.delete_cookie(COOKIE, path="/console")
