@@ -29,8 +29,9 @@ import sqlite_utils
 
 T = TypeVar("T")
 
-#: rows whose failures have all leaked away longer ago than this are deleted
-PRUNE_AFTER_S = 24 * 3600
+#: rows untouched this long are deleted: longer than any bucket here takes to
+#: empty (a login bucket at its cap, 10 failures at 60 s each, takes 10 minutes)
+PRUNE_AFTER_S = 3600
 #: how much less CPU a password check gets than the rest of the server
 CHECK_NICENESS = 10
 
@@ -97,7 +98,7 @@ def add(
 
 
 def prune(db: sqlite_utils.Database, at: float | None = None) -> None:
-    """Forget keys that have had no failure for a day (their buckets are empty)."""
+    """Forget keys that have had no failure for an hour (their buckets are empty)."""
     at = time.time() if at is None else at
     db.execute("DELETE FROM throttle WHERE updated_at < ?", [at - PRUNE_AFTER_S])
 

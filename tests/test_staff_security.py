@@ -402,3 +402,36 @@ def test_a_hash_of_the_older_four_lane_setting_is_renewed_at_login(storage):
         stored = db.execute("SELECT password_hash FROM staff").fetchone()[0]
     assert extract_parameters(stored).parallelism == 1
     assert staff.log_in("anna", PASSWORD, "10.0.0.1"), "the renewed hash takes the password"
+
+
+def test_the_password_check_line_is_bounded_and_clean_addresses_may_fill_all_of_it():
+    """Checks beyond the line are refused at once (the route answers 503 with
+    Retry-After); addresses with recent failures may fill only half of it."""
+    import asyncio
+
+    from server.throttle import Busy, PasswordChecks
+
+    release = threading.Event()
+
+    async def scenario() -> list[str]:
+        checks = PasswordChecks(workers=1, line=4)
+        held = [asyncio.ensure_future(checks.run(release.wait, 30)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        outcomes = []
+        for clean in (False, True, True, True):
+            try:
+                future = asyncio.ensure_future(checks.run(release.wait, 30, clean=clean))
+                await asyncio.sleep(0.05)
+                if future.done():
+                    future.result()
+                held.append(future)
+                outcomes.append("queued")
+            except Busy as exc:
+                outcomes.append(f"busy {exc.seconds}")
+        release.set()
+        await asyncio.gather(*held)
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[0].startswith("busy") and outcomes[1:3] == ["queued", "queued"]
+    assert outcomes[3].startswith("busy"), outcomes
