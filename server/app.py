@@ -17,7 +17,7 @@ from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
 from server.manage import manage_router
 from server.problems import TicketNotFound, documented, install_handlers
-from server.storage import Storage, Unauthorized, iso, now
+from server.storage import Storage, Throttled, Unauthorized, iso, now
 from sync import protocol
 
 KIOSK_AUTH = HTTPBearer(
@@ -93,8 +93,12 @@ def create_app(storage: Storage) -> FastAPI:
         return {"ok": True, "server_time": iso(now())}
 
     @app.post(f"{protocol.API}/pair", responses=documented(401, 422, 429))
-    def pair(request: protocol.PairRequest) -> protocol.PairResponse:
-        return storage.pair(request.code, request.name)
+    def pair(request: protocol.PairRequest, http: Request) -> protocol.PairResponse:
+        address = http.client.host if http.client else "unknown"
+        try:
+            return storage.pair(request.code, request.name, address)
+        except Throttled as exc:
+            raise HTTPException(429, str(exc), {"Retry-After": str(exc.seconds)}) from None
 
     @app.get(
         f"{protocol.API}/kiosk/config",
