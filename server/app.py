@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
+from server.limits import BODY_TIMEOUT_S, BodyLimits, SecurityHeaders
 from server.manage import manage_router
 from server.storage import Rejected, Storage, Unauthorized, iso, now
 from sync import protocol
@@ -21,7 +22,7 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def create_app(storage: Storage) -> FastAPI:
+def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> FastAPI:
     app = FastAPI(
         title="Vuoro central queue server",
         version="1",
@@ -222,6 +223,9 @@ def create_app(storage: Storage) -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
     )
+    # bodies bounded by route before any handler reads them; headers on every answer
+    app.add_middleware(BodyLimits, timeout_s=body_timeout_s)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
