@@ -48,6 +48,7 @@ def test_ticket_poll_under_attack(tmp_path, record, scale):
         "attacked_p50_ms": ms(attacked, 0.5),
         "attacked_p99_ms": ms(attacked, 0.99),
         "failed": quiet_failed + attacked_failed,
+        "answered": round(1 - (quiet_failed + attacked_failed) / (2 * count), 3),
         "polls": count,
     }
     figures["p50_ratio"] = round(figures["attacked_p50_ms"] / figures["quiet_p50_ms"], 1)

