@@ -3,11 +3,14 @@ the same poll without the attack, in one run (tests/hostile.py: ~1,000 idle and
 half-sent connections, a flood of wrong logins, 20 MB bodies).
 
 Each poll opens a new connection, as a phone's does. The figures are the
-quiet and the attacked p50 and p99, and their ratios; a ratio, because a slow
-or busy machine slows both sides alike.
+quiet and the attacked p50 and p99, and their ratios (a ratio, because a slow
+or busy machine slows both sides alike), the share of polls answered, and the
+server's peak memory.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from tests.hostile import Attack, percentile, served_branch, timed
 
@@ -28,6 +31,12 @@ def polls(target, count: int) -> tuple[list[float], int]:
     return times, failed
 
 
+def peak_rss_kib(pid: int) -> int:
+    """The process's peak resident memory (Linux: VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+
+
 def test_ticket_poll_under_attack(tmp_path, record, scale):
     count = max(20, scale)  # 20 in `make test`, 500 in `make bench`
     target = served_branch(tmp_path)
@@ -36,6 +45,7 @@ def test_ticket_poll_under_attack(tmp_path, record, scale):
         quiet, quiet_failed = polls(target, count)
         with Attack(target.server.port) as attack:
             attacked, attacked_failed = polls(target, count)
+        peak_rss_mb = peak_rss_kib(target.server.process.pid) / 1024
     finally:
         target.server.stop()
 
@@ -50,6 +60,7 @@ def test_ticket_poll_under_attack(tmp_path, record, scale):
         "failed": quiet_failed + attacked_failed,
         "answered": round(1 - (quiet_failed + attacked_failed) / (2 * count), 3),
         "polls": count,
+        "peak_rss_mb": round(peak_rss_mb),
     }
     figures["p50_ratio"] = round(figures["attacked_p50_ms"] / figures["quiet_p50_ms"], 1)
     figures["p99_ratio"] = round(figures["attacked_p99_ms"] / figures["quiet_p99_ms"], 1)
