@@ -15,7 +15,7 @@ from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
 from server.limits import BODY_TIMEOUT_S, BodyLimits, SecurityHeaders
 from server.manage import manage_router
-from server.storage import Rejected, Storage, Unauthorized, iso, now
+from server.storage import Rejected, Storage, Throttled, Unauthorized, iso, now
 from sync import protocol
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -88,9 +88,16 @@ def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> Fast
     async def health() -> dict:
         return {"ok": True, "server_time": iso(now())}
 
-    @app.post(f"{protocol.API}/pair")
-    def pair(request: protocol.PairRequest) -> protocol.PairResponse:
-        return storage.pair(request.code, request.name)
+    @app.post(
+        f"{protocol.API}/pair",
+        responses={429: {"description": "too many wrong codes from here or everywhere"}},
+    )
+    def pair(request: protocol.PairRequest, http: Request) -> protocol.PairResponse:
+        address = http.client.host if http.client else "unknown"
+        try:
+            return storage.pair(request.code, request.name, address)
+        except Throttled as exc:
+            raise HTTPException(429, str(exc), {"Retry-After": str(exc.seconds)}) from None
 
     @app.get(f"{protocol.API}/kiosk/config")
     def config(

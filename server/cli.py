@@ -5,11 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import unicodedata
 from pathlib import Path
 
 from server import branch_file
 from server.limits import Limits
 from server.storage import Rejected, Storage
+
+
+def shown(text: object) -> str:
+    """Stored text as a terminal may print it: control and format characters
+    (and the backslash) escaped, so a kiosk's name or version cannot move the
+    cursor, recolour the screen, retitle the window or reverse the line."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if _unsafe(ch) else ch for ch in str(text)
+    )
+
+
+def _unsafe(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return ch == "\\" or category[0] == "C" or category in ("Zl", "Zp")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -84,6 +99,11 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--branch", required=True)
     call.add_argument("--counter", required=True, help="the counter's name or number")
     call.add_argument("--service", action="append", help="only these services (repeatable)")
+    call.add_argument(
+        "--finish",
+        choices=("served", "no_show"),
+        help="how the ticket still called at this counter ended (else it is refused)",
+    )
     user = sub.add_parser(
         "staff", help="add a staff member (or change one): reads the password from standard input"
     )
@@ -158,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "pair-code":
             print(storage.new_pairing_code(args.branch, args.ttl))
         elif args.command == "call-next":
-            called = storage.call_next(args.branch, args.counter, args.service)
+            called = storage.call_next(args.branch, args.counter, args.service, args.finish or "")
             if called is None:
                 print("nobody is waiting")
                 return 1
-            print(f"{called['number']} to counter {called['counter']}")
+            print(f"{shown(called['number'])} to counter {shown(called['counter'])}")
         elif args.command == "staff":
             from server.staff import Staff
 
@@ -170,13 +190,16 @@ def main(argv: list[str] | None = None) -> int:
             name = Staff(storage).add(
                 args.branch, args.username, password, args.counter, args.service, args.role
             )
-            print(f"{args.role} {name} at counter {args.counter}")
+            print(f"{args.role} {name} at counter {shown(args.counter)}")
         elif args.command == "staff-list":
             from server.staff import Staff
 
             for m in Staff(storage).members(args.branch):
                 services = ",".join(m["services"]) or "all"
-                print(f"{m['username']:<24} {m['role']:<8} counter {m['counter']:<6} {services}")
+                print(
+                    f"{m['username']:<24} {m['role']:<8} counter {shown(m['counter']):<6} "
+                    f"{shown(services)}"
+                )
         elif args.command == "staff-remove":
             from server.staff import Staff
 
@@ -193,20 +216,22 @@ def main(argv: list[str] | None = None) -> int:
             if not storage.rename_kiosk(args.kiosk_id, args.name):
                 print(f"vuoro-server: no kiosk {args.kiosk_id}", file=sys.stderr)
                 return 1
-            print(f"kiosk {args.kiosk_id} is now {' '.join(args.name.split())!r}")
+            print(f"kiosk {shown(args.kiosk_id)} is now {shown(' '.join(args.name.split()))!r}")
         elif args.command == "kiosks":
             print(
                 f"{'kiosk':<16} {'name':<24} {'tag':<4} {'last seen':<25} {'printer':<15} "
                 f"{'outbox':>6} {'parked':>6}  version"
             )
             for k in storage.kiosks(args.branch):
-                state = "REVOKED" if k["revoked"] else k["printer"]
-                name = k["name"] if len(k["name"]) <= 24 else k["name"][:23] + "…"
+                state = "REVOKED" if k["revoked"] else shown(k["printer"])
+                name = shown(k["name"])
+                name = name if len(name) <= 24 else name[:23] + "…"
                 print(
-                    f"{k['id']:<16} {name:<24} {k['reserve_tag']:<4} "
-                    f"{k['last_seen_at'] or 'never':<25} {state:<15} "
-                    f"{k['outbox'] if k['outbox'] is not None else '-':>6} "
-                    f"{k['parked'] if k['parked'] is not None else '-':>6}  {k['version'] or '-'}"
+                    f"{shown(k['id']):<16} {name:<24} {shown(k['reserve_tag']):<4} "
+                    f"{shown(k['last_seen_at'] or 'never'):<25} {state:<15} "
+                    f"{shown(k['outbox'] if k['outbox'] is not None else '-'):>6} "
+                    f"{shown(k['parked'] if k['parked'] is not None else '-'):>6}  "
+                    f"{shown(k['version'] or '-')}"
                 )
         elif args.command == "stats":
             import json
@@ -218,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"revoked {args.kiosk_id}")
     except (Rejected, OSError) as exc:
-        print(f"vuoro-server: {exc}", file=sys.stderr)
+        print(f"vuoro-server: {shown(exc)}", file=sys.stderr)
         return 2
     return 0
 

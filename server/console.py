@@ -5,41 +5,82 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server.staff import LockedOut, Staff, StaffMember
+from server.staff import Staff, StaffMember
 from server.storage import Rejected, Storage
+from server.throttle import Busy, PasswordChecks
 
 COOKIE = "vuoro_session"
 
 
-def console_router(storage: Storage, render) -> APIRouter:
+def from_another_site(request: Request) -> bool:
+    """Did another site's page make the browser send this form (login CSRF)?
+
+    Browsers mark every request with where it comes from, and no page can
+    forge these headers: ``Sec-Fetch-Site`` (every current browser), else
+    ``Origin`` (sent with every cross-origin POST), compared with the host
+    asked for. A request with neither comes from no browser's page (a script
+    or ``curl``), which cannot log a victim's browser in. A token in a
+    pre-session cookie would add nothing against browsers, and shut scripts out.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
+
+
+def console_router(storage: Storage, render, checks: PasswordChecks | None = None) -> APIRouter:
     router = APIRouter(prefix="/console")
     staff = Staff(storage)
+    checks = checks or PasswordChecks()
 
     def member_for(session: str | None) -> StaffMember | None:
         return staff.session(session or "")
 
+    def login_page(status: int, error: str, wait_s: int = 0) -> Response:
+        response = render("console_login.html", status, lang="en", error=error)
+        if wait_s:
+            response.headers["Retry-After"] = str(wait_s)
+        return response
+
     @router.get("/login", response_class=HTMLResponse)
-    def login_page() -> HTMLResponse:
+    def login_form() -> HTMLResponse:
         return render("console_login.html", 200, lang="en")
 
     @router.post("/login")
-    def log_in(
+    async def log_in(
         request: Request,
         username: Annotated[str, Form(max_length=100)],
         password: Annotated[str, Form(max_length=200)],
     ) -> Response:
+        """Async on purpose: the password check waits in its own small pool
+        (server.throttle.PasswordChecks), never in the thread pool that serves
+        the kiosks."""
+        if from_another_site(request):
+            return login_page(
+                403, "This login form came from another site. Open this server's login page."
+            )
         address = request.client.host if request.client else "unknown"
+        admission = staff.admission(username, address)
+        if admission.wait_s:
+            return login_page(
+                429, f"Too many attempts; try again in {admission.wait_s} s.", admission.wait_s
+            )
         try:
-            token = staff.log_in(username, password, address)
-        except LockedOut as exc:
-            return render("console_login.html", 429, lang="en", error=str(exc).capitalize())
+            token = await checks.run(
+                staff.check_password, username, password, address, clean=admission.clean
+            )
+        except Busy as exc:
+            return login_page(503, f"{str(exc).capitalize()}.", exc.seconds)
         if not token:
-            return render("console_login.html", 401, lang="en", error="Wrong username or password.")
+            return login_page(401, "Wrong username or password.")
         response = RedirectResponse("/console", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -99,7 +140,11 @@ def console_router(storage: Storage, render) -> APIRouter:
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     ) -> Response:
         member = member_for(session)
-        if member is not None and hmac.compare_digest(csrf, member.csrf):
+        if member is not None:
+            if not hmac.compare_digest(csrf, member.csrf):  # forged: the session stays, so
+                return Response(  # does its cookie (never a cookie gone, a session alive)
+                    "The form is stale or forged; reload the page.", status_code=403
+                )
             staff.log_out(session or "")
         response = RedirectResponse("/console/login", status_code=303)
         response.delete_cookie(COOKIE, path="/console")

@@ -409,6 +409,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
                 form.get("counter", ""),
                 services,
                 form.get("role", "staff"),
+                keep_session=session or "",  # their own, when managers change themselves
             )
         except Rejected as exc:
             kept = {k: v for k, v in form.items() if k != "password"}

@@ -2,30 +2,58 @@
 
 Passwords are hashed with Argon2 (argon2-cffi). A session is a random token in
 an HttpOnly, SameSite=Strict cookie, stored hashed, with its own CSRF token
-that every form must carry back. Wrong passwords lock the account name and the
-address out for a growing while.
+that every form must carry back. Setting an account's password (or counter,
+or role) ends its other sessions at once.
+
+Logging in is throttled by source address and by account separately, with
+leaky buckets (``server.throttle``): failures are forgotten one a minute.
+
+- An address that made :data:`ADDRESS` ``.capacity`` wrong guesses waits (one
+  more try a minute while it keeps failing), whatever account it tries.
+- An account that drew :data:`ACCOUNT` ``.capacity`` recent wrong guesses is
+  *under attack*: from then on only addresses with no failure of their own
+  to forget may try it. Staff at their usual desk (which has not been
+  failing) still log in with the right password; an attacker spraying from
+  many addresses gets one guess per address per few minutes, never a lock on
+  the account itself.
+- Every check runs in :class:`server.throttle.PasswordChecks`' small pool,
+  which caps the hashes per second the whole server spends on logins.
+
+Passwords are verified outside any transaction: Argon2 takes tens to hundreds
+of milliseconds, and SQLite's write lock must never wait for it (the kiosks'
+ticket pushes need it). Every wrong password is logged (INFO) and every
+lock-out (WARNING), with the username and address, never the password.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from server.storage import Rejected, Storage, iso, now
+from server import throttle
+from server.storage import CounterBusy, Rejected, Storage, iso, now
+
+log = logging.getLogger("vuoro.server.login")
 
 SESSION_HOURS = 12
-FREE_FAILURES = 5  # wrong passwords before the lock-out starts
-LOCK_BASE_S = 30
-LOCK_CAP_S = 3600
+ADDRESS = throttle.Bucket("login-address", capacity=5, leak_s=60)
+ACCOUNT = throttle.Bucket("login-account", capacity=5, leak_s=60)
 ROLES = ("staff", "manager")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+PASSWORD_RULE = (
+    "a password needs 10 to 200 characters, at least 5 different ones, not only spaces, "
+    "without the username, and not a run of keys like 1234567890 or qwertyuiop"
+)
+_RUNS = ("01234567890", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop")  # and backwards
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not a password anyone has")
 
@@ -53,8 +81,38 @@ class LockedOut(Exception):
         self.seconds = seconds
 
 
+@dataclass(frozen=True)
+class Admission:
+    """Whether a login may be checked now: ``wait_s`` > 0 refuses it without
+    a check; ``clean`` says the address holds no failures (it goes first)."""
+
+    wait_s: int
+    clean: bool
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _account(username: str) -> str:
+    return username.strip().lower()[:64]
+
+
+def password_problem(password: str, username: str = "") -> str:
+    """Why ``password`` is refused ("" if it is not): the rule is
+    :data:`PASSWORD_RULE`, said in full so staff know what to change."""
+    lowered = password.lower()
+    if not 10 <= len(password) <= 200:
+        return "a password needs 10 to 200 characters"
+    if not password.strip():
+        return "a password cannot be only spaces"
+    if len(set(lowered)) < 5:
+        return "a password needs at least 5 different characters"
+    if len(username) >= 3 and username.lower() in lowered:
+        return "a password must not contain the username"
+    if any(lowered in run or lowered in run[::-1] for run in _RUNS):
+        return "a password cannot be a run of keys like 1234567890 or qwertyuiop"
+    return ""
 
 
 class Staff:
@@ -71,20 +129,27 @@ class Staff:
         counter: str,
         services: list[str],
         role: str = "staff",
+        keep_session: str = "",
     ) -> str:
-        """Create a staff member, or change one (a new password too); the stored name."""
+        """Create a staff member, or change one (a new password too); the stored name.
+
+        Changing an account ends its sessions at once, except ``keep_session``
+        (the manager's own, when they change their own account).
+        """
         username = username.strip().lower()
         if not USERNAME.match(username):
             raise Rejected(
                 "a username is 1 to 64 of a-z, 0-9, . _ @ - (starting with a letter/digit)"
             )
-        if not 10 <= len(password) <= 200:
-            raise Rejected("a password needs 10 to 200 characters")
+        problem = password_problem(password, username)
+        if problem:
+            raise Rejected(problem)
         counter = " ".join(counter.split())
         if not counter or len(counter) > 20 or not counter.isprintable():
             raise Rejected("a counter is named by 1 to 20 printable characters")
         if role not in ROLES:
             raise Rejected(f"a role is one of {', '.join(ROLES)}")
+        password_hash = _hasher.hash(password)  # slow: before the write lock, never under it
         with self.storage.transaction() as db:
             if not db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone():
                 raise Rejected(f"no branch {branch_id!r}")
@@ -98,7 +163,9 @@ class Staff:
                 "SELECT branch_id FROM staff WHERE username = ?", [username]
             ).fetchone()
             if other and other[0] != branch_id:
-                raise Rejected(f"{username!r} belongs to another branch")
+                # usernames are unique server-wide (they log in without a branch), but
+                # whose they are is not this branch's business
+                raise Rejected(f"the username {username!r} cannot be used; choose another")
             db.execute(
                 "INSERT INTO staff (branch_id, username, password_hash, counter, services, "
                 "created_at, role) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE "
@@ -107,13 +174,20 @@ class Staff:
                 [
                     branch_id,
                     username,
-                    _hasher.hash(password),
+                    password_hash,
                     counter,
                     json.dumps(services),
                     iso(now()),
                     role,
                 ],
             )
+            ended = db.execute(
+                "DELETE FROM sessions WHERE staff_id = (SELECT id FROM staff WHERE username = ?) "
+                "AND token_hash != ?",
+                [username, _hash(keep_session)],
+            ).rowcount
+        if ended:
+            log.info("staff %r changed: %d session(s) ended", username, ended)
         return username
 
     def members(self, branch_id: str) -> list[dict]:
@@ -143,54 +217,88 @@ class Staff:
 
     # -- logging in ----------------------------------------------------------------
 
-    def log_in(self, username: str, password: str, address: str) -> str:
-        """A new session token, or :class:`LockedOut` / ``None`` for a wrong password."""
-        keys = [f"user:{username.strip().lower()[:100]}", f"addr:{address}"]
-        with self.storage.transaction() as db:
-            for key in keys:
-                row = db.execute(
-                    "SELECT locked_until FROM login_failures WHERE key = ?", [key]
-                ).fetchone()
-                if row and row[0] and row[0] > iso(now()):
-                    left = datetime.fromisoformat(row[0]) - now()
-                    raise LockedOut(max(1, int(left.total_seconds())))
-            staff = db.execute(
-                "SELECT id, password_hash FROM staff WHERE username = ?", [username.strip().lower()]
-            ).fetchone()
-            try:  # verify against a dummy hash too, so timing does not tell who exists
-                _hasher.verify(staff[1] if staff else _DUMMY_HASH, password)
-                ok = staff is not None
-            except (VerificationError, InvalidHashError):
-                ok = False
-            if not ok:
-                for key in keys:
-                    self._fail(db, key)
-                return ""
-            db.execute("DELETE FROM login_failures WHERE key IN (?, ?)", keys)
-            token = secrets.token_urlsafe(32)
-            db["sessions"].insert(
-                {
-                    "token_hash": _hash(token),
-                    "staff_id": staff[0],
-                    "csrf": secrets.token_urlsafe(24),
-                    "expires_at": iso(now() + timedelta(hours=SESSION_HOURS)),
-                }
-            )
-            return token
+    def admission(self, username: str, address: str) -> Admission:
+        """May this address try this account now? A read, no lock, no hash."""
+        with self.storage.reading() as db:
+            at = time.time()
+            by_address = throttle.level(db, ADDRESS, throttle.address_key(address), at)
+            by_account = throttle.level(db, ACCOUNT, _account(username), at)
+        wait = throttle.wait_s(by_address, ADDRESS)
+        if not wait and by_address > 0 and throttle.wait_s(by_account, ACCOUNT):
+            # the account is under attack: only addresses that have not been failing
+            wait = throttle.wait_s(by_address, ADDRESS, room=ADDRESS.capacity)
+        return Admission(wait, by_address == 0)
 
-    @staticmethod
-    def _fail(db, key: str) -> None:
-        row = db.execute("SELECT failures FROM login_failures WHERE key = ?", [key]).fetchone()
-        failures = (row[0] if row else 0) + 1
-        locked = None
-        if failures >= FREE_FAILURES:
-            seconds = min(LOCK_CAP_S, LOCK_BASE_S * 2 ** (failures - FREE_FAILURES))
-            locked = iso(now() + timedelta(seconds=seconds))
-        db.execute(
-            "INSERT INTO login_failures (key, failures, locked_until) VALUES (?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET failures = ?, locked_until = ?",
-            [key, failures, locked, failures, locked],
-        )
+    def check_password(self, username: str, password: str, address: str) -> str:
+        """A new session token for the right password, "" for a wrong one.
+
+        Argon2 runs with no transaction open; the failure (or the session) is
+        then a short write of its own.
+        """
+        name = _account(username)
+        with self.storage.reading() as db:
+            staff = db.execute(
+                "SELECT id, password_hash FROM staff WHERE username = ?", [name]
+            ).fetchone()
+        try:  # verify against a dummy hash too, so timing does not tell who exists
+            _hasher.verify(staff[1] if staff else _DUMMY_HASH, password)
+            ok = staff is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if ok:
+            token = secrets.token_urlsafe(32)
+            with self.storage.transaction() as db:
+                db.execute("DELETE FROM sessions WHERE expires_at < ?", [iso(now())])
+                db["sessions"].insert(
+                    {
+                        "token_hash": _hash(token),
+                        "staff_id": staff[0],
+                        "csrf": secrets.token_urlsafe(24),
+                        "expires_at": iso(now() + timedelta(hours=SESSION_HOURS)),
+                    }
+                )
+            log.info("login: %r from %s", name, address)
+            return token
+        self._failed(name, address)
+        return ""
+
+    def _failed(self, name: str, address: str) -> None:
+        """Count a wrong password against the address and the account; log it,
+        and log each lock-out as it begins."""
+        source = throttle.address_key(address)
+        with self.storage.transaction() as db:
+            at = time.time()
+            address_was = throttle.level(db, ADDRESS, source, at)
+            account_was = throttle.level(db, ACCOUNT, name, at)
+            by_address = throttle.add(db, ADDRESS, source, at)
+            by_account = throttle.add(db, ACCOUNT, name, at)
+            throttle.prune(db, at)
+        log.info("login failed: %r from %s", name, address)
+        if not throttle.wait_s(address_was, ADDRESS) and throttle.wait_s(by_address, ADDRESS):
+            log.warning(
+                "login lock-out: address %s after %d wrong passwords (the last for %r); "
+                "one more try every %d s while it keeps failing",
+                source,
+                round(by_address),
+                name,
+                ADDRESS.leak_s,
+            )
+        if not throttle.wait_s(account_was, ACCOUNT) and throttle.wait_s(by_account, ACCOUNT):
+            log.warning(
+                "login lock-out: account %r after %d wrong passwords (the last from %s); "
+                "only addresses without recent failures may try it now",
+                name,
+                round(by_account),
+                source,
+            )
+
+    def log_in(self, username: str, password: str, address: str) -> str:
+        """The whole login on this thread (scripts, tests): a session token,
+        "" for a wrong password, or :class:`LockedOut`."""
+        admission = self.admission(username, address)
+        if admission.wait_s:
+            raise LockedOut(admission.wait_s)
+        return self.check_password(username, password, address)
 
     def session(self, token: str) -> StaffMember | None:
         if not token or len(token) > 100:
@@ -229,16 +337,14 @@ class Staff:
 
     def act(self, member: StaffMember, action: str, service: str = "") -> str:
         """call, recall, start, served, no_show, transfer: a message for the counter."""
-        current = self.current(member)
         if action == "call":
-            if current is not None and current["status"] == "called":
-                return f"{current['number']} is still called here"
-            called = self.storage.call_next(
-                member.branch_id, member.counter, member.services or None
-            )
+            try:
+                called = self.storage.call_next(
+                    member.branch_id, member.counter, member.services or None
+                )
+            except CounterBusy as exc:
+                return f"{exc.number} is still called here"
             return f"{called['number']} called" if called else "nobody is waiting"
-        if current is None:
-            return "no ticket at this counter"
         changes = {
             "recall": ("called_at = ?", [iso(now())]),
             "start": ("status = 'serving', started_at = ?", [iso(now())]),
@@ -246,6 +352,11 @@ class Staff:
             "no_show": ("status = 'no_show', finished_at = ?", [iso(now())]),
         }
         with self.storage.transaction() as db:
+            # read in the transaction that changes it: a second click, or another
+            # action at once, sees the ticket as the first one left it
+            current = self.current(member)
+            if current is None:
+                return "no ticket at this counter"
             if action == "transfer":
                 if not db.execute(
                     "SELECT 1 FROM services WHERE branch_id = ? AND id = ?",

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -24,8 +25,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
-from server import estimate
+from server import estimate, throttle
 from sync import protocol
 from sync.state import create_private
 from sync.state import transaction as state_transaction
@@ -39,6 +42,13 @@ RESERVE_TAGS = [f"{letter}{digit}" for letter in "KLMNPRSTUVWXYZ" for digit in "
 ESTIMATE_TTL_S = 10.0
 POSITION_TTL_S = 1.0
 LEASE_MIDNIGHT_SLACK_MIN = 10
+MAX_LIVE_CODES = 10  # unused, unexpired pairing codes per branch
+MAX_CODE_TTL_S = 7 * 86400
+#: wrong pairing codes: ten at once from an address, then one per 10 s; from
+#: everywhere together a hundred at once, then two a second
+PAIR_ADDRESS = throttle.Bucket("pair-address", capacity=10, leak_s=10)
+PAIR_SERVER = throttle.Bucket("pair-server", capacity=100, leak_s=0.5)
+_code_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 class Rejected(ValueError):
@@ -47,6 +57,22 @@ class Rejected(ValueError):
 
 class Unauthorized(PermissionError):
     pass
+
+
+class CounterBusy(Rejected):
+    """The counter still has a ticket called: it is served (or marked) first."""
+
+    def __init__(self, counter: str, number: str) -> None:
+        super().__init__(f"{number} is still called at counter {counter}")
+        self.counter, self.number = counter, number
+
+
+class Throttled(Exception):
+    """Too many failures from here (or everywhere): try again after ``seconds``."""
+
+    def __init__(self, what: str, seconds: int) -> None:
+        super().__init__(f"{what}; try again in {seconds} s")
+        self.seconds = seconds
 
 
 def now() -> datetime:
@@ -59,6 +85,17 @@ def iso(moment: datetime) -> str:
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _code_matches(stored: str, code: str) -> bool:
+    """Is ``code`` the pairing code stored as ``stored`` (Argon2, or the plain
+    SHA-256 of codes made before it)?"""
+    if not stored.startswith("$argon2"):
+        return hmac.compare_digest(stored, _hash(code))
+    try:
+        return _code_hasher.verify(stored, code)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 SCHEMA = [
@@ -188,6 +225,12 @@ MIGRATIONS = [
     "ALTER TABLE kiosks ADD COLUMN renamed_at TEXT",
     # a ticket nobody can place in a day's queue waits here for staff, with the reason
     "ALTER TABLE tickets ADD COLUMN park_reason TEXT",
+    # failures that leak away (server.throttle): per address, per account, per server
+    "CREATE TABLE throttle (key TEXT PRIMARY KEY, level REAL NOT NULL, updated_at REAL NOT NULL)",
+    "CREATE INDEX throttle_age ON throttle(updated_at)",
+    "DROP TABLE login_failures",
+    # a counter's called ticket, checked at every call
+    "CREATE INDEX tickets_at_counter ON tickets(branch_id, counter, status)",
 ]
 
 
@@ -404,28 +447,91 @@ class Storage:
     # -- pairing -------------------------------------------------------------
 
     def new_pairing_code(self, branch_id: str, ttl_s: int = 600) -> str:
+        """A single-use code for pairing a kiosk with the branch, valid ``ttl_s``.
+
+        Stored as a salted Argon2 hash, not a plain SHA-256: a code has only
+        40 bits (8 of 32 characters, typed by a technician), which a leaked DB
+        would give up to a GPU in minutes under a fast unsalted hash. Argon2
+        (19 MiB, 2 passes, the OWASP minimum) makes each guess cost tens of
+        milliseconds and memory that GPUs lack, so finding a code from the DB
+        takes far longer than the code lives (10 minutes by default, a week at
+        most). The price, a hash per live code at each pairing, is bounded by
+        :data:`MAX_LIVE_CODES` and the throttle on wrong codes.
+        """
+        if ttl_s > MAX_CODE_TTL_S:
+            raise Rejected(f"a pairing code lives at most {MAX_CODE_TTL_S // 86400} days")
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        code_hash = _code_hasher.hash(code)  # slow: not under the write lock
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone() is None:
                 raise Rejected(f"no branch {branch_id!r}")
+            db.execute(  # a day after expiry a code is nobody's business
+                "DELETE FROM pairing_codes WHERE expires_at < ?",
+                [iso(now() - timedelta(days=1))],
+            )
+            live = db.execute(
+                "SELECT COUNT(*) FROM pairing_codes WHERE branch_id = ? AND used_at IS NULL "
+                "AND expires_at > ?",
+                [branch_id, iso(now())],
+            ).fetchone()[0]
+            if live >= MAX_LIVE_CODES:
+                raise Rejected(
+                    f"{live} pairing codes of this branch wait unused already; "
+                    "use one or let them expire"
+                )
             db["pairing_codes"].insert(
                 {
-                    "code_hash": _hash(code),
+                    "code_hash": code_hash,
                     "branch_id": branch_id,
                     "expires_at": iso(now() + timedelta(seconds=ttl_s)),
                 }
             )
         return code
 
-    def pair(self, code: str, name: str) -> protocol.PairResponse:
-        """Spend a pairing code on a new kiosk; the token is shown once, stored hashed."""
+    def pair(self, code: str, name: str, address: str = "unknown") -> protocol.PairResponse:
+        """Spend a pairing code on a new kiosk; the token is shown once, stored hashed.
+
+        Wrong codes are throttled per source address and server-wide (leaky
+        buckets, :data:`PAIR_ADDRESS`, :data:`PAIR_SERVER`): :class:`Throttled`
+        while either is full, before any hashing.
+        """
+        source = throttle.address_key(address)
+        with self.reading() as db:
+            at = time.time()
+            wait = max(
+                throttle.wait_s(throttle.level(db, PAIR_ADDRESS, source, at), PAIR_ADDRESS),
+                throttle.wait_s(throttle.level(db, PAIR_SERVER, "all", at), PAIR_SERVER),
+            )
+            if wait:
+                raise Throttled("too many wrong pairing codes", wait)
+            live = db.execute(
+                "SELECT code_hash FROM pairing_codes WHERE used_at IS NULL AND expires_at > ?",
+                [iso(now())],
+            ).fetchall()
+        code_hash = next((row[0] for row in live if _code_matches(row[0], code)), None)
+        if code_hash is None:
+            with self.transaction() as db:
+                at = time.time()
+                by_address = throttle.add(db, PAIR_ADDRESS, source, at)
+                by_server = throttle.add(db, PAIR_SERVER, "all", at)
+            log.info("pairing: a wrong code from %s", source)
+            if throttle.wait_s(by_address, PAIR_ADDRESS) and by_address - 1 <= (
+                PAIR_ADDRESS.capacity - 1
+            ):
+                log.warning("pairing lock-out: %s after %d wrong codes", source, by_address)
+            if throttle.wait_s(by_server, PAIR_SERVER) and by_server - 1 <= (
+                PAIR_SERVER.capacity - 1
+            ):
+                log.warning("pairing lock-out: %d wrong codes from everywhere", by_server)
+            raise Unauthorized("pairing code unknown, used or expired")
         token = secrets.token_urlsafe(32)
         with self.transaction() as db:
-            row = db.execute(
-                "SELECT branch_id, expires_at, used_at FROM pairing_codes WHERE code_hash = ?",
-                [_hash(code)],
+            row = db.execute(  # checked again under the lock: a code pairs one kiosk
+                "SELECT branch_id FROM pairing_codes WHERE code_hash = ? AND used_at IS NULL "
+                "AND expires_at > ?",
+                [code_hash, iso(now())],
             ).fetchone()
-            if row is None or row[2] is not None or row[1] < iso(now()):
+            if row is None:
                 raise Unauthorized("pairing code unknown, used or expired")
             branch_id = row[0]
             taken = {
@@ -440,7 +546,7 @@ class Storage:
             kiosk_id = f"k-{secrets.token_hex(6)}"
             db.execute(
                 "UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?",
-                [iso(now()), _hash(code)],
+                [iso(now()), code_hash],
             )
             db["kiosks"].insert(
                 {
@@ -1041,15 +1147,38 @@ class Storage:
             return row[0]
 
     def call_next(
-        self, branch_id: str, counter: str, services: list[str] | None = None
+        self,
+        branch_id: str,
+        counter: str,
+        services: list[str] | None = None,
+        finish: str = "",
     ) -> dict | None:
         """The longest fair wait among ``services`` goes to ``counter``; a service
         with a higher ``priority`` goes first while it has anyone waiting.
 
-        One ``BEGIN IMMEDIATE`` transaction: two counters calling at the same
-        instant are serialised and never get the same ticket.
+        A counter calls one ticket at a time: while one is still called there,
+        :class:`CounterBusy` — unless ``finish`` ("served" or "no_show") says
+        how that one ended, which is then recorded first.
+
+        One ``BEGIN IMMEDIATE`` transaction, the counter's own ticket checked
+        inside it: two counters calling at the same instant never get the same
+        ticket, and two presses at one counter never call two.
         """
+        if finish not in ("", "served", "no_show"):
+            raise Rejected(f"a called ticket is finished as served or no_show, not {finish!r}")
         with self.transaction() as db:
+            still = db.execute(
+                "SELECT id, display FROM tickets WHERE branch_id = ? AND counter = ? "
+                "AND status = 'called' ORDER BY called_at",
+                [branch_id, counter],
+            ).fetchall()
+            if still and not finish:
+                raise CounterBusy(counter, still[-1][1])
+            for ticket_id, _ in still:
+                db.execute(
+                    "UPDATE tickets SET status = ?, finished_at = ? WHERE id = ?",
+                    [finish, iso(now()), ticket_id],
+                )
             today, _ = self.branch_today(db, branch_id)
             clause, args = "", []
             if services:

@@ -31,7 +31,7 @@ def _call_all(path: str, counter: str, start, results) -> None:
     store = Storage(path)
     start.wait()  # every counter presses "call next" from the same instant
     called = []
-    while (ticket_called := store.call_next("demo", counter)) is not None:
+    while (ticket_called := store.call_next("demo", counter, finish="served")) is not None:
         called.append(ticket_called["number"])
         time.sleep(0.001)  # a counter does a little between calls; SQLite's lock is not fair
     results.put(called)
@@ -57,9 +57,9 @@ def test_many_counters_calling_at_once_never_get_the_same_ticket(storage):
 
 def test_the_longest_fair_wait_is_called_first(storage):
     fill(storage, 5)
-    called = [storage.call_next("demo", "1")["number"] for _ in range(5)]
+    called = [storage.call_next("demo", "1", finish="served")["number"] for _ in range(5)]
     assert called == ["A001", "A002", "A003", "A004", "A005"]
-    assert storage.call_next("demo", "1") is None
+    assert storage.call_next("demo", "1", finish="served") is None
 
 
 def test_daily_statistics_count_and_measure_waits(storage):
@@ -69,7 +69,7 @@ def test_daily_statistics_count_and_measure_waits(storage):
 
     fill(storage, 12)
     for _ in range(10):
-        storage.call_next("demo", "1")
+        storage.call_next("demo", "1", finish="served")
     with storage.transaction() as db:
         # waits of 1..10 minutes: ticket n was called n minutes after it joined
         for n in range(1, 11):
@@ -114,7 +114,7 @@ def test_a_priority_service_is_called_first_then_fair_order_resumes(storage):
             mono=10,
         ),
     )
-    called = [storage.call_next("demo", "1")["number"] for _ in range(3)]
+    called = [storage.call_next("demo", "1", finish="served")["number"] for _ in range(3)]
     assert called == ["B003", "A001", "A002"]
 
 
@@ -135,14 +135,15 @@ def test_a_counter_calls_only_from_the_services_it_serves(storage):
     )
     called = storage.call_next("demo", "7", services=["permits", "advice"])
     assert called == {"id": f"{3:032x}", "number": "A003", "service_id": "permits", "counter": "7"}
-    assert storage.call_next("demo", "7", services=["advice", "permits"])["number"] == "A004"
-    assert storage.call_next("demo", "7", services=["permits", "advice"]) is None
+    next_one = storage.call_next("demo", "7", services=["advice", "permits"], finish="served")
+    assert next_one["number"] == "A004"
+    assert storage.call_next("demo", "7", services=["permits", "advice"], finish="no_show") is None
     assert storage.call_next("demo", "8", services=["payments", "permits"])["number"] == "A001"
     with storage.reading() as db:
         rows = {r["display"]: (r["status"], r["counter"]) for r in db["tickets"].rows}
     assert rows == {
         "A001": ("called", "8"),
         "A002": ("waiting", None),
-        "A003": ("called", "7"),
-        "A004": ("called", "7"),
+        "A003": ("served", "7"),
+        "A004": ("no_show", "7"),
     }
