@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import socket
 import stat
 import subprocess
@@ -25,6 +24,7 @@ from server.limits import TICKET_BATCH_BYTES, Limits, body_limit
 from server.serving import BurstFilter
 from server.storage import Storage
 from sync import protocol, state
+from tests.hostile import answered
 from tests.server_data import DEMO, batch, ticket, today
 from tests.server_process import BIN, Managed, Server, free_port
 
@@ -102,7 +102,7 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(served):
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             except OSError:
                 break  # the server closed on us: its answer is waiting
-            if select.select([sock], [], [], 0.05)[0]:
+            if answered(sock, 0.05):
                 break
         else:
             sock.sendall(b"0\r\n\r\n")
