@@ -121,6 +121,7 @@ class _Bounded:
         self.deadline = time.monotonic() + timeout_s
         self.timeout_s = timeout_s
         self.received = 0
+        self.complete = False  # the whole body is in: no deadline on what follows
         self.started = False  # the app began its response
         self.refused = False  # we answered for it: the app's own answer is dropped
 
@@ -128,6 +129,8 @@ class _Bounded:
         async def counted_receive() -> Message:
             if self.refused:
                 return {"type": "http.disconnect"}
+            if self.complete:  # e.g. a response listening for the client to go
+                return await receive()
             try:
                 message = await asyncio.wait_for(
                     receive(), max(0.0, self.deadline - time.monotonic())
@@ -140,6 +143,7 @@ class _Bounded:
                 if self.received > self.limit:
                     await self.refuse(send, 413, _too_large(self.limit))
                     return {"type": "http.disconnect"}
+                self.complete = not message.get("more_body", False)
             return message
 
         async def tracked_send(message: Message) -> None:

@@ -6,6 +6,8 @@ answer, floods of accept errors logged once, and private DB files."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -20,7 +22,7 @@ import pytest
 import requests
 
 from server import branch_file
-from server.limits import TICKET_BATCH_BYTES, Limits, body_limit
+from server.limits import TICKET_BATCH_BYTES, BodyLimits, Limits, body_limit
 from server.serving import BurstFilter
 from server.storage import Storage
 from sync import protocol, state
@@ -233,17 +235,12 @@ def test_a_connection_flood_never_exhausts_the_open_files(tmp_path):
     )
     url = f"http://127.0.0.1:{port}/healthz"
     try:
-        for _ in range(300):
-            try:
-                if requests.get(url, timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
+        assert healthy(url), "the server starts"
         sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
         time.sleep(2)  # let it fail to accept for a while
         for each in sockets:
             each.close()
-        assert requests.get(url, timeout=WAIT_S).ok, "the server recovers once they are gone"
+        assert healthy(url), "the server recovers once they are gone"
     finally:
         server.stop()
     log = (tmp_path / "server.log").read_text()
@@ -252,6 +249,19 @@ def test_a_connection_flood_never_exhausts_the_open_files(tmp_path):
     assert "Traceback" not in log, log[:3000]
     assert "open-file limit (160)" in log, "the operator is told the limit is too low"
     assert log.count("too many connections") == 1, "said once a burst"
+
+
+def healthy(url: str) -> bool:
+    """Whether /healthz answers within a bound (a server shedding connections may
+    reset a few first)."""
+    deadline = time.monotonic() + 2 * WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=WAIT_S).ok:
+                return True
+        except requests.RequestException:
+            time.sleep(0.1)
+    return False
 
 
 def test_the_burst_filter_counts_what_it_left_out():
@@ -315,3 +325,40 @@ def test_serve_exits_non_zero_when_it_cannot_listen(tmp_path):
             timeout=60,
         )
     assert result.returncode == 3
+
+
+def test_the_body_deadline_ends_with_the_body():
+    """Once the whole body is in, a handler may wait on the connection (for the
+    client to go) as long as it likes: the body deadline is not a response deadline."""
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        with contextlib.suppress(TimeoutError):  # a streaming response listens for the client
+            await asyncio.wait_for(receive(), 0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    async def run() -> list[dict]:
+        sent: list[dict] = []
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+        forever = asyncio.Event()
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await forever.wait()
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "path": "/t/QQQQQQQQQQQQQQQQQQQQQQ/feedback",
+            "headers": [(b"content-length", b"2")],
+        }
+        await BodyLimits(app, timeout_s=0.1)(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(run())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"done"
