@@ -1,5 +1,5 @@
 """The phone's ticket poll while a hostile client attacks the server, against
-the same poll without the attack, in one run (tests/hostile.py: ~1,000 idle and
+the same poll without the attack, in one run (tests/hostile.py: ~1,100 idle and
 half-sent connections, a flood of wrong logins, 20 MB bodies).
 
 Each poll opens a new connection, as a phone's does. The figures are the

@@ -1,5 +1,5 @@
 """A hostile client against the real `vuoro-server serve` over loopback:
-while ~1,000 idle and half-sent connections, a flood of wrong logins and 20 MB
+while ~1,100 idle and half-sent connections, a flood of wrong logins and 20 MB
 bodies run against it, a paired kiosk's heartbeat and ticket push and a phone's
 ticket poll keep being answered: no 5xx, no timeout. The attack lasts a few
 seconds; the server is started with the soft open-file limit most processes
