@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
+from server.limits import BODY_TIMEOUT_S, BodyLimits, SecurityHeaders
 from server.manage import manage_router
 from server.problems import TicketNotFound, documented, install_handlers
 from server.storage import Storage, Throttled, Unauthorized, iso, now
@@ -29,7 +30,7 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def create_app(storage: Storage) -> FastAPI:
+def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> FastAPI:
     app = FastAPI(
         title="Vuoro central queue server",
         version="1",
@@ -246,6 +247,9 @@ def create_app(storage: Storage) -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
     )
+    # bodies bounded by route before any handler reads them; headers on every answer
+    app.add_middleware(BodyLimits, timeout_s=body_timeout_s)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

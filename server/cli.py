@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 
 from server import branch_file
+from server.limits import Limits
 from server.storage import Rejected, Storage
 
 
@@ -35,6 +36,56 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    limits = Limits()
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="ADDRESSES",
+        help="proxies (comma-separated addresses or networks) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; '' believes nobody (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=limits.head_timeout_s,
+        metavar="SECONDS",
+        help="close a connection whose request head is not in by then (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=limits.body_timeout_s,
+        metavar="SECONDS",
+        help="answer 408 to a body not in by then (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=int,
+        default=limits.keep_alive_s,
+        metavar="SECONDS",
+        help="close an idle connection between requests (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=limits.concurrency,
+        metavar="N",
+        help="connections and requests at once; more get 503 (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--backlog",
+        type=int,
+        default=limits.backlog,
+        metavar="N",
+        help="connections the kernel queues before they are accepted (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-header-size",
+        type=int,
+        default=limits.max_head_bytes,
+        metavar="BYTES",
+        help="request line and headers together (default: %(default)s)",
+    )
     branch = sub.add_parser(
         "branch", help="create or update a branch and its services from TOML, or export one"
     )
@@ -98,19 +149,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     storage = Storage(args.db)
     if args.command == "serve":
-        import uvicorn
-
         from server.app import create_app
+        from server.serving import serve
 
-        uvicorn.run(
-            create_app(storage),
+        return serve(
+            create_app(storage, body_timeout_s=args.body_timeout),
             host=args.host,
             port=args.port,
-            log_level="warning",
-            ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
-            ssl_keyfile=str(args.tls_key) if args.tls_key else None,
+            limits=Limits(
+                head_timeout_s=args.header_timeout,
+                body_timeout_s=args.body_timeout,
+                keep_alive_s=args.keep_alive_timeout,
+                concurrency=args.limit_concurrency,
+                backlog=args.backlog,
+                max_head_bytes=args.max_header_size,
+            ),
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
-        return 0
     try:
         if args.command == "branch" and args.export:
             print(branch_file.dump(*storage.branch_settings(args.export)), end="")

@@ -30,6 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from server import estimate, throttle
 from sync import protocol
+from sync.state import create_private
 from sync.state import transaction as state_transaction
 
 log = logging.getLogger("vuoro.server")
@@ -305,7 +306,7 @@ class Storage:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)  # kiosk token hashes, staff password hashes, ticket tokens
         self._estimates: dict[str, tuple[float, dict[str, tuple[float, int]]]] = {}
         self._local = threading.local()
         self._queues: dict[tuple[str, str, str], tuple[float, list[tuple[str, int, str]]]] = {}

@@ -33,7 +33,7 @@ class Credentials:
 
     def save(self, state_dir: Path) -> None:
         """0600 from the start: the token is never readable by others, not even briefly."""
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = state_dir / f".{CREDENTIALS}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

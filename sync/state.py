@@ -183,10 +183,25 @@ class SchemaTooNew(RuntimeError):
     """The DB was written by a newer Vuoro; refusing to guess at its meaning."""
 
 
-def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
-    """Open (creating if needed) the state DB and bring its schema up to date."""
+def create_private(path: str | os.PathLike[str]) -> None:
+    """Create the DB file 0600 (and its directory 0700) unless it exists.
+
+    SQLite would create it 0644 less the umask: readable by every local user
+    outside systemd (whose units set UMask=0077). Its -wal and -shm files take
+    the DB file's mode, so they are private too. An existing file keeps the
+    mode its owner gave it.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
+    """Open (creating if needed, 0600) the state DB and bring its schema up to date.
+    It holds every ticket's token: nobody but its user reads it."""
+    path = Path(path)
+    create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")

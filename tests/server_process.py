@@ -74,7 +74,11 @@ class Server(Managed):
     """``vuoro-server serve`` on a free loopback port; its DB outlives restarts."""
 
     def __init__(
-        self, db: Path, port: int | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        db: Path,
+        port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
         self.db = db
         self.port = port or free_port()
@@ -91,6 +95,7 @@ class Server(Managed):
                 "--port",
                 str(self.port),
                 *tls_args,
+                *options,  # more of serve's own
             ],
             db.parent / f"server-{self.port}.log",
         )
