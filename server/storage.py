@@ -262,6 +262,11 @@ MIGRATIONS = [
     "DROP TABLE login_failures",
     # a counter's called ticket, checked at every call
     "CREATE INDEX tickets_at_counter ON tickets(branch_id, counter, status)",
+    # the calling order's tie-break too, so a place among tickets of one millisecond
+    # is counted in the index alone
+    "DROP INDEX tickets_waiting",
+    "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, day, status, queued_at, "
+    "kiosk_seq, id)",
 ]
 
 
@@ -309,7 +314,8 @@ class Storage:
         create_private(self.path)  # kiosk token hashes, staff password hashes, ticket tokens
         self._estimates: dict[str, tuple[float, dict[str, tuple[float, int]]]] = {}
         self._local = threading.local()
-        self._queues: dict[tuple[str, str, str], tuple[float, list[tuple[str, int, str]]]] = {}
+        self._queues: dict[tuple[str, str, str], tuple[float, list[str]]] = {}
+        self._ties: dict[tuple[str, str, str, str], tuple[float, list[tuple[int, str]]]] = {}
         with self.transaction() as db:
             for statement in SCHEMA:
                 db.execute(statement)
@@ -1087,8 +1093,11 @@ class Storage:
             position = feedback = None
             if status == "waiting":
                 waiting = self._waiting(db, branch_id, queue_id, day)
-                place_key = (queued_at, row[12] or 0, row[11])
-                position = bisect.bisect_left(waiting, place_key) + 1
+                ahead = bisect.bisect_left(waiting, queued_at)
+                if bisect.bisect_right(waiting, queued_at) - ahead > 1:
+                    tied = self._tied(db, branch_id, queue_id, day, queued_at)
+                    ahead += bisect.bisect_left(tied, (row[12] or 0, row[11]))
+                position = ahead + 1
             elif status == "served":
                 feedback = db.execute(
                     "SELECT comment != '' FROM feedback WHERE ticket_id = ?", [row[11]]
@@ -1200,29 +1209,51 @@ class Storage:
             )
         return stats
 
-    def _waiting(self, db, branch_id: str, queue_id: str, day: str) -> list[tuple[str, int, str]]:
-        """The queue's waiting tickets in calling order (:meth:`call_next`'s: time,
-        then kiosk sequence, then id, so no two share a place), read at most every
-        ``POSITION_TTL_S``.
+    def _waiting(self, db, branch_id: str, queue_id: str, day: str) -> list[str]:
+        """The queue's waiting times in order, read at most every ``POSITION_TTL_S``.
 
         Thousands of phones polling their place must not each count thousands
-        of rows; a place a second old is fresh enough for a person.
+        of rows; a place a second old is fresh enough for a person. Only the
+        times: the index holds them, so the read never touches the table.
         """
         key = (branch_id, queue_id, day)
         cached = self._queues.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         times = [
-            (r[0], r[1] or 0, r[2])
+            r[0]
             for r in db.execute(
-                "SELECT queued_at, kiosk_seq, id FROM tickets WHERE branch_id = ? "
-                "AND queue_id = ? AND day = ? AND status = 'waiting' "
-                "ORDER BY queued_at, kiosk_seq, id",
+                "SELECT queued_at FROM tickets WHERE branch_id = ? AND queue_id = ? AND day = ? "
+                "AND status = 'waiting' ORDER BY queued_at",
                 [branch_id, queue_id, day],
             )
         ]
         self._queues[key] = (time.monotonic() + POSITION_TTL_S, times)
         return times
+
+    def _tied(
+        self, db, branch_id: str, queue_id: str, day: str, queued_at: str
+    ) -> list[tuple[int, str]]:
+        """The waiting tickets queued at the very same moment (a batch of one
+        millisecond) in :meth:`call_next`'s order among them: kiosk sequence,
+        then id. Rare, so read only then, from the index alone, and kept as long
+        as the queue's times."""
+        key = (branch_id, queue_id, day, queued_at)
+        cached = self._ties.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        tied = [
+            (r[0] or 0, r[1])
+            for r in db.execute(
+                "SELECT kiosk_seq, id FROM tickets WHERE branch_id = ? AND queue_id = ? "
+                "AND day = ? AND status = 'waiting' AND queued_at = ? ORDER BY kiosk_seq, id",
+                [branch_id, queue_id, day, queued_at],
+            )
+        ]
+        if len(self._ties) > 1000:  # moments of past polls: forget them all now and then
+            self._ties.clear()
+        self._ties[key] = (time.monotonic() + POSITION_TTL_S, tied)
+        return tied
 
     def parked(self, branch_id: str) -> list[dict]:
         """Tickets no day's queue could take (a kiosk that never knew the time and
