@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -70,6 +71,14 @@ class Managed:
                 self.kill()
 
 
+def demo_server(directory: Path) -> Iterator[Server]:
+    """A server with the demo branch for a test module (its fixture yields from this)."""
+    server = Server(directory / "server.db")
+    server.cli("branch", str(DEMO_BRANCH))
+    yield server
+    server.stop()
+
+
 class Server(Managed):
     """``vuoro-server serve`` on a free loopback port; its DB outlives restarts."""
 
@@ -115,6 +124,15 @@ class Server(Managed):
 
     def cli(self, *args: str, stdin: str = "") -> str:
         return run("vuoro-server", "--db", str(self.db), *args, stdin=stdin)
+
+    def kiosk_token(self, name: str = "door") -> str:
+        """A new kiosk's bearer token, paired over the API as a kiosk does."""
+        code = self.cli("pair-code", "--branch", "demo")
+        reply = requests.post(
+            f"{self.url}/api/v1/pair", json={"code": code, "name": name}, timeout=5
+        )
+        assert reply.status_code == 200, reply.text
+        return reply.json()["token"]
 
     def pair(self, state_dir: Path, name: str = "kiosk") -> str:
         """Pair a kiosk state directory (as a technician would); its first sync."""

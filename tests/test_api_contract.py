@@ -18,7 +18,7 @@ from server.branch_file import load as load_branch
 from server.storage import Storage
 from sync import protocol
 from sync.client import Refused, ServerClient
-from tests.server_process import DEMO_BRANCH, Server, free_port
+from tests.server_process import DEMO_BRANCH, demo_server, free_port
 
 #: what any operation may answer (a body unreadable, too slow, too large; busy)
 ANY_OPERATION = {"400", "408", "413", "503"}
@@ -39,20 +39,12 @@ ERRORS_BY_OPERATION = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("contract") / "server.db")
-    srv.cli("branch", str(DEMO_BRANCH))
-    yield srv
-    srv.stop()
+    yield from demo_server(tmp_path_factory.mktemp("contract"))
 
 
 @pytest.fixture(scope="module")
 def token(server) -> str:
-    code = server.cli("pair-code", "--branch", "demo")
-    reply = requests.post(
-        f"{server.url}/api/v1/pair", json={"code": code, "name": "door"}, timeout=5
-    )
-    assert reply.status_code == 200
-    return reply.json()["token"]
+    return server.kiosk_token()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import requests
 from server.storage import Rejected, Storage, iso, now
 from sync import exchange, protocol, tickets
 from tests.server_data import batch, paired, ticket, today
-from tests.server_process import DEMO_BRANCH, Server
+from tests.server_process import demo_server
 from tests.test_tickets import standalone_db
 
 # -- the queue's order (fair times) ---------------------------------------------
@@ -138,19 +138,12 @@ def test_same_boot_tickets_are_still_placed_by_the_monotonic_clock_and_unsure_on
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("hostile") / "server.db")
-    srv.cli("branch", str(DEMO_BRANCH))
-    yield srv
-    srv.stop()
+    yield from demo_server(tmp_path_factory.mktemp("hostile"))
 
 
 @pytest.fixture(scope="module")
 def auth(server) -> dict[str, str]:
-    code = server.cli("pair-code", "--branch", "demo")
-    reply = requests.post(
-        f"{server.url}{protocol.API}/pair", json={"code": code, "name": "door"}, timeout=5
-    )
-    return {"Authorization": f"Bearer {reply.json()['token']}"}
+    return {"Authorization": f"Bearer {server.kiosk_token()}"}
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ from server.app import create_app
 from server.console import COOKIE, console_router
 from server.manage import manage_router
 from server.storage import Storage
-from tests.server_process import DEMO_BRANCH, Server
+from tests.server_process import demo_server
 
 EXAMPLES = int(os.environ.get("VUORO_FUZZ_EXAMPLES", "6"))
 SEED = int(os.environ.get("VUORO_FUZZ_SEED", "20261201"))
@@ -92,20 +92,12 @@ def steer(case, choice: int | None, known: dict[str, list[str]]):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("fuzz") / "server.db")
-    srv.cli("branch", str(DEMO_BRANCH))
-    yield srv
-    srv.stop()
+    yield from demo_server(tmp_path_factory.mktemp("fuzz"))
 
 
 @pytest.fixture(scope="module")
 def kiosk_token(server) -> str:
-    code = server.cli("pair-code", "--branch", "demo")
-    reply = requests.post(
-        f"{server.url}/api/v1/pair", json={"code": code, "name": "fuzzed"}, timeout=5
-    )
-    assert reply.status_code == 200
-    return reply.json()["token"]
+    return server.kiosk_token("fuzzed")
 
 
 def issue_a_ticket(

@@ -9,25 +9,17 @@ import pytest
 import requests
 
 from sync import protocol
-from tests.server_process import DEMO_BRANCH, Server
+from tests.server_process import demo_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("api") / "server.db")
-    srv.cli("branch", str(DEMO_BRANCH))
-    yield srv
-    srv.stop()
+    yield from demo_server(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture(scope="module")
 def token(server) -> str:
-    code = server.cli("pair-code", "--branch", "demo")
-    reply = requests.post(
-        f"{server.url}/api/v1/pair", json={"code": code, "name": "door"}, timeout=5
-    )
-    assert reply.status_code == 200
-    return reply.json()["token"]
+    return server.kiosk_token()
 
 
 def ticket_json(**changes) -> dict:
