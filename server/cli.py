@@ -27,6 +27,35 @@ def _unsafe(ch: str) -> bool:
     return ch == "\\" or category[0] == "C" or category in ("Zl", "Zp")
 
 
+#: ``serve`` options, each setting the :class:`Limits` field of its name.
+LIMIT_OPTIONS = [
+    (
+        "--header-timeout",
+        "head_timeout_s",
+        float,
+        "SECONDS",
+        "close a connection whose request head is not in by then",
+    ),
+    ("--body-timeout", "body_timeout_s", float, "SECONDS", "answer 408 to a body not in by then"),
+    (
+        "--keep-alive-timeout",
+        "keep_alive_s",
+        int,
+        "SECONDS",
+        "close an idle connection between requests",
+    ),
+    (
+        "--limit-concurrency",
+        "concurrency",
+        int,
+        "N",
+        "connections and requests at once; more get 503",
+    ),
+    ("--backlog", "backlog", int, "N", "connections the kernel queues before they are accepted"),
+    ("--max-header-size", "max_head_bytes", int, "BYTES", "request line and headers together"),
+]
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vuoro-server", description="Vuoro's central queue server.")
     p.add_argument("--db", type=Path, default=Path("var/server.db"), help="server DB file")
@@ -44,48 +73,15 @@ def parser() -> argparse.ArgumentParser:
         help="proxies (comma-separated addresses or networks) whose X-Forwarded-For and "
         "X-Forwarded-Proto are believed; '' believes nobody (default: %(default)s)",
     )
-    serve.add_argument(
-        "--header-timeout",
-        type=float,
-        default=limits.head_timeout_s,
-        metavar="SECONDS",
-        help="close a connection whose request head is not in by then (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--body-timeout",
-        type=float,
-        default=limits.body_timeout_s,
-        metavar="SECONDS",
-        help="answer 408 to a body not in by then (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--keep-alive-timeout",
-        type=int,
-        default=limits.keep_alive_s,
-        metavar="SECONDS",
-        help="close an idle connection between requests (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--limit-concurrency",
-        type=int,
-        default=limits.concurrency,
-        metavar="N",
-        help="connections and requests at once; more get 503 (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--backlog",
-        type=int,
-        default=limits.backlog,
-        metavar="N",
-        help="connections the kernel queues before they are accepted (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--max-header-size",
-        type=int,
-        default=limits.max_head_bytes,
-        metavar="BYTES",
-        help="request line and headers together (default: %(default)s)",
-    )
+    for option, field, kind, metavar, help_text in LIMIT_OPTIONS:
+        serve.add_argument(
+            option,
+            dest=field,
+            type=kind,
+            default=getattr(limits, field),
+            metavar=metavar,
+            help=f"{help_text} (default: %(default)s)",
+        )
     branch = sub.add_parser(
         "branch", help="create or update a branch and its services from TOML, or export one"
     )
@@ -153,17 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         from server.serving import serve
 
         return serve(
-            create_app(storage, body_timeout_s=args.body_timeout),
+            create_app(storage, body_timeout_s=args.body_timeout_s),
             host=args.host,
             port=args.port,
-            limits=Limits(
-                head_timeout_s=args.header_timeout,
-                body_timeout_s=args.body_timeout,
-                keep_alive_s=args.keep_alive_timeout,
-                concurrency=args.limit_concurrency,
-                backlog=args.backlog,
-                max_head_bytes=args.max_header_size,
-            ),
+            limits=Limits(**{field: getattr(args, field) for _, field, *_ in LIMIT_OPTIONS}),
             forwarded_allow_ips=args.forwarded_allow_ips,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
