@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,7 +29,7 @@ MAX_ISSUES = 20  # per 422: enough to fix a request, never a wall of them
 MAX_MESSAGE = 200  # characters of one issue's message
 MAX_LOCATION = 10  # steps of one issue's location (a path into the body)
 MAX_STEP = 64  # characters of one step: dictionary keys come from the client
-BUSY_RETRY_AFTER_S = 2  # SQLite busy: another writer holds the lock a moment
+BUSY_RETRY_AFTER_S = 2  # another writer holds the lock, or PostgreSQL restarts: a moment
 BUSY_ERRORS = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_TIMEOUT"}
 
 
@@ -91,13 +92,18 @@ def install_handlers(app: FastAPI) -> None:
             {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
 
-    @app.exception_handler(sqlite3.OperationalError)
-    async def storage_trouble(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
-        """Another writer held the database past the busy timeout: a moment's
-        trouble the kiosk retries with back-off, not a fault (503, not 500)."""
-        if getattr(exc, "sqlite_errorname", "") not in BUSY_ERRORS:
+    @app.exception_handler(sa.exc.OperationalError)
+    async def storage_trouble(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        """Another writer held SQLite past the busy timeout, or PostgreSQL is
+        unreachable, restarting or broke a deadlock: a moment's trouble the
+        kiosk retries with back-off, not a fault (503, not 500)."""
+        if isinstance(exc.orig, sqlite3.OperationalError) and (
+            getattr(exc.orig, "sqlite_errorname", "") not in BUSY_ERRORS
+        ):
             raise exc
-        log.warning("%s %s: storage busy (%s), answered 503", request.method, request.url.path, exc)
+        log.warning(
+            "%s %s: storage busy (%s), answered 503", request.method, request.url.path, exc.orig
+        )
         return JSONResponse(
             {"detail": "the server is busy; try again shortly"},
             status_code=503,

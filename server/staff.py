@@ -41,7 +41,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from server import throttle
-from server.storage import CounterBusy, Rejected, Storage, iso, now
+from server.storage import CounterBusy, Rejected, Storage, Tx, iso, now
 
 log = logging.getLogger("vuoro.server.login")
 
@@ -264,13 +264,14 @@ class Staff:
                         [renewed, staff[0], staff[1]],
                     )
                 db.execute("DELETE FROM sessions WHERE expires_at < ?", [iso(now())])
-                db["sessions"].insert(
+                db.insert(
+                    "sessions",
                     {
                         "token_hash": _hash(token),
                         "staff_id": staff[0],
                         "csrf": secrets.token_urlsafe(24),
                         "expires_at": iso(now() + timedelta(hours=SESSION_HOURS)),
-                    }
+                    },
                 )
             log.info("login: %r from %s", name, address)
             return token
@@ -338,12 +339,16 @@ class Staff:
     def current(self, member: StaffMember) -> dict | None:
         """The ticket at this counter now (called or being served)."""
         with self.storage.reading() as db:
-            row = db.execute(
-                "SELECT id, display, queue_id, status FROM tickets WHERE branch_id = ? "
-                "AND counter = ? AND status IN ('called', 'serving') ORDER BY called_at DESC "
-                "LIMIT 1",
-                [member.branch_id, member.counter],
-            ).fetchone()
+            return self._current(db, member)
+
+    @staticmethod
+    def _current(db: Tx, member: StaffMember) -> dict | None:
+        row = db.execute(
+            "SELECT id, display, queue_id, status FROM tickets WHERE branch_id = ? "
+            "AND counter = ? AND status IN ('called', 'serving') ORDER BY called_at DESC "
+            "LIMIT 1",
+            [member.branch_id, member.counter],
+        ).fetchone()
         return (
             None
             if row is None
@@ -367,9 +372,11 @@ class Staff:
             "no_show": ("status = 'no_show', finished_at = ?", [iso(now())]),
         }
         with self.storage.transaction() as db:
-            # read in the transaction that changes it: a second click, or another
-            # action at once, sees the ticket as the first one left it
-            current = self.current(member)
+            # read in the transaction that changes it, under the counter's lock: a
+            # second click, or another action at once, sees the ticket as the
+            # first one left it
+            db.lock_name("counter", member.branch_id, member.counter)
+            current = self._current(db, member)
             if current is None:
                 return "no ticket at this counter"
             if action == "transfer":

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import sqlite_utils
+if TYPE_CHECKING:  # storage imports this module
+    from server.storage.database import Tx
 
 T = TypeVar("T")
 
@@ -62,7 +63,7 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
-def level(db: sqlite_utils.Database, bucket: Bucket, name: str, at: float | None = None) -> float:
+def level(db: Tx, bucket: Bucket, name: str, at: float | None = None) -> float:
     """The failures ``name`` holds now, after what has leaked away."""
     row = db.execute(
         "SELECT level, updated_at FROM throttle WHERE key = ?", [bucket.key(name)]
@@ -80,9 +81,7 @@ def wait_s(held: float, bucket: Bucket, room: float = 1.0) -> int:
     return 0 if excess <= 0 else max(1, math.ceil(excess * bucket.leak_s))
 
 
-def add(
-    db: sqlite_utils.Database, bucket: Bucket, name: str, at: float | None = None, cap: float = 0
-) -> float:
+def add(db: Tx, bucket: Bucket, name: str, at: float | None = None, cap: float = 0) -> float:
     """One more failure for ``name`` (inside the caller's write transaction);
     the level now. ``cap`` (default twice the capacity) bounds how long a key
     that failed in a burst waits."""
@@ -97,7 +96,7 @@ def add(
     return held
 
 
-def prune(db: sqlite_utils.Database, at: float | None = None) -> None:
+def prune(db: Tx, at: float | None = None) -> None:
     """Forget keys that have had no failure for an hour (their buckets are empty)."""
     at = time.time() if at is None else at
     db.execute("DELETE FROM throttle WHERE updated_at < ?", [at - PRUNE_AFTER_S])

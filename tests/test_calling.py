@@ -140,7 +140,12 @@ def test_a_counter_calls_only_from_the_services_it_serves(storage):
     assert storage.call_next("demo", "7", services=["permits", "advice"], finish="no_show") is None
     assert storage.call_next("demo", "8", services=["payments", "permits"])["number"] == "A001"
     with storage.reading() as db:
-        rows = {r["display"]: (r["status"], r["counter"]) for r in db["tickets"].rows}
+        rows = {
+            display: (status, counter)
+            for display, status, counter in db.execute(
+                "SELECT display, status, counter FROM tickets"
+            )
+        }
     assert rows == {
         "A001": ("called", "8"),
         "A002": ("waiting", None),

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+import sqlalchemy as sa
 
-from server.storage import Rejected, Storage, iso, now
+from server.storage import Rejected, Storage, iso, now, schema
 from sync import exchange, protocol, tickets
 from tests.server_data import batch, paired, ticket, today
 from tests.server_process import demo_server
@@ -363,7 +364,8 @@ def test_leases_of_days_before_yesterday_are_pruned(storage):
     this_day = date.fromisoformat(today(storage))
     with storage.transaction() as db:
         for back in (1, 2, 30):
-            db["leases"].insert(
+            db.insert(
+                "leases",
                 {
                     "kiosk_id": kiosk["id"],
                     "branch_id": "demo",
@@ -372,7 +374,7 @@ def test_leases_of_days_before_yesterday_are_pruned(storage):
                     "first": 1,
                     "last": 100,
                     "created_at": iso(now()),
-                }
+                },
             )
     storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=str(this_day), count=5))
     with storage.reading() as db:
@@ -383,18 +385,26 @@ def test_leases_of_days_before_yesterday_are_pruned(storage):
 def _ingest_steps(storage: Storage, kiosk: dict, n: int) -> int:
     """SQLite's virtual-machine steps (in thousands) to take one ticket: a count
     that does not depend on the machine's speed."""
-    db = storage._connect()
     steps = [0]
 
     def tick() -> int:
         steps[0] += 1
         return 0
 
-    db.conn.set_progress_handler(tick, 1000)
+    def counting(dbapi_connection, _record, _proxy) -> None:
+        dbapi_connection.set_progress_handler(tick, 1000)
+
+    def done(dbapi_connection, _record) -> None:
+        dbapi_connection.set_progress_handler(None, 0)
+
+    engine = storage.database.engine
+    sa.event.listen(engine, "checkout", counting)
+    sa.event.listen(engine, "checkin", done)
     try:
         result = storage.ingest(kiosk, batch(ticket(n, day=today(storage))))
     finally:
-        db.conn.set_progress_handler(None, 0)
+        sa.event.remove(engine, "checkout", counting)
+        sa.event.remove(engine, "checkin", done)
     assert result[0].result == "created"
     return steps[0]
 
@@ -405,17 +415,20 @@ def test_taking_a_ticket_costs_the_same_however_many_leases_the_kiosk_holds(stor
     storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=10))
     few = _ingest_steps(storage, kiosk, 1)
     with storage.transaction() as db:  # as many leases as the old unbounded protocol allowed
-        db["leases"].insert_all(
-            {
-                "kiosk_id": kiosk["id"],
-                "branch_id": "demo",
-                "service_id": "permits",
-                "day": day,
-                "first": 100 + 10 * i,
-                "last": 109 + 10 * i,
-                "created_at": iso(now()),
-            }
-            for i in range(20_000)
+        db.conn.execute(
+            schema.leases.insert(),
+            [
+                {
+                    "kiosk_id": kiosk["id"],
+                    "branch_id": "demo",
+                    "service_id": "permits",
+                    "day": day,
+                    "first": 100 + 10 * i,
+                    "last": 109 + 10 * i,
+                    "created_at": iso(now()),
+                }
+                for i in range(20_000)
+            ],
         )
     many = _ingest_steps(storage, kiosk, 2)
     assert many <= few + 2, (few, many)

@@ -19,8 +19,8 @@ def test_a_pairing_code_works_once_and_the_token_is_stored_hashed(storage, tmp_p
     with pytest.raises(Unauthorized):
         storage.pair(code, "again")
     with storage.reading() as db:
-        assert reply.token not in str(list(db["kiosks"].rows))
-        assert code not in str(list(db["pairing_codes"].rows))
+        assert reply.token not in str(db.execute("SELECT * FROM kiosks").fetchall())
+        assert code not in str(db.execute("SELECT * FROM pairing_codes").fetchall())
 
 
 def test_an_expired_code_and_a_revoked_token_are_refused(storage):
@@ -156,10 +156,9 @@ def test_leases_continue_the_counter_per_service_and_day_and_are_recorded(storag
         ("permits", day, 1, 3),
     ]
     with storage.reading() as db:
-        rows = [
-            (r["kiosk_id"], r["branch_id"], r["service_id"], r["day"], r["first"], r["last"])
-            for r in db["leases"].rows
-        ]
+        rows = db.execute(
+            "SELECT kiosk_id, branch_id, service_id, day, first, last FROM leases ORDER BY id"
+        ).fetchall()
     assert rows == [
         (door["id"], "demo", "payments", day, 1, 10),
         (hall["id"], "demo", "payments", day, 11, 15),

@@ -1,0 +1,77 @@
+"""The server's storage: branches, services, kiosks, pairing codes, number
+counters and leases, tickets, calling, figures; on SQLite or PostgreSQL.
+
+One module per noun, each a part of :class:`Storage`; ``database`` holds the
+engine and what the two databases do differently, ``schema`` the tables,
+``migrate`` the Alembic revisions that make them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.storage.branches import Branches
+from server.storage.calling import Calling
+from server.storage.common import (
+    CounterBusy,
+    Rejected,
+    Throttled,
+    Unauthorized,
+    branch_today,
+    iso,
+    now,
+)
+from server.storage.database import Database, Tx, database_url
+from server.storage.devices import MAX_LIVE_CODES, PAIR_ADDRESS, PAIR_SERVER, Devices
+from server.storage.ingest import Ingest, Placement, day_bounds, ingest_days, place
+from server.storage.numbering import LEASE_UNUSED_MAX, Numbering
+from server.storage.stats import Stats
+from server.storage.tickets import Tickets
+
+__all__ = [
+    "LEASE_UNUSED_MAX",
+    "MAX_LIVE_CODES",
+    "PAIR_ADDRESS",
+    "PAIR_SERVER",
+    "CounterBusy",
+    "Database",
+    "Placement",
+    "Rejected",
+    "Storage",
+    "Throttled",
+    "Tx",
+    "Unauthorized",
+    "branch_today",
+    "database_url",
+    "day_bounds",
+    "ingest_days",
+    "iso",
+    "now",
+    "place",
+]
+
+
+class Storage(Branches, Devices, Numbering, Ingest, Tickets, Calling, Stats):
+    """Every verb of storage on one database (a URL, or an SQLite file's path),
+    its tables brought up to date on opening."""
+
+    def __init__(self, target: str | Path, migrate: bool = True) -> None:
+        from server.storage import migrate as migrations  # Alembic, only when opening
+
+        self.database = Database(target)
+        self._estimates = {}
+        self._queues = {}
+        self._ties = {}
+        if migrate:
+            migrations.upgrade(self.database)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return self.database.path
+
+    def transaction(self):
+        return self.database.transaction()
+
+    def reading(self):
+        return self.database.reading()

@@ -1,0 +1,98 @@
+"""Calling: the next ticket to a counter, and the queue per service."""
+
+from __future__ import annotations
+
+from server import estimate
+from server.storage.common import CounterBusy, Rejected, branch_today, iso, now
+from server.storage.database import Database
+from sync import protocol
+
+
+class Calling:
+    database: Database
+
+    def queue(self, branch_id: str) -> dict[str, protocol.QueueState]:
+        """Waiting per service, and how long a customer arriving now would wait."""
+        with self.database.reading() as db:
+            today, _ = branch_today(db, branch_id)
+            rows = db.execute(
+                "SELECT s.id, COUNT(t.id) FROM services s LEFT JOIN tickets t "
+                "ON t.branch_id = s.branch_id AND t.queue_id = s.id AND t.day = ? "
+                "AND t.status = 'waiting' WHERE s.branch_id = ? AND s.listed = 1 GROUP BY s.id",
+                [today, branch_id],
+            ).fetchall()
+            issued = dict(
+                db.execute(
+                    "SELECT service_id, COUNT(*) FROM tickets WHERE branch_id = ? AND day = ? "
+                    "AND status != 'void' GROUP BY service_id",
+                    [branch_id, today],
+                ).fetchall()
+            )
+            rates = self.estimates(db, branch_id)
+        waiting = dict(rows)
+        return {
+            service: protocol.QueueState(
+                waiting=ahead,
+                estimated_wait_s=estimate.wait_in_branch(service, ahead, rates, waiting),
+                issued=issued.get(service, 0),
+                wait_per_person_s=round(estimate.per_person_s(service, rates), 1),
+            )
+            for service, ahead in rows
+        }
+
+    def call_next(
+        self,
+        branch_id: str,
+        counter: str,
+        services: list[str] | None = None,
+        finish: str = "",
+    ) -> dict | None:
+        """The longest fair wait among ``services`` goes to ``counter``; a service
+        with a higher ``priority`` goes first while it has anyone waiting.
+
+        A counter calls one ticket at a time: while one is still called there,
+        :class:`CounterBusy` — unless ``finish`` ("served" or "no_show") says
+        how that one ended, which is then recorded first.
+
+        One transaction, the counter's own ticket checked inside it under the
+        counter's lock, the ticket taken with a row lock that other callers
+        skip: two counters calling at the same instant (on any worker) never
+        get the same ticket, and two presses at one counter never call two.
+        """
+        if finish not in ("", "served", "no_show"):
+            raise Rejected(f"a called ticket is finished as served or no_show, not {finish!r}")
+        with self.database.transaction() as db:
+            db.lock_name("counter", branch_id, counter)
+            still = db.execute(
+                "SELECT id, display FROM tickets WHERE branch_id = ? AND counter = ? "
+                "AND status = 'called' ORDER BY called_at",
+                [branch_id, counter],
+            ).fetchall()
+            if still and not finish:
+                raise CounterBusy(counter, still[-1][1])
+            for ticket_id, _ in still:
+                db.execute(
+                    "UPDATE tickets SET status = ?, finished_at = ? WHERE id = ?",
+                    [finish, iso(now()), ticket_id],
+                )
+            today, _ = branch_today(db, branch_id)
+            clause, args = "", []
+            if services:
+                clause = f" AND queue_id IN ({', '.join('?' * len(services))})"
+                args = list(services)
+            row = db.execute(
+                "SELECT t.id, t.display, t.queue_id FROM tickets t JOIN services s "
+                "ON s.branch_id = t.branch_id AND s.id = t.queue_id "
+                "WHERE t.branch_id = ? AND t.day = ? "
+                f"AND t.status = 'waiting'{clause.replace('queue_id', 't.queue_id')} "
+                "ORDER BY s.priority DESC, t.queued_at, t.kiosk_seq NULLS FIRST, t.id LIMIT 1"
+                + db.dialect.skip_locked,
+                [branch_id, today, *args],
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE tickets SET status = 'called', counter = ?, called_at = ? WHERE id = ?",
+                [counter, iso(now()), row[0]],
+            )
+        return {"id": row[0], "number": row[1], "service_id": row[2], "counter": counter}

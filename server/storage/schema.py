@@ -1,0 +1,206 @@
+"""The server's tables, once, for SQLite and PostgreSQL alike (SQLAlchemy Core).
+
+Times are ISO 8601 text in UTC with milliseconds (``iso()``), so they sort as
+text and read the same from either database. Text compares byte by byte on
+PostgreSQL too (collation "C"): a place among tickets of one millisecond is
+decided by their ids, and Python, SQLite and PostgreSQL must agree on that
+order. Numbers a kiosk sends are 64-bit (the protocol allows up to 10^18).
+
+Alembic's migrations (``server/storage/migrations``) are what creates and
+changes the tables; this is what they must arrive at, checked by a test.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+#: text that sorts byte by byte everywhere
+Text = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+Int = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+
+def _col(name: str, *args, **kwargs) -> sa.Column:
+    """A column, NOT NULL unless said; text unless a type comes first."""
+    is_type = args and isinstance(args[0], (sa.types.TypeEngine, type))
+    if not is_type:
+        args = (Text, *args)
+    return sa.Column(name, *args, nullable=kwargs.pop("nullable", False), **kwargs)
+
+
+branches = sa.Table(
+    "branches",
+    metadata,
+    _col("id", primary_key=True),
+    _col("name"),
+    _col("timezone"),
+    _col("languages"),
+    _col("ticket_url_template"),
+    _col("updated_at"),
+)
+
+services = sa.Table(
+    "services",
+    metadata,
+    _col("branch_id", sa.ForeignKey("branches.id"), primary_key=True),
+    _col("id", primary_key=True),
+    _col("prefix"),
+    _col("names"),
+    _col("texts", server_default="{}"),
+    _col("position", Int),
+    _col("is_open", Int, server_default="1"),
+    _col("daily_cap", Int, nullable=True),
+    _col("listed", Int, server_default="1"),
+    # a counter calls waiting tickets of higher-priority services first
+    _col("priority", Int, server_default="0"),
+    # opening hours, date exceptions and last-ticket time (sync.schedule), as JSON
+    _col("schedule", server_default="{}"),
+    sa.UniqueConstraint("branch_id", "prefix"),
+)
+
+kiosks = sa.Table(
+    "kiosks",
+    metadata,
+    _col("id", primary_key=True),
+    _col("branch_id", sa.ForeignKey("branches.id")),
+    _col("name"),
+    _col("token_hash", unique=True),
+    _col("reserve_tag"),
+    _col("created_at"),
+    _col("revoked_at", nullable=True),
+    _col("last_seen_at", nullable=True),
+    _col("last_heartbeat", nullable=True),
+    _col("applied_seq", Int, server_default="0"),
+    _col("renamed_at", nullable=True),
+    sa.UniqueConstraint("branch_id", "reserve_tag"),
+)
+
+pairing_codes = sa.Table(
+    "pairing_codes",
+    metadata,
+    _col("code_hash", primary_key=True),
+    _col("branch_id", sa.ForeignKey("branches.id")),
+    _col("expires_at"),
+    _col("used_at", nullable=True),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    _col("branch_id", primary_key=True),
+    _col("service_id", primary_key=True),
+    _col("day", primary_key=True),
+    _col("next", Int),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _col("kiosk_id", sa.ForeignKey("kiosks.id")),
+    _col("branch_id"),
+    _col("service_id"),
+    _col("day"),
+    _col("first", Int),
+    _col("last", Int),
+    _col("created_at"),
+    sa.Index("leases_lookup", "kiosk_id", "service_id", "day"),
+    # a ticket's lease in one step, however many leases the kiosk holds
+    sa.Index("leases_by_first", "kiosk_id", "service_id", "day", "first"),
+    sa.Index("leases_by_day", "branch_id", "day"),  # pruning old days
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    _col("id", primary_key=True),
+    _col("branch_id"),
+    _col("service_id"),
+    _col("kiosk_id", nullable=True),
+    _col("public_token", unique=True),
+    _col("day"),
+    _col("number", Int),
+    _col("series", server_default=""),
+    _col("display"),
+    _col("kiosk_seq", Int, nullable=True),
+    _col("language"),
+    _col("issued_at_kiosk", nullable=True),
+    _col("queued_at"),
+    _col("received_at"),
+    # waiting, parked, void, called, serving, served, no_show, cancelled
+    _col("status"),
+    _col("print_state", server_default="printed"),
+    _col("counter", nullable=True),
+    _col("called_at", nullable=True),
+    _col("finished_at", nullable=True),
+    _col("started_at", nullable=True),
+    # the queue a ticket waits in: its own service's, unless staff transferred it
+    _col("queue_id", nullable=True),
+    # why no day's queue could take it (status parked), for staff
+    _col("park_reason", nullable=True),
+    sa.UniqueConstraint("branch_id", "service_id", "day", "series", "number"),
+    sa.Index("tickets_queue", "branch_id", "service_id", "status", "queued_at"),
+    sa.Index("tickets_by_kiosk", "kiosk_id", "kiosk_seq"),
+    # the calling order's tie-break too, so a place among tickets of one
+    # millisecond is counted in the index alone
+    sa.Index(
+        "tickets_waiting", "branch_id", "queue_id", "day", "status", "queued_at", "kiosk_seq", "id"
+    ),
+    # a counter's called ticket, checked at every call
+    sa.Index("tickets_at_counter", "branch_id", "counter", "status"),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _col("kiosk_id", sa.ForeignKey("kiosks.id")),
+    _col("kind"),
+    _col("created_at"),
+    _col("delivered_at", nullable=True),
+)
+
+staff = sa.Table(
+    "staff",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _col("branch_id", sa.ForeignKey("branches.id")),
+    _col("username", unique=True),
+    _col("password_hash"),
+    _col("counter"),
+    _col("services", server_default="[]"),
+    _col("created_at"),
+    # managers edit their branch; staff only call
+    _col("role", server_default="staff"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    _col("token_hash", primary_key=True),
+    _col("staff_id", sa.Integer, sa.ForeignKey("staff.id")),
+    _col("csrf"),
+    _col("expires_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    _col("ticket_id", sa.ForeignKey("tickets.id"), primary_key=True),
+    _col("rating", Int),
+    _col("comment", server_default=""),
+    _col("created_at"),
+    sa.CheckConstraint("rating BETWEEN 1 AND 5", name="feedback_rating"),
+)
+
+# failures that leak away (server.throttle): per address, per account, per server
+throttle = sa.Table(
+    "throttle",
+    metadata,
+    _col("key", primary_key=True),
+    _col("level", sa.Float),
+    _col("updated_at", sa.Float),
+    sa.Index("throttle_age", "updated_at"),
+)
