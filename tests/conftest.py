@@ -102,16 +102,26 @@ def emulator(tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
         each.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path: Path) -> str:
+    """Where a server's storage lives: an SQLite file, then a fresh database of
+    the test run's own PostgreSQL cluster (``tests/postgres.py``)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "server.db")
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def storage(tmp_path: Path):
-    """A server DB with the demo branch."""
+def storage(database: str):
+    """A server's storage with the demo branch, on each database."""
     from server import branch_file
     from server.storage import Storage
     from tests.server_data import DEMO
 
-    store = Storage(tmp_path / "server.db")
+    store = Storage(database)
     store.put_branch(*branch_file.load(DEMO))
-    return store
+    yield store
+    store.database.dispose()
 
 
 @pytest.fixture

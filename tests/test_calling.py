@@ -42,7 +42,7 @@ def test_many_counters_calling_at_once_never_get_the_same_ticket(storage):
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(8), context.Queue()
     workers = [
-        context.Process(target=_call_all, args=(str(storage.path), str(c), start, results))
+        context.Process(target=_call_all, args=(storage.target, str(c), start, results))
         for c in range(1, 9)
     ]
     for worker in workers:
@@ -93,14 +93,14 @@ def test_daily_statistics_count_and_measure_waits(storage):
     assert storage.daily_stats("demo")["advice"]["issued"] == 0
 
 
-def test_a_priority_service_is_called_first_then_fair_order_resumes(storage):
+def test_a_priority_service_is_called_first_then_fair_order_resumes(storage, tmp_path):
     from tests.server_data import DEMO
 
     text = DEMO.read_text(encoding="utf-8").replace('prefix = "B"', 'prefix = "B"\npriority = 1')
-    (storage.path.parent / "branch.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "branch.toml").write_text(text, encoding="utf-8")
     from server import branch_file
 
-    storage.put_branch(*branch_file.load(storage.path.parent / "branch.toml"))
+    storage.put_branch(*branch_file.load(tmp_path / "branch.toml"))
     kiosk = paired(storage)
     day = today(storage)
     for service in ("payments", "permits"):

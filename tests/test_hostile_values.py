@@ -438,7 +438,7 @@ def test_taking_a_ticket_costs_the_same_however_many_leases_the_kiosk_holds(stor
 
 
 def _positions(storage: Storage, tokens: list[str]) -> list[int]:
-    fresh = Storage(storage.path)  # no cached places
+    fresh = Storage(storage.target)  # no cached places
     return [fresh.ticket_by_token(token)["position"] for token in tokens]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import sqlite3
 
 import pytest
 
@@ -112,9 +111,9 @@ def test_kiosk_listings_show_control_characters_escaped(storage):
     window, ring the bell or fake a line: the listing shows them escaped."""
     storage.pair(storage.new_pairing_code("demo"), "d\x1b[2J\x1b]0;x\x07")
     beat = {"printer": "ok\r\nk-fake  all fine", "version": "1.0\x1b[31m\u202e", "outbox": 0}
-    with sqlite3.connect(storage.path) as db:  # as stored, whatever let it in
+    with storage.transaction() as db:  # as stored, whatever let it in
         db.execute("UPDATE kiosks SET last_heartbeat = ?", [json.dumps(beat)])
-    listing = run("vuoro-server", "--db", str(storage.path), "kiosks", "--branch", "demo")
+    listing = run("vuoro-server", "--db", storage.target, "kiosks", "--branch", "demo")
     assert not any(ch in listing for ch in "\x1b\x07\r\u202e"), repr(listing)
     assert "d\\x1b[2J\\x1b]0;x\\x07" in listing
     assert "ok\\r\\nk-fake" in listing and "1.0\\x1b[31m\\u202e" in listing

@@ -48,7 +48,7 @@ def _lease_many(args) -> list[tuple[int, int]]:
 def test_leases_never_overlap_even_when_kiosks_ask_at_once(storage):
     tokens = [storage.pair(storage.new_pairing_code("demo"), f"k{i}").token for i in range(4)]
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        blocks = pool.map(_lease_many, [(storage.path, t, today(storage)) for t in tokens])
+        blocks = pool.map(_lease_many, [(storage.target, t, today(storage)) for t in tokens])
     numbers = [n for chunk in blocks for first, last in chunk for n in range(first, last + 1)]
     assert sorted(numbers) == list(range(1, 801))
 

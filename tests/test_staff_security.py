@@ -357,7 +357,7 @@ def test_calls_at_once_from_one_counter_call_one_ticket(storage):
     start, said = threading.Barrier(8), []
 
     def press() -> None:
-        member_staff = Staff(Storage(storage.path))  # a connection per request, as served
+        member_staff = Staff(Storage(storage.target))  # a connection per request, as served
         start.wait()
         said.append(member_staff.act(anna, "call"))
 
@@ -377,7 +377,9 @@ def test_the_cli_calls_next_only_once_the_called_ticket_is_finished(storage):
     waiting(storage, 3)
 
     def call(*extra: str) -> subprocess.CompletedProcess:
-        return vuoro_server(storage.path, "call-next", "--branch", "demo", "--counter", "3", *extra)
+        return vuoro_server(
+            storage.target, "call-next", "--branch", "demo", "--counter", "3", *extra
+        )
 
     assert call().stdout.strip() == "A001 to counter 3"
     again = call()

@@ -174,7 +174,7 @@ def test_a_ticket_may_still_arrive_until_every_kiosk_reported_an_empty_outbox(st
     storage.revoke(lobby["id"])
     storage.heartbeat(door, protocol.Heartbeat(outbox=1))
     assert storage.ticket_may_arrive(first_look)
-    with sqlite3.connect(storage.path) as db:  # the door kiosk silent for two days
+    with storage.transaction() as db:  # the door kiosk silent for two days
         db.execute(
             "UPDATE kiosks SET last_seen_at = ?, created_at = ?",
             [iso(now() - timedelta(days=2))] * 2,

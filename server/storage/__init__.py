@@ -66,6 +66,11 @@ class Storage(Branches, Devices, Numbering, Ingest, Tickets, Calling, Stats):
             migrations.upgrade(self.database)
 
     @property
+    def target(self) -> str:
+        """What opens this database again (a URL, password included)."""
+        return self.database.url.render_as_string(hide_password=False)
+
+    @property
     def path(self) -> Path | None:
         """The SQLite file (None on PostgreSQL)."""
         return self.database.path

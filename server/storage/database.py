@@ -83,6 +83,7 @@ POSTGRESQL = Dialect(
     for_update=" FOR UPDATE",
     skip_locked=" FOR UPDATE OF t SKIP LOCKED",
     greatest="GREATEST",
+    render=_format_style,
 )
 
 
