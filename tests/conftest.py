@@ -12,6 +12,7 @@ import pytest
 
 from tests.emulator_process import Emulator
 from tests.kiosk_driver import VirtualScreen
+from tests.postgres import postgres_cluster, postgres_url  # noqa: F401 (fixtures)
 
 TWO_SERVICES = """
 [kiosk]

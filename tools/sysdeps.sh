@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian / Raspberry Pi OS packages a target needs, only if missing.
 #   tools/sysdeps.sh run    the kiosk window
-#   tools/sysdeps.sh test   the test suite (virtual screen, input injection, OCR)
+#   tools/sysdeps.sh test   the test suite (virtual screen, input injection, OCR,
+#                           PostgreSQL's server and psql for a throwaway cluster)
 #   tools/sysdeps.sh venv   python3's venv module
 # As root it installs with apt-get; otherwise through sudo if that works
 # without a password prompt; otherwise it prints the exact command and fails.
@@ -10,7 +11,7 @@ set -eu
 case "${1:-}" in
   venv) pkgs="python3-venv" ;;
   run)  pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri" ;;
-  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime" ;;
+  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime postgresql" ;;
   *) echo "usage: $0 run|test|venv" >&2; exit 2 ;;
 esac
 
