@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import unicodedata
 from pathlib import Path
 
 from server import branch_file
 from server.limits import Limits
-from server.storage import Rejected, Storage
+from server.storage import Rejected, Storage, migrate
 
 
 def shown(text: object) -> str:
@@ -58,7 +59,13 @@ LIMIT_OPTIONS = [
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vuoro-server", description="Vuoro's central queue server.")
-    p.add_argument("--db", type=Path, default=Path("var/server.db"), help="server DB file")
+    p.add_argument(
+        "--db",
+        default=os.environ.get("VUORO_DB", "var/server.db"),
+        metavar="URL_OR_PATH",
+        help="the database: postgresql://user@host/name, or an SQLite file's path "
+        "(default: $VUORO_DB, else %(default)s)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the kiosk API and the ticket pages")
     serve.add_argument("--host", default="127.0.0.1")
@@ -82,6 +89,9 @@ def parser() -> argparse.ArgumentParser:
             metavar=metavar,
             help=f"{help_text} (default: %(default)s)",
         )
+    sub.add_parser(
+        "migrate", help="bring the database's tables up to date (every command does, first)"
+    )
     branch = sub.add_parser(
         "branch", help="create or update a branch and its services from TOML, or export one"
     )
@@ -143,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    storage = Storage(args.db)
+    try:
+        storage = Storage(args.db)
+    except ValueError as exc:  # not a database URL we can use
+        print(f"vuoro-server: --db: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        print(f"{storage.database.describe()}: at revision {migrate.revision(storage.database)}")
+        return 0
     if args.command == "serve":
         from server.app import create_app
         from server.serving import serve

@@ -409,6 +409,7 @@ def _ingest_steps(storage: Storage, kiosk: dict, n: int) -> int:
     return steps[0]
 
 
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # counts SQLite's steps
 def test_taking_a_ticket_costs_the_same_however_many_leases_the_kiosk_holds(storage):
     kiosk = paired(storage)
     day = today(storage)

@@ -64,6 +64,32 @@ def test_a_ticket_is_applied_once_forever(storage):
     assert storage.queue("demo")["payments"].waiting == 3
 
 
+def _ingest_json(args) -> list[str]:
+    target, token, body, start = args
+    store = Storage(target)
+    kiosk = store.kiosk_for_token(token)
+    start.wait()  # both retries reach the server at the same instant
+    return [r.result for r in store.ingest(kiosk, protocol.TicketBatch.model_validate_json(body))]
+
+
+def test_the_same_batch_retried_on_two_workers_at_once_is_applied_once(storage):
+    """A kiosk's request timed out and it sent the batch again, which a load
+    balancer gave to another worker while the first still ran."""
+    reply = storage.pair(storage.new_pairing_code("demo"), "door")
+    kiosk = storage.kiosk_for_token(reply.token)
+    day = today(storage)
+    storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=200))
+    body = batch(*(ticket(n, day=day) for n in range(1, 201))).model_dump_json()
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        start = manager.Barrier(2)
+        outcomes = pool.map(_ingest_json, [(storage.target, reply.token, body, start)] * 2)
+    assert sorted(outcomes[0] + outcomes[1]) == ["created"] * 200 + ["duplicate"] * 200
+    assert storage.queue("demo")["payments"].waiting == 200
+    with storage.reading() as db:
+        assert db.execute("SELECT applied_seq FROM kiosks").fetchone()[0] == 200
+
+
 def test_numbers_not_leased_to_the_kiosk_are_rejected_not_dropped(storage):
     kiosk, other = paired(storage), paired(storage, "other")
     day = today(storage)

@@ -42,11 +42,16 @@ def database_url(target: str | Path) -> sa.URL:
     text = str(target)
     if "://" not in text:
         return make_url(f"sqlite:///{Path(text).expanduser().absolute()}")
-    url = make_url(text)
+    try:
+        url = make_url(text)
+    except sa.exc.ArgumentError as exc:
+        raise ValueError(f"not a database URL: {exc}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(f"a database is SQLite or PostgreSQL, not {url.get_backend_name()!r}")
+    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ValueError(
+            f"a database is sqlite:///PATH or postgresql://USER@HOST/NAME, not {url.drivername}://"
+        )
     return url
 
 
