@@ -115,8 +115,14 @@ def create_app(
                 200: {
                     "description": "Server-Sent Events: the ticket's JSON (as `GET "
                     "/api/v1/tickets/{token}`) now and after each change to it or to its "
-                    "place; a comment line every 15 s while nothing changes",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "place; a comment line every 15 s while nothing changes. Without "
+                    "`Accept: text/event-stream`, the ticket's JSON once",
+                    "content": {
+                        "text/event-stream": {"schema": {"type": "string"}},
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PublicTicket"}
+                        },
+                    },
                 },
                 404: {"description": "no such ticket (yet): poll the ticket instead"},
                 503: {"description": "too many live pages on this server: poll instead"},
@@ -148,7 +154,9 @@ def create_app(
                 for event in batch
             )
 
-        return live.stream(hub, streams, found["branch_id"], render, concerns, keepalive_s)
+        return await live.stream(
+            request, hub, streams, found["branch_id"], render, concerns, keepalive_s
+        )
 
     @app.get("/healthz", responses=documented())
     async def health() -> Health:

@@ -155,6 +155,7 @@ def console_router(
 
     @router.get("/events")
     async def counter_events(
+        request: Request,
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     ) -> Response:
         """The counter page follows its branch live (EventSource); it polls when this fails."""
@@ -165,7 +166,9 @@ def console_router(
         async def render() -> str | None:
             return await asyncio.to_thread(counter_state, session or "")
 
-        return live.stream(hub, streams, member.branch_id, render, lambda batch: True, keepalive_s)
+        return await live.stream(
+            request, hub, streams, member.branch_id, render, lambda batch: True, keepalive_s
+        )
 
     @router.post("/act")
     def act(

@@ -7,6 +7,10 @@ is a few lines of code; sse-starlette's extras (its own ping task, send
 timeouts, a shutdown watcher of its own) duplicate what the hub and
 uvicorn's protocol already do, and would be one more dependency to follow.
 
+A client that does not ask for ``text/event-stream`` (EventSource always
+does) is answered the current state once, as JSON, rather than a stream it
+would wait on for ever.
+
 Reconnecting (``Last-Event-ID``) needs nothing special: every stream begins
 with the current state, so a page that missed events is right again at once.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import Request
 from starlette.responses import Response
 
 from server import events
@@ -56,7 +61,8 @@ def frame(data: str, event_id: int | None = None) -> bytes:
     return f"{head}data: {data}\n\n".encode()
 
 
-def stream(
+async def stream(
+    request: Request,
     hub: events.Hub,
     streams: Streams,
     branch_id: str,
@@ -67,6 +73,11 @@ def stream(
     """A stream of ``render()`` (a page's JSON; None ends the stream): first
     now, then after each batch of the branch's events that ``concerns`` it,
     when it changed; a keep-alive comment when nothing happened for a while."""
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        once = await render()
+        if once is None:
+            return JSONResponse({"detail": "gone"}, status_code=404)
+        return Response(once, media_type="application/json", headers=HEADERS)
     if streams.full:
         return streams.refuse()
 
