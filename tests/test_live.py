@@ -7,6 +7,7 @@ change that rolled back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -56,7 +57,8 @@ class Workers(Managed):
 
     def worker_pids(self) -> list[int]:
         """The processes holding a connection to our port (not the supervisor's helpers)."""
-        return [pid for pid in children_of(self.process.pid) if _listens(pid, self.port)]
+        candidates = [self.process.pid] if self.workers == 1 else children_of(self.process.pid)
+        return [pid for pid in candidates if _listens(pid, self.port)]
 
     def cli(self, *args: str, stdin: str = "") -> str:
         return run("vuoro-server", "--db", self.db, *args, stdin=stdin)
@@ -297,3 +299,74 @@ def test_no_event_for_a_change_that_rolled_back(storage):
     with events.recorded(storage) as seen:
         assert storage.call_next("demo", "1")["number"] == "A001"
     assert [(e.kind, e.data["counter"]) for e in seen] == [("called", "1")]
+
+
+def test_a_hub_hears_what_committed_and_nothing_that_rolled_back(storage):
+    """In one process, as a worker's hub does: a change that rolled back is never
+    heard of; the committed one after it is, within a bounded wait."""
+    import asyncio
+
+    async def scenario() -> list[events.Event]:
+        hub = events.Hub(storage)
+        await hub.start()
+        try:
+            with hub.subscribe("demo", "payments") as subscription:
+
+                def rolled_back() -> None:
+                    with contextlib.suppress(RuntimeError), storage.transaction() as db:
+                        events.record(db, "demo", "payments", events.CALLED, ticket="undone")
+                        raise RuntimeError("the change fails")
+
+                def committed() -> None:
+                    with storage.transaction() as db:
+                        events.record(db, "demo", "payments", events.CALLED, ticket="done")
+
+                await asyncio.to_thread(rolled_back)
+                await asyncio.to_thread(committed)
+                heard: list[events.Event] = []
+                deadline = time.monotonic() + ARRIVAL_S
+                while not heard and time.monotonic() < deadline:
+                    heard += await subscription.next(1.0)
+                heard += await subscription.next(1.0)  # anything more would be here by now
+                return heard
+        finally:
+            await hub.stop()
+
+    heard = asyncio.run(scenario())
+    assert [event.ticket_id for event in heard] == ["done"]
+
+
+def test_a_subscriber_that_falls_behind_is_dropped_not_buffered(storage):
+    import asyncio
+
+    async def scenario() -> bool:
+        hub = events.Hub(storage, queue_size=4)
+        subscription = hub.subscribe("demo")
+        for n in range(1, 6):  # never read
+            hub.dispatch(events.Event(n, "demo", "payments", events.CREATED, {"tickets": []}))
+        with contextlib.suppress(events.Ended):
+            await subscription.next(0.1)
+            return False
+        return hub.subscriptions == 0
+
+    assert asyncio.run(scenario())
+
+
+def test_live_pages_past_the_bound_are_refused_and_poll(tmp_path):
+    tokens = demo_with_tickets(str(tmp_path / "server.db"), 1)
+    server = Workers(str(tmp_path / "server.db"), tmp_path, 1, "--max-streams", "1")
+    try:
+        first = Stream(f"{server.url}/api/v1/tickets/{tokens[0]}/events")
+        refused = requests.get(
+            f"{server.url}/api/v1/tickets/{tokens[0]}/events",
+            headers={"Accept": "text/event-stream"},
+            timeout=5,
+        )
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert requests.get(f"{server.url}/healthz", timeout=5).json()["live_streams"] == 1
+        # a client that does not ask for a stream gets the state once, as JSON
+        once = requests.get(f"{server.url}/api/v1/tickets/{tokens[0]}/events", timeout=5)
+        assert once.json() == first.latest
+        first.close()
+    finally:
+        server.stop()
