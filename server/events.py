@@ -336,11 +336,13 @@ class Hub:
             await conn.execute(f"LISTEN {CHANNEL}")
             # what committed while nobody here listened (none before the first time)
             floor = self.last_id - (CATCH_UP_WINDOW if self._listened_before else 0)
-            if self._listened_before:
-                self.reconnects += 1
+            again = self._listened_before
             self._listened_before = True
-            await asyncio.to_thread(self._read_since, max(0, floor))
+            missed = await asyncio.to_thread(self._read_since, max(0, floor))
             self.connected = True
+            if again:
+                self.reconnects += 1
+                log.warning("live channel: listening again, %d events read back", len(missed))
             while True:
                 async for note in conn.notifies(timeout=LISTEN_CHECK_S):
                     try:

@@ -202,7 +202,11 @@ def test_a_call_from_the_cli_reaches_pages_on_every_worker(two_workers):
     second.until(lambda t: t["position"] == 1, "the second ticket's new place")
     health = requests.get(f"{server.url}/healthz", timeout=5).json()
     assert health["live_streams"] >= 1
+    server.stop()  # with the streams open: they end, and so do the workers
+    assert server.process.returncode == 0
     for stream in [*first, second]:
+        with contextlib.suppress(requests.RequestException):
+            assert stream.response.raw.read() is not None  # the server ended it
         stream.close()
 
 
@@ -276,7 +280,8 @@ def test_a_postgresql_restart_under_a_live_stream(postgres_url, postgres_cluster
             stream.until(called("4"), "the call after the restart")
     finally:
         server.stop()
-    assert "live channel:" in server.log.read_text(), "the listener saw the break and said so"
+    said = server.log.read_text()
+    assert "live channel: listening again" in said, "the listener saw the break and came back"
 
 
 def test_no_event_for_a_change_that_rolled_back(storage):
