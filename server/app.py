@@ -20,7 +20,7 @@ from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
 from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
-from server.problems import TicketNotFound, documented, install_handlers
+from server.problems import ERRORS, TicketNotFound, documented, install_handlers
 from server.storage import Storage, Throttled, Unauthorized, iso, now
 from sync import protocol
 
@@ -111,6 +111,7 @@ def create_app(
         f"{protocol.API}/tickets/{{token}}/events",
         response_class=live.StreamingResponse,
         responses=documented(
+            404,
             extra={
                 200: {
                     "description": "Server-Sent Events: the ticket's JSON (as `GET "
@@ -124,8 +125,8 @@ def create_app(
                         },
                     },
                 },
-                404: {"description": "no such ticket (yet): poll the ticket instead"},
-                503: {"description": "too many live pages on this server: poll instead"},
+                503: ERRORS[503]
+                | {"description": "busy, or too many live pages on this server: poll instead"},
             },
         ),
         openapi_extra={"parameters": TICKET_PARAMETERS[:2]},

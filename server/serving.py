@@ -121,7 +121,9 @@ class Guarded(H11Protocol):
         if self.cycle is not None and not self.cycle.response_complete:
             return
         if not self.transport.is_closing():
-            self.transport.close()
+            # abort, not close: nothing is owed to this client, and over TLS a
+            # close waits for its close_notify (30 s), holding up a shutdown
+            self.transport.abort()
 
 
 def guarded(head_timeout_s: float, max_connections: int | None = None) -> type[Guarded]:

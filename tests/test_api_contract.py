@@ -26,6 +26,7 @@ ANY_OPERATION = {"400", "408", "413", "503"}
 ERRORS_BY_OPERATION = {
     ("get", "/healthz"): set(),
     ("get", "/api/v1/tickets/{token}"): {"404"},
+    ("get", "/api/v1/tickets/{token}/events"): {"404"},
     ("post", "/api/v1/pair"): {"401", "422", "429"},
     ("get", "/api/v1/kiosk/config"): {"304", "401", "422"},
     ("post", "/api/v1/kiosk/leases"): {"401", "422"},

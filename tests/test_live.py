@@ -36,7 +36,10 @@ class Workers(Managed):
 
     def __init__(self, db: str, directory: Path, workers: int = 2, *options: str) -> None:
         self.db, self.port = db, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.verify: str | bool = True
+        if "--tls-cert" in options:
+            self.verify = options[options.index("--tls-cert") + 1]
+        self.url = f"{'https' if self.verify is not True else 'http'}://127.0.0.1:{self.port}"
         self.workers = workers
         args = [str(BIN / "vuoro-server"), "--db", db, "serve", "--port", str(self.port)]
         args += ["--workers", str(workers), *options]
@@ -50,7 +53,7 @@ class Workers(Managed):
         if self.process.poll() is not None:
             raise AssertionError(f"the server exited:\n{self.log.read_text()}")
         try:
-            answered = requests.get(f"{self.url}/healthz", timeout=1).ok
+            answered = requests.get(f"{self.url}/healthz", timeout=1, verify=self.verify).ok
         except requests.RequestException:
             return False
         return answered and len(self.worker_pids()) >= self.workers
@@ -375,3 +378,46 @@ def test_live_pages_past_the_bound_are_refused_and_poll(tmp_path):
         first.close()
     finally:
         server.stop()
+
+
+def test_workers_keep_tls_and_the_connection_guards(tmp_path):
+    """What `serve` holds against in one process it holds in each worker: TLS,
+    and a connection that never sends its request head is closed."""
+    import socket
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    tokens = demo_with_tickets(str(tmp_path / "server.db"), 1)
+    options = ("--tls-cert", str(cert), "--tls-key", str(key), "--header-timeout", "1")
+    server = Workers(str(tmp_path / "server.db"), tmp_path, 2, *options)
+    try:
+        reply = requests.get(
+            f"{server.url}/api/v1/tickets/{tokens[0]}", verify=str(cert), timeout=5
+        )
+        assert reply.json()["position"] == 1
+        tls = ssl.create_default_context(cafile=str(cert))
+        silent = [  # past the handshake, then not a byte of a request
+            tls.wrap_socket(
+                socket.create_connection(("127.0.0.1", server.port)), server_hostname="127.0.0.1"
+            )
+            for _ in range(4)
+        ]
+        for each in silent:
+            each.settimeout(ARRIVAL_S)
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                assert each.recv(1024) == b"", "closed by the worker that accepted it"
+            each.close()
+    finally:
+        server.stop()
+    assert server.process.returncode == 0

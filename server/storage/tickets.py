@@ -85,7 +85,8 @@ class Tickets:
         a read that began before now is not cached (it may predate the change)."""
         self._positions_epoch += 1
         for cache in (self._queues, self._ties):
-            for key in [k for k in cache if k[0] == branch_id and queue_id in (None, k[1])]:
+            # a copy first: request threads add keys meanwhile
+            for key in [k for k in list(cache) if k[0] == branch_id and queue_id in (None, k[1])]:
                 cache.pop(key, None)
 
     #: A kiosk heard this long after a customer first looked (connect timeout and
