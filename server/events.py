@@ -217,9 +217,12 @@ class Hub:
         """Begin listening (idempotent); events from now on are delivered."""
         if self.running:
             return
+        newest = await asyncio.to_thread(self._newest_id)
+        if self.running:  # started by another caller meanwhile
+            return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self.last_id = await asyncio.to_thread(self._newest_id)
+        self.last_id = newest
         self._seen.clear()
         if not self._postgresql:
             sa.event.listen(self.storage.database.engine, "commit", self._committed)
@@ -274,9 +277,10 @@ class Hub:
         self.storage.forget_positions(event.branch_id, event.queue_id)
         if event.kind != CREATED:  # a ticket left a queue: counters and times changed
             self.storage.forget_estimates(event.branch_id)
-        keys = [(event.branch_id, None)]
-        if event.queue_id is not None:
-            keys.append((event.branch_id, event.queue_id))
+        if event.queue_id is None:  # branch-wide: every subscriber of the branch
+            keys = [key for key in self._subscribers if key[0] == event.branch_id]
+        else:
+            keys = [(event.branch_id, None), (event.branch_id, event.queue_id)]
         for key in keys:
             for subscription in list(self._subscribers.get(key, ())):
                 subscription.offer(event)

@@ -421,3 +421,26 @@ def test_workers_keep_tls_and_the_connection_guards(tmp_path):
     finally:
         server.stop()
     assert server.process.returncode == 0
+
+
+def test_events_older_than_a_day_are_pruned(storage):
+    from datetime import timedelta
+
+    from server.storage import iso, now
+
+    with storage.transaction() as db:
+        for age_h in (25, 23):
+            db.insert(
+                "events",
+                {
+                    "branch_id": "demo",
+                    "queue_id": None,
+                    "kind": events.STATUS,
+                    "data": "{}",
+                    "created_at": iso(now() - timedelta(hours=age_h)),
+                },
+            )
+    events.Hub(storage)._prune()
+    with storage.reading() as db:
+        left = db.execute("SELECT created_at FROM events").fetchall()
+    assert len(left) == 1 and left[0][0] > iso(now() - timedelta(hours=24))
