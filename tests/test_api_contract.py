@@ -12,7 +12,7 @@ import pytest
 import requests
 import uvicorn
 
-from server import storage as storage_module
+from server.storage import database as storage_module
 from server.app import create_app
 from server.branch_file import load as load_branch
 from server.storage import Storage
