@@ -11,7 +11,7 @@ from pathlib import Path
 
 from server import branch_file
 from server.limits import Limits
-from server.storage import Rejected, Storage, migrate
+from server.storage import Rejected, Storage, migrate, transfer
 
 
 def shown(text: object) -> str:
@@ -107,6 +107,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "migrate", help="bring the database's tables up to date (every command does, first)"
     )
+    save = sub.add_parser(
+        "backup", help="a consistent copy of the database while it serves (see README)"
+    )
+    save.add_argument("file", type=Path, help="the new backup file (never overwritten)")
+    move = sub.add_parser(
+        "copy-to", help="copy every row into another, empty database (an office to PostgreSQL)"
+    )
+    move.add_argument("target", metavar="URL", help="e.g. postgresql://vuoro@db.example/vuoro")
     branch = sub.add_parser(
         "branch", help="create or update a branch and its services from TOML, or export one"
     )
@@ -163,6 +171,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _transfer(storage: Storage, args: argparse.Namespace) -> int:
+    try:
+        if args.command == "backup":
+            transfer.backup(storage.database, args.file)
+            print(f"{storage.database.describe()} saved in {args.file}")
+            return 0
+        target = Storage(args.target)
+        counts = transfer.copy_database(storage.database, target.database)
+    except (transfer.TransferError, ValueError) as exc:
+        print(f"vuoro-server {args.command}: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied to {target.database.describe()}:")
+    for table, rows in counts.items():
+        print(f"  {table:14} {rows:>9} rows")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
@@ -176,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         print(f"{storage.database.describe()}: at revision {migrate.revision(storage.database)}")
         return 0
+    if args.command in ("backup", "copy-to"):
+        return _transfer(storage, args)
     if args.command == "serve":
         from server.serving import Worker, serve
 

@@ -10,7 +10,9 @@ sequence of faults and SIGKILLs, then checks the invariants.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
 import sqlite3
 import sys
@@ -21,9 +23,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from tests.server_process import BIN, DEMO_BRANCH, Managed, Server, run, wait_until
+
+if TYPE_CHECKING:
+    from tests.postgres import Cluster
 
 FAULTS = ("pass", "delay", "drop", "reset", "blackhole", "duplicate", "lost_reply", "truncate")
 HOLD_S = 3.0  # a blackhole holds the line this long (longer than the daemon's read timeout)
@@ -194,23 +200,74 @@ class Outcome:
     faults: dict[str, int]
     kills: dict[str, int]
     seconds: float
+    called: int = 0
 
 
-def run_scenario(seed: int, workdir: Path, steps: int = 12) -> Outcome:
-    """Faults and kills drawn from ``seed``; raises AssertionError on a broken invariant."""
+def run_scenario(
+    seed: int,
+    workdir: Path,
+    steps: int = 12,
+    database: str | None = None,
+    workers: int = 1,
+    cluster: Cluster | None = None,
+) -> Outcome:
+    """Faults and kills drawn from ``seed``; raises AssertionError on a broken invariant.
+
+    ``database``: the server's (a URL; an SQLite file in ``workdir`` by default),
+    served by ``workers`` processes; a server kill may then hit one worker alone.
+    ``cluster``: the PostgreSQL cluster behind ``database``, crashed and
+    started again among the faults. Two counters call tickets all along.
+    """
     started = time.monotonic()
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    server = Server(workdir / "server" / "server.db")
+    server = Server(
+        database or workdir / "server" / "server.db", workers=workers, logs=workdir / "server"
+    )
     proxy = ChaosProxy(server.port, seed)
     processes: list[Managed] = []
+    world = World(server, proxy, cluster, processes)
     try:
-        return _scenario(rng, seed, workdir, steps, server, proxy, processes, started)
+        return _scenario(rng, seed, workdir, steps, world, started)
     finally:
         for process in processes:
             process.kill()
         server.stop()
         proxy.close()
+
+
+@dataclass
+class World:
+    """What one scenario runs and breaks."""
+
+    server: Server
+    proxy: ChaosProxy
+    cluster: Cluster | None
+    processes: list[Managed]
+
+
+COUNTERS = ("1", "2")
+CALLS = "calls.log"  # "counter ticket-id" for each call a counter saw succeed
+
+
+def counter_main(database: str, counter: str, log: str) -> None:
+    """A counter calling the next ticket (the previous one served) until killed,
+    through storage as the console does; the database may be down a while."""
+    from server.storage import Storage
+
+    storage = None
+    with open(log, "a") as calls:
+        while True:
+            try:
+                storage = storage or Storage(database)
+                called = storage.call_next("demo", counter, finish="served")
+            except Exception:  # the database restarting: the counter presses again
+                time.sleep(0.2)
+                continue
+            if called:
+                calls.write(f"{counter} {called['id']}\n")
+                calls.flush()
+            time.sleep(0.3)
 
 
 def branch_day() -> str:
@@ -219,7 +276,8 @@ def branch_day() -> str:
     return datetime.now(ZoneInfo(zone)).date().isoformat()
 
 
-def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> Outcome:
+def _scenario(rng, seed, workdir, steps, world: World, started) -> Outcome:
+    server, proxy, processes = world.server, world.proxy, world.processes
     days = {branch_day()}
     server.cli("branch", str(DEMO_BRANCH))
     kiosk_dir = workdir / "kiosk"
@@ -246,11 +304,25 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
         workdir / "kiosk.log",
     )
     processes += [sync, kiosk]
+    calls = workdir / CALLS
+    counters = [
+        Managed(
+            [sys.executable, "-m", "tests.chaos", "counter", str(server.db), c, str(calls)],
+            workdir / f"counter-{c}.log",
+        )
+        for c in COUNTERS
+    ]
+    processes += counters
+    actions = ["wait", "wait", "kiosk", "sync", "server", "boot"]
+    if server.workers > 1:
+        actions.append("worker")
+    if world.cluster is not None:
+        actions.append("postgres")
     kills: Counter = Counter()
     for _ in range(steps):
         faults = rng.sample(FAULTS, rng.randint(1, 4))
         proxy.set_faults(**{f: rng.uniform(0.2, 1.0) for f in faults})
-        action = rng.choice(["wait", "wait", "kiosk", "sync", "server", "boot"])
+        action = rng.choice(actions)
         if action == "kiosk":
             kiosk.restart()
         elif action == "boot":  # the Pi restarts on a wrong clock, NTP not yet there
@@ -264,14 +336,30 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
             server.kill()
             time.sleep(rng.uniform(0, 0.5))
             server.start()
+        elif action == "worker":  # one worker, perhaps mid-transaction; the others go on
+            pids = server.worker_pids()
+            if pids:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+        elif action == "postgres":  # the database crashes and comes back
+            world.cluster.kill()
+            time.sleep(rng.uniform(0, 1.0))
+            world.cluster.start()
         if action != "wait":
             kills[action] += 1
+        before = proxy.requests
         time.sleep(rng.uniform(0.2, 1.0))
+        # a step lasts until the daemon tried the server again (on a loaded machine
+        # processes start slowly: wall time alone would leave the faults unused)
+        deadline = time.monotonic() + 10
+        while proxy.requests == before and time.monotonic() < deadline:
+            time.sleep(0.05)
     kiosk.kill()
     run_settle_only(kiosk_dir)  # what the kiosk does when it starts again
     proxy.set_faults()
     wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
-    issued = check_invariants(kiosk_dir, server.db, days | {branch_day()})
+    for counter in counters:
+        counter.kill()
+    issued = check_invariants(kiosk_dir, server.db, days | {branch_day()}, workdir / CALLS)
     return Outcome(
         seed,
         issued[0],
@@ -280,6 +368,7 @@ def _scenario(rng, seed, workdir, steps, server, proxy, processes, started) -> O
         dict(proxy.counts),
         dict(kills),
         round(time.monotonic() - started, 1),
+        called=len(calls.read_text().splitlines()) if calls.exists() else 0,
     )
 
 
@@ -326,8 +415,13 @@ def undelivered(kiosk_dir: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
 
 
-def check_invariants(kiosk_dir: Path, server_db: Path, days: set[str]) -> tuple[int, int]:
-    """``days``: the real days the run spanned (the branch's, on a true clock)."""
+def check_invariants(
+    kiosk_dir: Path, server_db: Path | str, days: set[str], calls: Path | None = None
+) -> tuple[int, int]:
+    """``days``: the real days the run spanned (the branch's, on a true clock);
+    ``calls``: what the counters saw called, each ticket once, to one counter."""
+    from server.storage import Storage
+
     with sqlite3.connect(kiosk_dir / "state.db") as db:
         kiosk = {
             r[0]: r[1:]
@@ -340,36 +434,49 @@ def check_invariants(kiosk_dir: Path, server_db: Path, days: set[str]) -> tuple[
         ).fetchone()[0]
         kiosk_ok = db.execute("PRAGMA integrity_check").fetchone()[0]
     paper = set((kiosk_dir / PAPER).read_text().split()) if (kiosk_dir / PAPER).exists() else set()
-    with sqlite3.connect(server_db) as db:
+    storage = Storage(server_db)
+    with storage.reading() as db:
         server = db.execute(
-            "SELECT id, status, kiosk_seq, service_id, day, series, number, display FROM tickets "
-            "ORDER BY queued_at, kiosk_seq"
+            "SELECT id, status, kiosk_seq, service_id, day, series, number, display, counter "
+            "FROM tickets ORDER BY queued_at, kiosk_seq"
         ).fetchall()
-        server_ok = db.execute("PRAGMA integrity_check").fetchone()[0]
+        server_ok = db.execute("PRAGMA integrity_check").fetchone()[0] if storage.path else "ok"
+    storage.database.dispose()
     ids = [r[0] for r in server]
     assert (kiosk_ok, server_ok) == ("ok", "ok"), "integrity"
+    called = [line.split() for line in calls.read_text().splitlines()] if calls else []
+    called_ids = [ticket_id for _, ticket_id in called]
+    assert len(called_ids) == len(set(called_ids)), "a ticket called twice"
+    on_server = {r[0]: r for r in server}
+    for counter, ticket_id in called:
+        assert on_server[ticket_id][1] in ("called", "served"), on_server[ticket_id]
+        assert on_server[ticket_id][8] == counter, "a ticket called to another counter"
+
     assert parked == 0, f"{parked} ticket(s) parked"
     assert len(ids) == len(set(ids)), "a ticket applied twice"
     assert "committed" not in {v[0] for v in kiosk.values()}, "an undecided ticket remains"
     assert set(ids) == set(kiosk), "every ticket, printed or void, reached the server once"
     for row in server:
-        expected = "void" if kiosk[row[0]][0] == "void" else "waiting"
-        assert row[1] == expected, f"{row[0]} is {row[1]}, expected {expected}"
+        expected = {"void"} if kiosk[row[0]][0] == "void" else {"waiting", "called", "served"}
+        assert row[1] in expected, f"{row[0]} is {row[1]}, expected {expected}"
     numbers = [(r[3], r[4], r[5], r[6]) for r in server]
     assert len(numbers) == len(set(numbers)), "two tickets with one number"
-    on_server = {r[0]: r for r in server}
     for ticket_id in paper:  # a customer holds this paper: it is in a queue somebody calls
         row = on_server.get(ticket_id)
         assert row is not None, f"paper {ticket_id} never reached the server"
-        assert row[1] == "waiting", f"paper {row[7]} is {row[1]} on the server"
+        assert row[1] != "void", f"paper {row[7]} is {row[1]} on the server"
         assert row[4] in days, f"paper {row[7]} is queued on {row[4]}, not on {days}"
     held = [(r[4], r[7]) for r in server if r[1] != "void"]
     assert len(held) == len(set(held)), "two customers hold one number on one day"
     sequence = [r[2] for r in server]
     assert sequence == sorted(sequence), "the kiosk's order is kept in the queue"
+    at_counters = Counter(r[8] for r in server if r[1] == "called")
+    assert all(n == 1 for n in at_counters.values()), f"a counter holds two: {at_counters}"
     return len(kiosk), len(server)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "kiosk":
         kiosk_main(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "counter":
+        counter_main(sys.argv[2], sys.argv[3], sys.argv[4])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,12 +52,15 @@ class Managed:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=os.environ | {"PYTHONUNBUFFERED": "1"} | self.env,
+                start_new_session=True,  # its own group: a kill takes its workers too
             )
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # workers outliving their parent
 
     def restart(self) -> None:
         self.kill()
@@ -65,10 +69,9 @@ class Managed:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.kill()
 
 
 def demo_server(directory: Path) -> Iterator[Server]:
@@ -84,17 +87,24 @@ class Server(Managed):
 
     def __init__(
         self,
-        db: Path,
+        db: Path | str,
         port: int | None = None,
         tls: tuple[Path, Path] | None = None,
         options: tuple[str, ...] = (),
+        workers: int = 1,
+        logs: Path | None = None,
     ) -> None:
+        """``db``: an SQLite file, or a database URL (then ``logs`` is where the
+        log goes); ``workers`` processes serve (``serve --workers``)."""
         self.db = db
         self.port = port or free_port()
         self.tls = tls
+        self.workers = workers
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        db.parent.mkdir(parents=True, exist_ok=True)
+        logs = logs or Path(db).parent
+        logs.mkdir(parents=True, exist_ok=True)
         tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
+        workers_args = ["--workers", str(workers)] if workers != 1 else []
         super().__init__(
             [
                 str(BIN / "vuoro-server"),
@@ -103,22 +113,35 @@ class Server(Managed):
                 "serve",
                 "--port",
                 str(self.port),
+                *workers_args,
                 *tls_args,
                 *options,  # more of serve's own
             ],
-            db.parent / f"server-{self.port}.log",
+            logs / f"server-{self.port}.log",
         )
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve: the workers, or the server itself."""
+        if self.workers == 1:
+            return [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
 
     def start(self) -> None:
         super().start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 * self.workers
         verify = str(self.tls[0]) if self.tls else True
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1, verify=verify).ok:
-                    return
+                answered = requests.get(f"{self.url}/healthz", timeout=1, verify=verify).ok
             except requests.RequestException:
-                time.sleep(0.05)
+                answered = False
+            if answered and len(self.worker_pids()) >= self.workers:
+                return
+            time.sleep(0.05)
         self.kill()  # a server that never answered must not outlive the test
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 

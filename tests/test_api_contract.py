@@ -12,10 +12,10 @@ import pytest
 import requests
 import uvicorn
 
-from server import storage as storage_module
 from server.app import create_app
 from server.branch_file import load as load_branch
 from server.storage import Storage
+from server.storage import database as storage_module
 from sync import protocol
 from sync.client import Refused, ServerClient
 from tests.server_process import DEMO_BRANCH, demo_server, free_port

@@ -30,29 +30,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "mutation"
 
-# server/storage.py: only what takes a number, ingests a ticket and calls one.
-STORAGE = "server.storage."
-STORAGE_FUNCTIONS = [
-    "x_place",
-    "xǁStorageǁlease",
-    "xǁStorageǁ_take",
-    "xǁStorageǁ_check_service",
-    "xǁStorageǁ_check_day",
-    "xǁStorageǁingest",
-    "xǁStorageǁ_apply",
-    "xǁStorageǁcall_next",
-]
-
 # module (as in the report) -> its source file and the mutant names that count
 MODULES = {
     "sync/tickets.py": ("sync/tickets.py", ["sync.tickets.*"]),
     "sync/exchange.py": ("sync/exchange.py", ["sync.exchange.*"]),
     "kiosk/issuing.py": ("kiosk/issuing.py", ["kiosk.issuing.*"]),
     "kiosk/guard.py": ("kiosk/guard.py", ["kiosk.guard.*"]),
-    "server/storage.py (ingest, calling, leases)": (
-        "server/storage.py",
-        [f"{STORAGE}{name}__mutmut_*" for name in STORAGE_FUNCTIONS],
+    "server/storage/ingest.py": ("server/storage/ingest.py", ["server.storage.ingest.*"]),
+    "server/storage/numbering.py": (
+        "server/storage/numbering.py",
+        ["server.storage.numbering.*"],
     ),
+    "server/storage/calling.py": ("server/storage/calling.py", ["server.storage.calling.*"]),
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", -24: "timeout"}

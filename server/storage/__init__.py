@@ -8,8 +8,10 @@ engine and what the two databases do differently, ``schema`` the tables,
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+from server.storage import migrate
 from server.storage.branches import Branches
 from server.storage.calling import Calling
 from server.storage.common import (
@@ -55,15 +57,13 @@ class Storage(Branches, Devices, Numbering, Ingest, Tickets, Calling, Stats):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""
 
-    def __init__(self, target: str | Path, migrate: bool = True) -> None:
-        from server.storage import migrate as migrations  # Alembic, only when opening
-
+    def __init__(self, target: str | Path, upgrade: bool = True) -> None:
         self.database = Database(target)
         self._estimates = {}
         self._queues = {}
         self._ties = {}
-        if migrate:
-            migrations.upgrade(self.database)
+        if upgrade:
+            migrate.upgrade(self.database)
 
     @property
     def target(self) -> str:
@@ -75,8 +75,8 @@ class Storage(Branches, Devices, Numbering, Ingest, Tickets, Calling, Stats):
         """The SQLite file (None on PostgreSQL)."""
         return self.database.path
 
-    def transaction(self):
+    def transaction(self) -> contextlib.AbstractContextManager[Tx]:
         return self.database.transaction()
 
-    def reading(self):
+    def reading(self) -> contextlib.AbstractContextManager[Tx]:
         return self.database.reading()

@@ -91,54 +91,6 @@ def place(
     return Placement(t.day, received, believed=False)
 
 
-#: Changes to the schema above, in order; PRAGMA user_version counts the applied ones.
-MIGRATIONS = [
-    "ALTER TABLE tickets ADD COLUMN counter TEXT",
-    "ALTER TABLE tickets ADD COLUMN called_at TEXT",
-    "ALTER TABLE tickets ADD COLUMN finished_at TEXT",
-    "ALTER TABLE tickets ADD COLUMN started_at TEXT",
-    """CREATE TABLE staff (
-        id INTEGER PRIMARY KEY, branch_id TEXT NOT NULL REFERENCES branches(id),
-        username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL, counter TEXT NOT NULL,
-        services TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL)""",
-    """CREATE TABLE sessions (
-        token_hash TEXT PRIMARY KEY, staff_id INTEGER NOT NULL REFERENCES staff(id),
-        csrf TEXT NOT NULL, expires_at TEXT NOT NULL)""",
-    """CREATE TABLE login_failures (
-        key TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until TEXT)""",
-    """CREATE TABLE feedback (
-        ticket_id TEXT PRIMARY KEY REFERENCES tickets(id),
-        rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
-        comment TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL)""",
-    # the queue a ticket waits in: its own service's, unless staff transferred it
-    "ALTER TABLE tickets ADD COLUMN queue_id TEXT",
-    "UPDATE tickets SET queue_id = service_id",
-    "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, status, queued_at)",
-    "DROP INDEX tickets_waiting",
-    "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, day, status, queued_at)",
-    # a counter calls waiting tickets of higher-priority services first
-    "ALTER TABLE services ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
-    # opening hours, date exceptions and last-ticket time (sync.schedule), as JSON
-    "ALTER TABLE services ADD COLUMN schedule TEXT NOT NULL DEFAULT '{}'",
-    # managers edit their branch; staff only call
-    "ALTER TABLE staff ADD COLUMN role TEXT NOT NULL DEFAULT 'staff'",
-    "ALTER TABLE kiosks ADD COLUMN renamed_at TEXT",
-    # a ticket nobody can place in a day's queue waits here for staff, with the reason
-    "ALTER TABLE tickets ADD COLUMN park_reason TEXT",
-    # failures that leak away (server.throttle): per address, per account, per server
-    "CREATE TABLE throttle (key TEXT PRIMARY KEY, level REAL NOT NULL, updated_at REAL NOT NULL)",
-    "CREATE INDEX throttle_age ON throttle(updated_at)",
-    "DROP TABLE login_failures",
-    # a counter's called ticket, checked at every call
-    "CREATE INDEX tickets_at_counter ON tickets(branch_id, counter, status)",
-    # the calling order's tie-break too, so a place among tickets of one millisecond
-    # is counted in the index alone
-    "DROP INDEX tickets_waiting",
-    "CREATE INDEX tickets_waiting ON tickets(branch_id, queue_id, day, status, queued_at, "
-    "kiosk_seq, id)",
-]
-
-
 class Ingest:
     database: Database
 
