@@ -256,7 +256,8 @@ class WorkerConfig(uvicorn.Config):
         if not self.loaded:
             self.app = self.worker.app()
             self.http = guarded(self.head_timeout_s, self.max_connections)
-            quiet_floods()  # after uvicorn's own logging set-up, in this process
+            if self.workers > 1:  # a spawned worker: its loggers are new
+                quiet_floods()
         super().load()
 
 
