@@ -218,6 +218,10 @@ def quiet_floods(window_s: float = 60.0) -> list[tuple[logging.Logger, BurstFilt
 
 #: seconds a stopping worker waits for requests in flight before cancelling them
 GRACEFUL_SHUTDOWN_S = 10
+#: seconds a worker has to answer the supervisor's health check, its start (the
+#: imports of a spawned process) included: uvicorn's 5 s, on a busy host, kills
+#: workers still starting, again and again
+WORKER_HEALTHCHECK_S = 60
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -298,6 +302,7 @@ def serve(
         log_level="warning",
         timeout_keep_alive=limits.keep_alive_s,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         limit_concurrency=concurrency,
         backlog=limits.backlog,
         h11_max_incomplete_event_size=limits.max_head_bytes,

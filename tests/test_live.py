@@ -47,7 +47,19 @@ class Workers(Managed):
 
     def start(self) -> None:
         super().start()
-        wait_until(self._up, timeout=60, what=f"{self.workers} workers serving")
+        try:
+            wait_until(self._up, timeout=120, what=f"{self.workers} workers serving")
+        except AssertionError:
+            self.stop()  # a server that never came up must not outlive the test, nor its workers
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM (the supervisor stops its workers); no process of it is left."""
+        workers = children_of(self.process.pid) if self.process.poll() is None else []
+        super().stop()
+        for pid in workers:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
     def _up(self) -> bool:
         if self.process.poll() is not None:
