@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
@@ -240,7 +242,7 @@ class Worker:
 
         if not logging.getLogger().handlers:  # a spawned worker: log as the parent does
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-        storage = Storage(self.db, migrate=False)  # the parent migrated it
+        storage = Storage(self.db, upgrade=False)  # the parent migrated it
         return create_app(storage, body_timeout_s=self.body_timeout_s, max_streams=self.max_streams)
 
 
@@ -258,7 +260,12 @@ class WorkerConfig(uvicorn.Config):
 
     def load(self) -> None:
         if not self.loaded:
-            self.app = self.worker.app()
+            try:
+                self.app = self.worker.app()
+            except Exception:
+                # the supervisor stops rather than restart a worker that cannot start
+                log.exception("a worker could not start")
+                sys.exit(STARTUP_FAILURE)
             self.http = guarded(self.head_timeout_s, self.max_connections)
             if self.workers > 1:  # a spawned worker: its loggers are new
                 quiet_floods()
