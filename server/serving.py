@@ -240,7 +240,7 @@ class Worker:
 
         if not logging.getLogger().handlers:  # a spawned worker: log as the parent does
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-        storage = Storage(self.db, migrate=False)  # the parent migrated it
+        storage = Storage(self.db, upgrade=False)  # the parent migrated it
         return create_app(storage, body_timeout_s=self.body_timeout_s, max_streams=self.max_streams)
 
 
