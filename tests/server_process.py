@@ -149,7 +149,7 @@ class Server(Managed):
 
     def start(self) -> None:
         super().start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a bound for a machine busy with parallel tests
         verify = str(self.tls[0]) if self.tls else True
         while time.monotonic() < deadline:
             try:
