@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import heapq
 import json
 import logging
@@ -134,6 +135,8 @@ class FailureCount(logging.Handler):
 def run_kiosks(plan: Plan, workdir: Path, index: int) -> dict:
     """This process's share of the kiosks, from pairing to an empty outbox."""
     from sync import daemon, protocol, tickets
+    from sync.client import SyncError
+    from sync.credentials import Credentials
     from tests.chaos import ChaosProxy
 
     # compressed time: the daemon's back-off cap and heartbeat run that much faster
@@ -149,16 +152,25 @@ def run_kiosks(plan: Plan, workdir: Path, index: int) -> dict:
     ready = threading.Barrier(len(mine) + 1)
 
     def kiosk_daemon(kiosk: dict) -> None:
-        """Pair, a first cycle (config, the server's time, leases: as ``run --once``),
-        then the daemon's loop; its state DB connection belongs to this thread."""
+        """A first cycle (config, the server's time, leases: as ``run --once``, again
+        until it goes through), then the daemon's loop; the kiosk was paired
+        beforehand, its state DB connection belongs to this thread."""
         state_dir = Path(kiosk["state_dir"])
-        url = proxy.url if kiosk["proxied"] and proxy else plan.server
+        credentials = Credentials.load(state_dir)
+        if kiosk["proxied"] and proxy:
+            credentials = dataclasses.replace(credentials, server=proxy.url)
+        sync = daemon.SyncDaemon(state_dir, credentials)
+        sync.backoff.cap = daemon.BACKOFF_CAP_S / plan.compression
         try:
-            credentials = daemon.pair(state_dir, url, kiosk["code"], kiosk["name"])
-            sync = daemon.SyncDaemon(state_dir, credentials)
-            sync.backoff.cap = daemon.BACKOFF_CAP_S / plan.compression
-            sync.cycle()
-            daemons.append(sync)
+            for _ in range(20):
+                try:
+                    sync.cycle()
+                except SyncError:
+                    time.sleep(sync.backoff.next_delay())
+                    continue
+                sync.backoff.reset()
+                daemons.append(sync)
+                break
         finally:
             ready.wait()
         sync.run()
