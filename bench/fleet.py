@@ -46,6 +46,7 @@ POLL_PATH = "/api/v1/tickets/{token}"
 DONE = ("called", "serving", "served", "no_show")  # a phone that saw one of these was called
 READY_TIMEOUT_S = 180.0
 DRAIN_TIMEOUT_S = 120.0
+LOGIN_TRIES = 30
 
 
 @dataclass
@@ -59,18 +60,18 @@ class Plan:
     services: tuple[str, ...] = ("payments", "permits", "advice")
     # a busy service point's kiosk at peak: a ticket every 15 s (simulated)
     ticket_interval_s: float = 15.0
-    tickets_per_kiosk: int = 60
-    compression: float = 20.0
+    tickets_per_kiosk: int = 30
+    compression: float = 10.0
     # kiosks behind the chaos proxy, cut from the server for a while
     outage_share: float = 1 / 6
     outage_start_s: float = 8.0  # real seconds after the go
-    outage_s: float = 15.0  # real seconds
+    outage_s: float = 12.0  # real seconds
     phones: int = 3000
     poll_s: float = 5.0  # ticket.js's interval, real time
     live_share: float = 0.5  # of the phones, when the server has a live channel
-    # one counter a branch; a customer at the counter takes ~4 min (simulated)
-    service_s: float = 240.0
-    call_until_s: float = 60.0  # real seconds after the go the counters stop calling
+    # one counter a branch; a customer at the counter takes ~2 min (simulated)
+    service_s: float = 120.0
+    call_until_s: float = 45.0  # real seconds after the go the counters stop calling
     linger_s: float = 8.0  # phones keep watching this long after the last call
     password: str = "fleet-password-1"
     seed: int = 0
@@ -288,7 +289,8 @@ async def crowd(plan: Plan, workdir: Path) -> dict:
         connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
     )
     staff = [CounterStaff(plan, branch, figures) for branch in plan.branch_ids()]
-    logged_in = await asyncio.gather(*(member.log_in() for member in staff))
+    line = asyncio.Semaphore(4)  # staff arriving in the morning, a few at once
+    logged_in = await asyncio.gather(*(member.log_in(line) for member in staff))
     has_live = await live_channel_exists(polling, plan.server)
     (workdir / "crowd.ready").touch()
     await asyncio.to_thread(wait_for, workdir / "go")
@@ -441,15 +443,29 @@ class CounterStaff:
         self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.csrf = ""
 
-    async def log_in(self) -> bool:
-        async with self.session.post(
-            f"{self.base}/login",
-            data={"username": staff_name(self.branch), "password": self.plan.password},
-            allow_redirects=False,
-        ) as reply:
-            if reply.status != 303:
-                self.figures.errors[f"login {reply.status}"] += 1
+    async def log_in(self, line: asyncio.Semaphore) -> bool:
+        """The login form; a 503 (the server's password checks are all busy) is
+        tried again after its Retry-After, as a person would."""
+        for _ in range(LOGIN_TRIES):
+            async with (
+                line,
+                self.session.post(
+                    f"{self.base}/login",
+                    data={"username": staff_name(self.branch), "password": self.plan.password},
+                    allow_redirects=False,
+                ) as reply,
+            ):
+                wait_s = float(reply.headers.get("Retry-After", 1))
+                status = reply.status
+            if status == 303:
+                break
+            if status != 503:
+                self.figures.errors[f"login {status}"] += 1
                 return False
+            await asyncio.sleep(wait_s)
+        else:
+            self.figures.errors["login 503"] += 1
+            return False
         async with self.session.get(self.base) as reply:
             found = CSRF.search(await reply.text())
         self.csrf = found.group(1) if found else ""
