@@ -1,6 +1,8 @@
 """The central queue server's HTTP API (sync protocol v1), on FastAPI."""
 
+import contextlib
 import hashlib
+import json
 import re
 from datetime import date, datetime
 from importlib import resources
@@ -13,9 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
+from server import events, live
 from server.console import console_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
-from server.limits import BODY_TIMEOUT_S, BodyLimits, SecurityHeaders
+from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
 from server.problems import TicketNotFound, documented, install_handlers
 from server.storage import Storage, Throttled, Unauthorized, iso, now
@@ -30,12 +33,28 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> FastAPI:
+def create_app(
+    storage: Storage,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    max_streams: int = Limits.max_streams,
+    keepalive_s: float = live.KEEPALIVE_S,
+) -> FastAPI:
+    hub = events.Hub(storage)
+    streams = live.Streams(max_streams)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await hub.start()  # every worker hears every event: its caches follow them
+        yield
+        await hub.stop()
+
     app = FastAPI(
         title="Vuoro central queue server",
         version="1",
         summary="Sync protocol v1 for queue-ticket kiosks, and the public ticket API.",
+        lifespan=lifespan,
     )
+    app.state.hub, app.state.streams = hub, streams
 
     install_handlers(app)
 
@@ -88,10 +107,62 @@ def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> Fast
             )
         return JSONResponse(_public(found, request.query_params.get("lang")))
 
+    @app.get(
+        f"{protocol.API}/tickets/{{token}}/events",
+        response_class=live.StreamingResponse,
+        responses=documented(
+            extra={
+                200: {
+                    "description": "Server-Sent Events: the ticket's JSON (as `GET "
+                    "/api/v1/tickets/{token}`) now and after each change to it or to its "
+                    "place; a comment line every 15 s while nothing changes. Without "
+                    "`Accept: text/event-stream`, the ticket's JSON once",
+                    "content": {
+                        "text/event-stream": {"schema": {"type": "string"}},
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PublicTicket"}
+                        },
+                    },
+                },
+                404: {"description": "no such ticket (yet): poll the ticket instead"},
+                503: {"description": "too many live pages on this server: poll instead"},
+            },
+        ),
+        openapi_extra={"parameters": TICKET_PARAMETERS[:2]},
+    )
+    async def ticket_events(request: Request) -> Response:
+        """The ticket's page follows it live (EventSource); it polls when this fails."""
+        token = request.path_params["token"]
+        found = storage.ticket_by_token(token) if _token_shaped(token) else None
+        if found is None:
+            return JSONResponse({"detail": "no such ticket (yet)"}, status_code=404)
+        language = request.query_params.get("lang")
+        ticket = {"id": found["id"], "queue": found["queue_id"]}
+
+        async def render() -> str | None:
+            current = storage.ticket_by_token(token)
+            if current is None:
+                return None
+            ticket["queue"] = current["queue_id"]  # staff may move it to another queue
+            return json.dumps(_public(current, language), separators=(",", ":"))
+
+        def concerns(batch: list[events.Event]) -> bool:
+            return any(
+                event.queue_id in (None, ticket["queue"])
+                or event.ticket_id == ticket["id"]
+                or ticket["id"] in event.data.get("tickets", ())
+                for event in batch
+            )
+
+        return await live.stream(
+            request, hub, streams, found["branch_id"], render, concerns, keepalive_s
+        )
+
     @app.get("/healthz", responses=documented())
     async def health() -> Health:
-        """The process answers (for load balancers and monitoring)."""
-        return {"ok": True, "server_time": iso(now())}
+        """The process answers (for load balancers and monitoring), with its open
+        live streams (each worker counts its own)."""
+        return {"ok": True, "server_time": iso(now()), "live_streams": streams.open}
 
     @app.post(f"{protocol.API}/pair", responses=documented(401, 422, 429))
     def pair(request: protocol.PairRequest, http: Request) -> protocol.PairResponse:
@@ -242,7 +313,10 @@ def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> Fast
         return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
 
     # staff pages and forms: HTML for people, not part of the API
-    app.include_router(console_router(storage, _render), include_in_schema=False)
+    app.include_router(
+        console_router(storage, _render, hub=hub, streams=streams, keepalive_s=keepalive_s),
+        include_in_schema=False,
+    )
     app.include_router(manage_router(storage, _render), include_in_schema=False)
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
@@ -256,6 +330,7 @@ def create_app(storage: Storage, body_timeout_s: float = BODY_TIMEOUT_S) -> Fast
 class Health(BaseModel):
     ok: bool
     server_time: str
+    live_streams: int = 0
 
 
 ETAG = {

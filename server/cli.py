@@ -54,6 +54,13 @@ LIMIT_OPTIONS = [
     ),
     ("--backlog", "backlog", int, "N", "connections the kernel queues before they are accepted"),
     ("--max-header-size", "max_head_bytes", int, "BYTES", "request line and headers together"),
+    (
+        "--max-streams",
+        "max_streams",
+        int,
+        "N",
+        "live pages (Server-Sent Events) per worker; more get 503 and poll",
+    ),
 ]
 
 
@@ -72,6 +79,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the socket, each with its own database connections; "
+        "more than one wants PostgreSQL (default: %(default)s)",
+    )
     limits = Limits()
     serve.add_argument(
         "--forwarded-allow-ips",
@@ -189,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("backup", "copy-to"):
         return _transfer(storage, args)
     if args.command == "serve":
-        from server.app import create_app
-        from server.serving import serve
+        from server.serving import Worker, serve
 
+        if args.workers < 1:
+            print("vuoro-server: --workers: at least 1", file=sys.stderr)
+            return 2
+        target = storage.target  # migrated above, once, before any worker starts
+        storage.database.dispose()  # each worker opens its own engine
         return serve(
-            create_app(storage, body_timeout_s=args.body_timeout_s),
+            Worker(target, body_timeout_s=args.body_timeout_s, max_streams=args.max_streams),
             host=args.host,
             port=args.port,
+            workers=args.workers,
             limits=Limits(**{field: getattr(args, field) for _, field, *_ in LIMIT_OPTIONS}),
             forwarded_allow_ips=args.forwarded_allow_ips,
             tls_cert=args.tls_cert,

@@ -3,13 +3,16 @@ no-show, transfer). Plain HTML forms, each carrying the session's CSRF token."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server import events, live
 from server.staff import Staff, StaffMember
 from server.storage import Rejected, Storage
 from server.throttle import Busy, PasswordChecks
@@ -36,10 +39,19 @@ def from_another_site(request: Request) -> bool:
     return origin == "null" or urlsplit(origin).netloc != request.headers.get("host", "")
 
 
-def console_router(storage: Storage, render, checks: PasswordChecks | None = None) -> APIRouter:
+def console_router(
+    storage: Storage,
+    render,
+    checks: PasswordChecks | None = None,
+    hub: events.Hub | None = None,
+    streams: live.Streams | None = None,
+    keepalive_s: float = live.KEEPALIVE_S,
+) -> APIRouter:
     router = APIRouter(prefix="/console")
     staff = Staff(storage)
     checks = checks or PasswordChecks()
+    hub = hub or events.Hub(storage)
+    streams = streams or live.Streams(live.Limits.max_streams)
 
     def member_for(session: str | None) -> StaffMember | None:
         return staff.session(session or "")
@@ -114,6 +126,48 @@ def console_router(storage: Storage, render, checks: PasswordChecks | None = Non
             services=services,
             queue=storage.queue(member.branch_id),
             message=msg[:200],
+        )
+
+    def counter_state(session: str) -> str | None:
+        """What the counter page shows live: its ticket and the branch's queue."""
+        member = member_for(session)
+        if member is None:
+            return None  # logged out, or the session ended: the stream ends too
+        current = staff.current(member)
+        queue = storage.queue(member.branch_id)
+        return json.dumps(
+            {
+                "current": None
+                if current is None
+                else {"number": current["number"], "status": current["status"]},
+                "waiting": {service: state.waiting for service, state in queue.items()},
+            },
+            separators=(",", ":"),
+        )
+
+    @router.get("/state")
+    def state(session: Annotated[str | None, Cookie(alias=COOKIE)] = None) -> Response:
+        """The same as the stream's messages, for a page that polls instead."""
+        body = counter_state(session or "")
+        if body is None:
+            return Response('{"detail": "log in"}', 401, media_type="application/json")
+        return Response(body, media_type="application/json", headers=live.HEADERS)
+
+    @router.get("/events")
+    async def counter_events(
+        request: Request,
+        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
+    ) -> Response:
+        """The counter page follows its branch live (EventSource); it polls when this fails."""
+        member = await asyncio.to_thread(member_for, session)
+        if member is None:
+            return Response('{"detail": "log in"}', 401, media_type="application/json")
+
+        async def render() -> str | None:
+            return await asyncio.to_thread(counter_state, session or "")
+
+        return await live.stream(
+            request, hub, streams, member.branch_id, render, lambda batch: True, keepalive_s
         )
 
     @router.post("/act")

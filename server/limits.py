@@ -63,6 +63,7 @@ class Limits:
     concurrency: int = 4096  # connections and requests in flight; over it: 503
     backlog: int = 2048  # connections the kernel queues before we accept them
     max_head_bytes: int = 16 * 1024  # request line and headers (h11's default)
+    max_streams: int = 2048  # live pages (Server-Sent Events) per worker; over it: 503
 
 
 def body_limit(path: str) -> int:

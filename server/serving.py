@@ -11,6 +11,14 @@ has not arrived within a deadline, and sheds new connections past a bound.
 The body's own deadline and size are the app's (server.limits), where the
 route is known.
 
+With ``--workers N`` the parent binds the socket, and uvicorn's supervisor
+(``uvicorn.supervisors.Multiprocess``) spawns N workers sharing it, each
+building its own app and storage engine after the spawn (:class:`Worker`:
+no database connection crosses a process boundary), restarts a worker that
+dies, and stops them all on SIGTERM. The parent has migrated the database
+before any worker starts. Workers learn of each other's changes through the
+live channel (``server.events``).
+
 The process raises its soft open-file limit to the hard one at start (systemd
 starts services at 1,024), keeps the connection limit below it, and logs the
 floods a hostile client can cause (accept errors, refused connections, bad
@@ -24,11 +32,14 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
 
+from server import events
 from server.limits import Limits
 
 log = logging.getLogger("vuoro.server")
@@ -89,6 +100,12 @@ class Guarded(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server is stopping: live streams end now, so that waiting for
+        responses to complete does not wait for pages that never finish."""
+        events.end_all_subscriptions()
+        super().shutdown()
 
     def _arm(self) -> None:
         self._disarm()
@@ -197,17 +214,63 @@ def quiet_floods(window_s: float = 60.0) -> list[tuple[logging.Logger, BurstFilt
     return installed
 
 
+#: seconds a stopping worker waits for requests in flight before cancelling them
+GRACEFUL_SHUTDOWN_S = 10
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What a serving process builds its app from: plain values, so the
+    supervisor can hand them to each worker it spawns."""
+
+    db: str
+    body_timeout_s: float = Limits.body_timeout_s
+    max_streams: int = Limits.max_streams
+
+    def app(self):
+        from server.app import create_app
+        from server.storage import Storage
+
+        if not logging.getLogger().handlers:  # a spawned worker: log as the parent does
+            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        storage = Storage(self.db, migrate=False)  # the parent migrated it
+        return create_app(storage, body_timeout_s=self.body_timeout_s, max_streams=self.max_streams)
+
+
+class WorkerConfig(uvicorn.Config):
+    """uvicorn's config, whose app and protocol class are made when it is
+    loaded: in the process that serves, after the spawn."""
+
+    def __init__(
+        self, worker: Worker, head_timeout_s: float, max_connections: int, **options
+    ) -> None:
+        super().__init__("server.app:create_app", http="h11", **options)  # until loaded
+        self.worker = worker
+        self.head_timeout_s = head_timeout_s
+        self.max_connections = max_connections
+
+    def load(self) -> None:
+        if not self.loaded:
+            self.app = self.worker.app()
+            self.http = guarded(self.head_timeout_s, self.max_connections)
+            quiet_floods()  # after uvicorn's own logging set-up, in this process
+        super().load()
+
+
 def serve(
-    app,
+    worker: Worker,
     *,
     host: str,
     port: int,
+    workers: int = 1,
     limits: Limits = Limits(),  # noqa: B008 (frozen: safe to share)
     forwarded_allow_ips: str = "127.0.0.1",
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
 ) -> int:
-    """Run ``app`` until stopped; 0, or 3 when it could not start (as uvicorn.run)."""
+    """Serve until stopped, in this process or in ``workers`` processes; 0, or
+    3 when it could not start (as uvicorn.run)."""
     open_files = raise_open_files_limit()
     budget = connection_budget(open_files)
     concurrency = min(limits.concurrency, budget)
@@ -222,13 +285,16 @@ def serve(
             concurrency,
             limits.concurrency,
         )
-    config = uvicorn.Config(
-        app,
+    config = WorkerConfig(
+        worker,
+        limits.head_timeout_s,
+        most,
         host=host,
         port=port,
-        http=guarded(limits.head_timeout_s, most),
+        workers=workers,
         log_level="warning",
         timeout_keep_alive=limits.keep_alive_s,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         limit_concurrency=concurrency,
         backlog=limits.backlog,
         h11_max_incomplete_event_size=limits.max_head_bytes,
@@ -240,18 +306,28 @@ def serve(
     )
     quiet_floods()  # after uvicorn.Config, which sets up its loggers
     log.info(
-        "serving on %s:%d: %d open files, 503 past %d concurrent requests and "
-        "connections, no more than %d connections, request head within %g s, "
-        "body within %g s, trusting X-Forwarded-* from %s",
+        "serving on %s:%d with %d worker%s: %d open files, 503 past %d concurrent requests "
+        "and connections, no more than %d connections, %d live pages, request head within "
+        "%g s, body within %g s, trusting X-Forwarded-* from %s",
         host,
         port,
+        workers,
+        "" if workers == 1 else "s",
         open_files,
         concurrency,
         most,
+        limits.max_streams,
         limits.head_timeout_s,
         limits.body_timeout_s,
         forwarded_allow_ips or "nobody",
     )
+    if workers > 1:
+        try:
+            sockets = [config.bind_socket()]
+        except SystemExit:  # uvicorn's way of saying the address is taken
+            return 3
+        Multiprocess(config, sockets=sockets).run()
+        return 0
     server = uvicorn.Server(config)
     server.run()
     return 0 if server.started else 3

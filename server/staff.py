@@ -40,7 +40,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from server import throttle
+from server import events, throttle
 from server.storage import CounterBusy, Rejected, Storage, Tx, iso, now
 
 log = logging.getLogger("vuoro.server.login")
@@ -391,9 +391,24 @@ class Staff:
                     "called_at = NULL WHERE id = ?",
                     [service, current["id"]],
                 )
+                events.record(
+                    db,
+                    member.branch_id,
+                    service,
+                    events.STATUS,
+                    ticket=current["id"],
+                    status="waiting",
+                    moved_from=current["service_id"],
+                )
                 return f"{current['number']} moved to {service}"
             if action not in changes:
                 raise Rejected(f"unknown action {action!r}")
             sql, args = changes[action]
             db.execute(f"UPDATE tickets SET {sql} WHERE id = ?", [*args, current["id"]])
+            if action == "recall":
+                kind, data = events.CALLED, {"number": current["number"], "recall": True}
+            else:
+                kind, data = events.STATUS, {"status": {"start": "serving"}.get(action, action)}
+            data |= {"ticket": current["id"], "counter": member.counter}
+            events.record(db, member.branch_id, current["service_id"], kind, **data)
         return f"{current['number']}: {action.replace('_', ' ')}"

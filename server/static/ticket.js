@@ -1,5 +1,7 @@
-// Keeps the ticket page current: polls the ticket's JSON, backing off when the
-// network fails, and stops once the ticket is finished.
+// Keeps the ticket page current: follows the ticket's live stream (Server-Sent
+// Events) where the browser has EventSource, else (or when the stream fails)
+// polls the ticket's JSON, backing off when the network fails; stops once the
+// ticket is finished.
 (() => {
   const main = document.querySelector("main[data-token]");
   if (!main) return;
@@ -9,6 +11,8 @@
   const finished = new Set(["served", "no_show", "cancelled", "void"]);
   const $ = (id) => document.getElementById(id);
   let delay = 5000;
+  let source = null;
+  let failures = 0;  // stream errors since its last message
 
   function statusText(t) {  // as server/i18n.py status_text: every status has words
     return (words[t.status] || "").replace("{counter}", t.counter || "");
@@ -62,5 +66,28 @@
     if (reply.ok) show(await reply.json());
   });
 
-  if (!finished.has(main.dataset.status)) setTimeout(poll, delay);
+  function follow() {
+    source = new EventSource(`/api/v1/tickets/${token}/events?lang=${lang}`);
+    source.onmessage = (message) => {
+      failures = 0;
+      show(JSON.parse(message.data));
+      $("note").textContent = words.updated;
+      if (finished.has(main.dataset.status)) source.close();
+    };
+    source.onerror = () => {
+      // A dropped stream reconnects by itself; one refused (an HTTP error, a proxy
+      // that blocks it) or failing again and again is left for polling.
+      failures += 1;
+      if (source.readyState === EventSource.CLOSED || failures >= 3) {
+        source.close();
+        source = null;
+        $("note").textContent = words.offline;
+        setTimeout(poll, 0);
+      }
+    };
+  }
+
+  if (finished.has(main.dataset.status)) return;
+  if ("EventSource" in window) follow();
+  else setTimeout(poll, delay);
 })();

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server import estimate
+from server import estimate, events
 from server.storage.common import CounterBusy, Rejected, branch_today, iso, now
 from server.storage.database import Database
 from sync import protocol
@@ -64,16 +64,19 @@ class Calling:
         with self.database.transaction() as db:
             db.lock_name("counter", branch_id, counter)
             still = db.execute(
-                "SELECT id, display FROM tickets WHERE branch_id = ? AND counter = ? "
+                "SELECT id, display, queue_id FROM tickets WHERE branch_id = ? AND counter = ? "
                 "AND status = 'called' ORDER BY called_at",
                 [branch_id, counter],
             ).fetchall()
             if still and not finish:
                 raise CounterBusy(counter, still[-1][1])
-            for ticket_id, _ in still:
+            for ticket_id, _, queue_id in still:
                 db.execute(
                     "UPDATE tickets SET status = ?, finished_at = ? WHERE id = ?",
                     [finish, iso(now()), ticket_id],
+                )
+                events.record(
+                    db, branch_id, queue_id, events.STATUS, ticket=ticket_id, status=finish
                 )
             today, _ = branch_today(db, branch_id)
             clause, args = "", []
@@ -94,5 +97,8 @@ class Calling:
             db.execute(
                 "UPDATE tickets SET status = 'called', counter = ?, called_at = ? WHERE id = ?",
                 [counter, iso(now()), row[0]],
+            )
+            events.record(
+                db, branch_id, row[2], events.CALLED, ticket=row[0], number=row[1], counter=counter
             )
         return {"id": row[0], "number": row[1], "service_id": row[2], "counter": counter}

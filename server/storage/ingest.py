@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from server import events
 from server.storage.common import Rejected, iso, now, zone
 from server.storage.database import Database, Tx
 from server.storage.numbering import LEASE_MIDNIGHT_SLACK_MIN
@@ -186,6 +187,7 @@ class Ingest:
             expected = db.execute(
                 "SELECT applied_seq + 1 FROM kiosks WHERE id = ?", [kiosk["id"]]
             ).fetchone()[0]
+            joined: dict[str, list[str]] = {}  # queue: tickets that joined it
             for i, ticket in tickets:
                 try:
                     outcome = self._apply(
@@ -204,6 +206,10 @@ class Ingest:
                     )
                 expected = max(expected, ticket.kiosk_seq + 1)
                 outcomes[i] = outcome
+                if outcome == "created" and ticket.state != "void" and not placements[i].parked:
+                    joined.setdefault(ticket.service_id, []).append(ticket.id)
+            for queue_id, ids in joined.items():
+                events.record(db, kiosk["branch_id"], queue_id, events.CREATED, tickets=ids)
             db.execute(
                 "UPDATE kiosks SET last_seen_at = ?, applied_seq = "
                 f"{db.dialect.greatest}(applied_seq, "

@@ -204,3 +204,18 @@ throttle = sa.Table(
     _col("updated_at", sa.Float),
     sa.Index("throttle_age", "updated_at"),
 )
+
+# what changed, for the live channel (server.events): written in the transaction
+# of the change itself, read by every worker after the last id it saw, kept a day
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Int, primary_key=True, autoincrement=True),
+    _col("branch_id"),
+    _col("queue_id", nullable=True),
+    _col("kind"),
+    _col("data"),
+    _col("created_at"),
+    sa.Index("events_age", "created_at"),
+    sqlite_autoincrement=True,  # ids never reused, even once every row is pruned
+)

@@ -82,6 +82,10 @@ class Stats:
         self._estimates[branch_id] = (time.monotonic() + ESTIMATE_TTL_S, result)
         return result
 
+    def forget_estimates(self, branch_id: str) -> None:
+        """A ticket left a queue (an event, from any worker): read the rates again."""
+        self._estimates.pop(branch_id, None)
+
     def daily_stats(self, branch_id: str, day: str | None = None) -> dict[str, dict]:
         """Per service for one day: issued, served, no-shows, cancelled; average and
         90th-percentile wait (from joining the queue to being called), in seconds."""

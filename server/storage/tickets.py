@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from server import estimate
+from server import estimate, events
 from server.storage.common import _json, branch_today, iso, now
 from server.storage.database import Database
 
@@ -21,6 +21,7 @@ class Tickets:
     database: Database
     _queues: dict[tuple[str, str, str], tuple[float, list[str]]]
     _ties: dict[tuple[str, str, str, str], tuple[float, list[tuple[int, str]]]]
+    _positions_epoch = 0  # counts forget_positions(): a refill older than one is not kept
 
     def ticket_by_token(self, token: str) -> dict | None:
         """The public view of a ticket: what its holder may see, nothing more.
@@ -73,7 +74,19 @@ class Tickets:
             "counter": counter,
             "feedback_given": feedback is not None,
             "personal_data": bool(feedback and feedback[0]),
+            # for the server's own use (the live channel), never shown
+            "id": row[11],
+            "branch_id": branch_id,
+            "queue_id": queue_id,
         }
+
+    def forget_positions(self, branch_id: str, queue_id: str | None = None) -> None:
+        """A queue changed (an event, from any worker): its cached places go, and
+        a read that began before now is not cached (it may predate the change)."""
+        self._positions_epoch += 1
+        for cache in (self._queues, self._ties):
+            for key in [k for k in cache if k[0] == branch_id and queue_id in (None, k[1])]:
+                cache.pop(key, None)
 
     #: A kiosk heard this long after a customer first looked (connect timeout and
     #: more) built its report after that customer's ticket was committed.
@@ -130,6 +143,7 @@ class Tickets:
         cached = self._queues.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        epoch = self._positions_epoch
         times = [
             r[0]
             for r in db.execute(
@@ -138,7 +152,8 @@ class Tickets:
                 [branch_id, queue_id, day],
             )
         ]
-        self._queues[key] = (time.monotonic() + POSITION_TTL_S, times)
+        if epoch == self._positions_epoch:
+            self._queues[key] = (time.monotonic() + POSITION_TTL_S, times)
         return times
 
     def _tied(
@@ -152,6 +167,7 @@ class Tickets:
         cached = self._ties.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        epoch = self._positions_epoch
         tied = [
             (r[0] or 0, r[1])
             for r in db.execute(
@@ -163,7 +179,8 @@ class Tickets:
         ]
         if len(self._ties) > 1000:  # moments of past polls: forget them all now and then
             self._ties.clear()
-        self._ties[key] = (time.monotonic() + POSITION_TTL_S, tied)
+        if epoch == self._positions_epoch:
+            self._ties[key] = (time.monotonic() + POSITION_TTL_S, tied)
         return tied
 
     def parked(self, branch_id: str) -> list[dict]:
@@ -192,6 +209,11 @@ class Tickets:
                     ).rowcount
             except sa.exc.IntegrityError:
                 return "a ticket with the same number is already in today's queue"
+            if done:
+                queue_id = db.execute(
+                    "SELECT queue_id FROM tickets WHERE id = ?", [ticket_id]
+                ).fetchone()[0]
+                events.record(db, branch_id, queue_id, events.CREATED, tickets=[ticket_id])
         return "" if done else "no such parked ticket"
 
     def erase_personal_data(self, token: str) -> bool:
@@ -210,7 +232,8 @@ class Tickets:
         """The holder leaves the queue; only a waiting ticket can be cancelled."""
         with self.database.transaction() as db:
             row = db.execute(
-                "SELECT status FROM tickets WHERE public_token = ?", [token]
+                "SELECT status, id, branch_id, queue_id FROM tickets WHERE public_token = ?",
+                [token],
             ).fetchone()
             if row is None:
                 return None
@@ -220,5 +243,6 @@ class Tickets:
                     "WHERE public_token = ?",
                     [iso(now()), token],
                 )
+                events.record(db, row[2], row[3], events.STATUS, ticket=row[1], status="cancelled")
                 return "cancelled"
             return row[0]
