@@ -47,6 +47,7 @@ DONE = ("called", "serving", "served", "no_show")  # a phone that saw one of the
 READY_TIMEOUT_S = 180.0
 DRAIN_TIMEOUT_S = 120.0
 LOGIN_TRIES = 30
+COUNTER_TIMEOUT_S = 60.0  # a press of the console's button that takes longer is an error
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Plan:
     services: tuple[str, ...] = ("payments", "permits", "advice")
     # a busy service point's kiosk at peak: a ticket every 15 s (simulated)
     ticket_interval_s: float = 15.0
-    tickets_per_kiosk: int = 30
+    tickets_per_kiosk: int = 28  # 3,360 tickets: more than the phones following them
     compression: float = 10.0
     # kiosks behind the chaos proxy, cut from the server for a while
     outage_share: float = 1 / 6
@@ -268,6 +269,8 @@ class CrowdFigures:
     seen_live: set[str] = field(default_factory=set)
     followed: set[str] = field(default_factory=set)
     not_yet: int = 0  # polls of tickets not yet delivered by their kiosk
+    live_refused: Counter = field(default_factory=Counter)  # by HTTP status: polls instead
+    live_broken: Counter = field(default_factory=Counter)
     calls: dict[str, float] = field(default_factory=dict)  # "branch number" -> call returned
     errors: Counter = field(default_factory=Counter)
     phones: int = 0
@@ -322,9 +325,12 @@ async def crowd(plan: Plan, workdir: Path) -> dict:
                     )
                 )
         await asyncio.sleep(0.2)
-    for task in (*phones, *counters):
+    # the counters stopped calling at call_until_s; their last exchange is awaited
+    # (a call the server made but the counter never heard of would be an error)
+    await asyncio.gather(*counters)
+    for task in phones:
         task.cancel()
-    await asyncio.gather(*phones, *counters, return_exceptions=True)
+    await asyncio.gather(*phones, return_exceptions=True)
     await polling.close()
     await live.close()
     for member in staff:
@@ -335,6 +341,8 @@ async def crowd(plan: Plan, workdir: Path) -> dict:
         "seen_live": sorted(figures.seen_live),
         "followed": sorted(figures.followed),
         "not_yet": figures.not_yet,
+        "live_refused": dict(figures.live_refused),
+        "live_broken": dict(figures.live_broken),
         "calls": figures.calls,
         "errors": dict(figures.errors),
         "phones": figures.phones,
@@ -367,45 +375,59 @@ async def live_channel_exists(session, server: str) -> bool:
     return LIVE_PATH in paths
 
 
-async def follow_polling(plan, session, token, key, figures, end) -> None:
-    """ticket.js: the JSON every ``poll_s`` until the ticket is called; after a
-    failed poll the wait doubles (at most a minute). A ticket still on its way
-    from the kiosk is a 404 that says it may arrive: not an error."""
+async def poll_once(plan, session, url, figures) -> str | None:
+    """One poll of the ticket's JSON: its status, "" when it is not there yet, None on
+    an error (a ticket still on its way from its kiosk is a 404 that says it may
+    arrive: not an error)."""
+    began = time.monotonic()
+    status = None
+    try:
+        async with session.get(url) as reply:
+            body = json.loads(await reply.read())
+        if reply.status == 200:
+            status = body.get("status", "")
+        elif reply.status == 404 and body.get("may_arrive"):
+            figures.not_yet += 1
+            status = ""
+        else:
+            figures.errors[f"poll {reply.status}"] += 1
+    except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as exc:
+        figures.errors[f"poll {type(exc).__name__}"] += 1
+    figures.poll_s.append(time.monotonic() - began)
+    return status
+
+
+async def follow_polling(plan, session, token, key, figures, end, until_there=False) -> bool:
+    """ticket.js: the JSON every ``poll_s`` until the ticket is called (or, with
+    ``until_there``, until the server has it: True then); after a failed poll
+    the wait doubles, at most a minute."""
     url = f"{plan.server}{POLL_PATH.format(token=token)}?lang=fi"
     figures.followed.add(key)
     delay = plan.poll_s
     while time.monotonic() < end:
         began = time.monotonic()
-        status = ""
-        try:
-            async with session.get(url) as reply:
-                body = json.loads(await reply.read())
-            if reply.status == 200:
-                status = body.get("status", "")
-            elif reply.status == 404 and body.get("may_arrive"):
-                figures.not_yet += 1
-            else:
-                figures.errors[f"poll {reply.status}"] += 1
-        except (TimeoutError, OSError, ValueError, aiohttp.ClientError) as exc:
-            figures.errors[f"poll {type(exc).__name__}"] += 1
-        done = time.monotonic()
-        figures.poll_s.append(done - began)
+        status = await poll_once(plan, session, url, figures)
         if status in DONE:
-            figures.seen.setdefault(key, done)
-            return
-        delay = plan.poll_s if status else min(delay * 2, 60.0)
+            figures.seen.setdefault(key, time.monotonic())
+            return False
+        if status and until_there:
+            return True
+        delay = plan.poll_s if status is not None else min(delay * 2, 60.0)
         await asyncio.sleep(max(0.0, began + delay - time.monotonic()))
+    return False
 
 
 async def follow_live(plan, session, token, key, figures, end) -> None:
-    """The live channel (Server-Sent Events): each event's data is the ticket's JSON.
-    A broken stream falls back to polling, as the page does."""
+    """The live channel (Server-Sent Events), each event's data the ticket's JSON,
+    once the server has the ticket (until then the page polls); a refused or
+    broken stream falls back to polling, as the page does."""
+    if not await follow_polling(plan, session, token, key, figures, end, until_there=True):
+        return
     url = f"{plan.server}{LIVE_PATH.format(token=token)}?lang=fi"
-    figures.followed.add(key)
     try:
         async with session.get(url, headers={"Accept": "text/event-stream"}) as reply:
             if reply.status != 200:
-                figures.errors[f"live {reply.status}"] += 1
+                figures.live_refused[str(reply.status)] += 1
                 raise aiohttp.ClientError(reply.status)
             figures.live_open += 1
             figures.live_open_peak = max(figures.live_open_peak, figures.live_open)
@@ -425,7 +447,7 @@ async def follow_live(plan, session, token, key, figures, end) -> None:
             finally:
                 figures.live_open -= 1
     except (TimeoutError, OSError, aiohttp.ClientError) as exc:
-        figures.errors[f"live {type(exc).__name__}"] += 1
+        figures.live_broken[type(exc).__name__] += 1
     await follow_polling(plan, session, token, key, figures, end)
 
 
@@ -440,7 +462,10 @@ class CounterStaff:
         self.rng = random.Random(f"{plan.seed}-{branch}")
         self.base = f"{plan.server}/console"
         # the session cookie comes from 127.0.0.1: aiohttp keeps cookies of IPs only if told
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            timeout=aiohttp.ClientTimeout(total=COUNTER_TIMEOUT_S),
+        )
         self.csrf = ""
 
     async def log_in(self, line: asyncio.Semaphore) -> bool:
@@ -473,13 +498,19 @@ class CounterStaff:
 
     async def act(self, action: str) -> str | None:
         """The console's form post; the message the console shows, None on an error."""
-        async with self.session.post(
-            f"{self.base}/act", data={"csrf": self.csrf, "action": action}, allow_redirects=False
-        ) as reply:
-            if reply.status != 303:
-                self.figures.errors[f"{action} {reply.status}"] += 1
-                return None
-            return unquote(reply.headers["Location"].partition("msg=")[2])
+        try:
+            async with self.session.post(
+                f"{self.base}/act",
+                data={"csrf": self.csrf, "action": action},
+                allow_redirects=False,
+            ) as reply:
+                if reply.status != 303:
+                    self.figures.errors[f"{action} {reply.status}"] += 1
+                    return None
+                return unquote(reply.headers["Location"].partition("msg=")[2])
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            self.figures.errors[f"{action} {type(exc).__name__}"] += 1
+            return None
 
     async def serve(self, until: float) -> None:
         figures, mean_s = self.figures, self.plan.service_s / self.plan.compression
