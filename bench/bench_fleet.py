@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,11 +142,13 @@ class Sampler:
         self.server_cpu: dict[int, int] = {}
         self.db_cpu: dict[int, int] = {}
         self.peak_rss_kb = self.peak_db_pss_kb = 0
+        self.load: list[float] = []  # the machine's 1-minute load average: neighbours too
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> int:
         """One sample; the server's RSS now (kB)."""
+        self.load.append(os.getloadavg()[0])
         pids = tree(self.server_pid)
         rss = sum(proc_field(pid, "VmRSS") for pid in pids)
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
@@ -370,12 +374,16 @@ def figures(plan, workers, kiosks, crowd, checked, *, wall_s, server_cpu_s, db_c
     received = checked.pop("received")
     span = (received[-1] - received[0]) if len(received) > 1 else 0.0
     per_second = Counter(int(t) for t in received)
+    # errors: what must never happen however slow the server is
     errors = {
-        **{f"http {k}": v for k, v in crowd["errors"].items()},
         **{k: v for k, v in checked.items() if k not in ("printed", "called") and v},
         "outbox left": sum(k["outbox_left"] for k in kiosks),
+        "called twice": crowd["errors"].get("called twice", 0),
     }
     errors = {k: v for k, v in errors.items() if v}
+    # failed requests: a phone's poll or a counter's press that got no answer (a
+    # timeout, a reset, a 5xx): counted, as a slow server shows them
+    failed = {k: v for k, v in crowd["errors"].items() if k != "called twice"}
     loadgen_cpu_s = sum(k["cpu_s"] for k in kiosks) + crowd["cpu_s"]
     issued = sum(k["issued"] for k in kiosks)
     issuing_s = max(k["issued_s"] for k in kiosks)
@@ -408,6 +416,7 @@ def figures(plan, workers, kiosks, crowd, checked, *, wall_s, server_cpu_s, db_c
         "call_to_page_poll_p99_s": s(latency_poll),
         "call_to_page_live_p99_s": s(latency_live),
         "errors": sum(errors.values()),
+        "failed_requests": sum(failed.values()),
         "server_rss_mb": round(sampler.peak_rss_kb / 1024),
         "server_idle_rss_mb": round(idle_rss_kb / 1024),
         "server_cpu_cores": round(server_cpu_s / wall_s, 2),
@@ -415,12 +424,13 @@ def figures(plan, workers, kiosks, crowd, checked, *, wall_s, server_cpu_s, db_c
         "db_pss_mb": round(sampler.peak_db_pss_kb / 1024),
         "loadgen_cpu_cores": round(loadgen_cpu_s / wall_s, 2),
         "wall_s": round(wall_s, 1),
+        "load_avg_1m": round(statistics.median(sampler.load), 1),
     }
     if crowd["live_open_peak"]:
         result["kb_per_live_connection"] = round(
             (sampler.peak_rss_kb - idle_rss_kb) / crowd["live_open_peak"], 1
         )
-    result["error_kinds"] = errors
+    result["error_kinds"] = errors | {f"failed: {k}": v for k, v in failed.items()}
     # cycles the daemons retried: while cut off, and (timeouts) while not
     result["failed_cycles_cut_off"] = sum(k["failed_cycles_proxied"] for k in kiosks)
     result["failed_cycles_not_cut_off"] = sum(k["failed_cycles_direct"] for k in kiosks)
@@ -466,7 +476,7 @@ def test_fleet_on_postgresql_and_sqlite(tmp_path, record):
     for name, figures_ in results.items():
         kinds = figures_.pop("error_kinds")
         print(f"\nfleet, {name}: {json.dumps(figures_)}\n  errors: {kinds}")
-        assert figures_["errors"] == 0, f"{name}: {kinds}"
+        assert figures_["errors"] == 0, f"{name}: {kinds}"  # correctness, not speed
         assert figures_["calls"] > 0 and figures_["phones"] > 0
         record(f"fleet, {name}", **figures_)
     pg, lite = results["PostgreSQL"], results["SQLite"]

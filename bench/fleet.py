@@ -452,6 +452,7 @@ async def follow_live(plan, session, token, key, figures, end) -> None:
 
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+CURRENT = re.compile(r'id="current"[^>]*>([^<]*)<')
 
 
 class CounterStaff:
@@ -512,15 +513,35 @@ class CounterStaff:
             self.figures.errors[f"{action} {type(exc).__name__}"] += 1
             return None
 
+    async def current(self) -> str | None:
+        """What the console shows as called at this counter (a person whose button
+        press got no answer reloads the page and looks)."""
+        try:
+            async with self.session.get(self.base) as reply:
+                found = CURRENT.search(await reply.text())
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            self.figures.errors[f"console {type(exc).__name__}"] += 1
+            return None
+        return found.group(1) if found and found.group(1) != "—" else None
+
     async def serve(self, until: float) -> None:
         figures, mean_s = self.figures, self.plan.service_s / self.plan.compression
         while time.monotonic() < until:
             message = await self.act("call")
+            if message is None:  # no answer: the page, reloaded, says what was called
+                number = await self.current()
+            elif message.endswith(" is still called here"):  # the last "served" got lost
+                await self.act("served")
+                continue
+            elif message.endswith(" called"):
+                number = message.removesuffix(" called")
+            else:
+                number = None
             returned = time.monotonic()
-            if message is None or not message.endswith(" called"):
+            if number is None:
                 await asyncio.sleep(0.5)  # nobody is waiting yet
                 continue
-            key = f"{self.branch} {message.removesuffix(' called')}"
+            key = f"{self.branch} {number}"
             if key in figures.calls:
                 figures.errors["called twice"] += 1
             figures.calls[key] = returned

@@ -188,6 +188,22 @@ TARGETS: tuple[Target, ...] = (
         "little memory (136 MB here; a few such bodies used to take it to 1.5 GB)",
     ),
     Target(
+        "fleet, SQLite",
+        "errors",
+        "<=",
+        0,
+        "every ticket the 120 kiosks printed reaches the server exactly once (through "
+        "outages too), no number twice, each called ticket called once by its own "
+        "counter, and no phone's poll or counter's press fails",
+    ),
+    Target(
+        "fleet, PostgreSQL",
+        "errors",
+        "<=",
+        0,
+        "as on SQLite, with the server's workers sharing the queue through PostgreSQL",
+    ),
+    Target(
         "ticket poll under attack",
         "answered",
         ">=",
