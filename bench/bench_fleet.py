@@ -416,6 +416,7 @@ def figures(plan, workers, kiosks, crowd, checked, *, wall_s, server_cpu_s, db_c
         "call_to_page_poll_p99_s": s(latency_poll),
         "call_to_page_live_p99_s": s(latency_live),
         "errors": sum(errors.values()),
+        "correct": round(1 - sum(errors.values()) / max(issued, 1), 4),
         "failed_requests": sum(failed.values()),
         "server_rss_mb": round(sampler.peak_rss_kb / 1024),
         "server_idle_rss_mb": round(idle_rss_kb / 1024),
