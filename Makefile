@@ -12,7 +12,7 @@ DESTDIR ?=
 help:
 	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
 	@echo "make run-standalone  the kiosk alone, numbering its own tickets"
-	@echo "make test         the whole test suite (installs what it needs)"
+	@echo "make test         the whole test suite, WORKERS=4 in parallel (installs what it needs)"
 	@echo "make bench        the benchmarks: figures, targets, verdicts (table + var/bench/latest.json)"
 	@echo "make bench-check  the benchmarks, failing when a figure falls short of its target"
 	@echo "make venv         create or update $(VENV)/ with every extra"
@@ -47,10 +47,15 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Tests mostly wait (processes, sockets, screens, browsers), so more workers than
+# cores pays. Each test module stays on one worker (--dist loadfile): a module's
+# tests share its fixtures (one server, one staged install) and run in order.
+WORKERS ?= 4
+
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 bench: venv
 	@tools/sysdeps.sh test

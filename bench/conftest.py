@@ -13,6 +13,7 @@ from bench import targets
 
 FULL = os.environ.get("VUORO_BENCH") == "full"
 RESULTS: dict[str, dict] = {}
+WORKER_KEY = "vuoro_bench_results"
 
 
 @pytest.fixture
@@ -29,8 +30,18 @@ def scale() -> int:
     return 500 if FULL else 5
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """Under pytest-xdist the figures were taken in the workers: gather them here."""
+    RESULTS.update(json.loads(node.workeroutput.get(WORKER_KEY, "{}")))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Tiny figures prove nothing about speed: only a full run is judged."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller prints
+        workeroutput[WORKER_KEY] = json.dumps(RESULTS)
+        return
     if not RESULTS:
         return
     print("\n\n" + targets.table(RESULTS, targets.judge(RESULTS) if FULL else None))

@@ -55,6 +55,8 @@ CHANNEL = "vuoro_events"
 #: was called to a counter (or recalled), or its status changed otherwise
 CREATED, CALLED, STATUS = "created", "called", "status"
 SQLITE_POLL_S = 0.5
+#: PostgreSQL refuses a notification payload of 8,000 bytes or more
+NOTIFY_MAX_BYTES = 7000
 #: after a commit of our own process, look again this soon (SQLAlchemy's commit
 #: event comes just before the commit reaches the file)
 SQLITE_WAKE_RETRIES_S = (0.0, 0.01, 0.03, 0.1, 0.25)
@@ -123,7 +125,10 @@ def record(db: Tx, branch_id: str, queue_id: str | None, kind: str, **data: Any)
     )
     if db.dialect.name == "postgresql":
         event = Event(created.inserted_primary_key[0], branch_id, queue_id, kind, data)
-        db.execute("SELECT pg_notify(?, ?)", [CHANNEL, event.payload()])
+        payload = event.payload()
+        if len(payload.encode()) > NOTIFY_MAX_BYTES:  # e.g. a batch of 500 tickets
+            payload = json.dumps({"id": event.id})  # the listeners read the row itself
+        db.execute("SELECT pg_notify(?, ?)", [CHANNEL, payload])
     else:
         db.conn.info[_PENDING] = True  # the commit wakes this process's hub
 
@@ -350,6 +355,10 @@ class Hub:
             while True:
                 async for note in conn.notifies(timeout=LISTEN_CHECK_S):
                     try:
+                        if '"k":' not in note.payload:  # too long to notify: in the table
+                            floor = int(json.loads(note.payload)["id"]) - 1
+                            await asyncio.to_thread(self._read_since, floor)
+                            continue
                         self.dispatch(Event.from_payload(note.payload))
                     except (ValueError, KeyError, TypeError):
                         log.warning("live channel: a notification not ours: %.80r", note.payload)

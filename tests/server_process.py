@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,10 +20,46 @@ BIN = Path(sys.executable).parent
 DEMO_BRANCH = Path(__file__).resolve().parent.parent / "server" / "demo_branch.toml"
 
 
+#: Ports handed out for test servers: below Linux's default ephemeral range
+#: (32768-60999), where the kernel never picks the local port of an outgoing
+#: connection, split into one block per pytest-xdist worker.
+PORT_BLOCKS = range(12000, 32000, 2500)
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = PORT_BLOCKS[int(worker or 0) % len(PORT_BLOCKS)]
+    return range(start, start + PORT_BLOCKS.step)
+
+
+_next_ports: Iterator[int] | None = None
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port that is free now and stays ours for the test: a server
+    may be killed and restarted on it while other tests run in parallel.
+
+    A port the kernel gives for ``bind(("127.0.0.1", 0))`` comes from the
+    ephemeral range, from which it also picks the local ports of outgoing
+    connections: another worker's client could take it while our server
+    restarts. So each worker takes ports from its own block below that range,
+    in turn from a random start (runs side by side rarely meet), skipping any
+    port something already holds.
+    """
+    global _next_ports
+    if _next_ports is None:
+        block = _port_block()
+        start = random.randrange(len(block))
+        _next_ports = itertools.cycle([*block[start:], *block[:start]])
+    for _ in range(PORT_BLOCKS.step):
+        port = next(_next_ports)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_port_block()}")
 
 
 def run(*args: str, stdin: str = "") -> str:
@@ -132,7 +170,7 @@ class Server(Managed):
 
     def start(self) -> None:
         super().start()
-        deadline = time.monotonic() + 30 * self.workers
+        deadline = time.monotonic() + max(90, 30 * self.workers)  # a busy machine
         verify = str(self.tls[0]) if self.tls else True
         while time.monotonic() < deadline:
             try:

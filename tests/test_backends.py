@@ -12,6 +12,7 @@ import pytest
 from printer.backends import EmulatorBackend, FileBackend, NetworkBackend, open_backend
 from printer.errors import PrinterConfigError, PrinterOffline, PrinterTimeout
 from printer.render import read_transcript
+from tests.server_process import free_port
 
 TICKET = b"\x1b@\x1ba\x01A001\n\x1dV\x00"
 
@@ -87,9 +88,7 @@ def test_a_one_way_network_printer_receives_the_bytes():
 
 
 def test_a_network_printer_that_is_off_is_offline():
-    probe = socket.create_server(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
+    port = free_port()  # nothing listens there
     with pytest.raises(PrinterOffline, match=f"127.0.0.1:{port}"):
         NetworkBackend("127.0.0.1", port, timeout=1).send(TICKET, "A001")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import zxingcpp
 from PIL import Image
 
 from printer.render import read_transcript
+from tests.server_process import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -51,9 +51,7 @@ def test_render_names_a_missing_file():
 
 
 def test_the_emulator_is_a_network_printer(tmp_path):
-    probe = socket.create_server(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     out = tmp_path / "printed"
     emulator = subprocess.Popen(
         [str(BIN / "vuoro-printer"), "emulator", "--port", str(port), "--out", str(out)],

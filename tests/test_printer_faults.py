@@ -16,6 +16,7 @@ from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterOffline, Pr
 from printer.layout import TicketContent, render_ticket
 from printer.render import read_transcript
 from tests.emulator_process import TIMEOUT, Emulator
+from tests.server_process import free_port
 
 SLACK = 8.0  # a liveness bound for a loaded machine, not a speed target: a hang is 60 s+
 TICKET = render_ticket(
@@ -119,8 +120,8 @@ def test_nobody_listening_is_offline_at_once():
 
 
 def test_a_printer_switched_off_and_on_again_is_found_again(tmp_path):
-    first = Emulator(tmp_path / "out")
-    port = int(first.address.rsplit(":", 1)[1])
+    port = free_port()  # ours while the printer is off, too
+    first = Emulator(tmp_path / "out", port=port)
     backend = first.backend()
     assert backend.send(TICKET, "A007").state == "ok"
     first.stop()  # unplugged
