@@ -17,6 +17,10 @@ def pytest_configure(config) -> None:
 #: would keep the run going after the other workers are done.
 SLOW_MODULES = (
     "tests/test_install.py",
+    "tests/test_live.py",
+    "tests/test_counter_race.py",
+    "tests/test_chaos_postgresql.py",
+    "bench/bench_fleet.py",
     "tests/test_field_faults.py",
     "tests/test_console.py",
     "tests/test_ticket_page.py",
