@@ -12,7 +12,7 @@ import pytest
 
 from tests.emulator_process import Emulator
 from tests.kiosk_driver import VirtualScreen
-from tests.postgres import postgres_cluster, postgres_url  # noqa: F401 (fixtures)
+from tests.postgres import Cluster, postgres_cluster, postgres_url  # noqa: F401 (fixtures)
 
 TWO_SERVICES = """
 [kiosk]
@@ -125,6 +125,68 @@ def storage(database: str):
     store.database.dispose()
 
 
+#: The databases a test of the real server process runs on, each in turn. A
+#: module whose tests use the server only as a backdrop (a kiosk's screens,
+#: its printer) says ``SERVER_DATABASES = ("sqlite",)``, and why.
+SERVER_DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that starts a server runs once per database (module-scoped, so
+    a module's servers are started once per database); a test that names its
+    own ``server_database`` parameters keeps them."""
+    if "server_database" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        if "server_database" in (names.split(",") if isinstance(names, str) else names):
+            return
+    backends = getattr(metafunc.module, "SERVER_DATABASES", SERVER_DATABASES)
+    metafunc.parametrize("server_database", backends, indirect=True, scope="module")
+
+
+class ServerDatabases:
+    """Fresh databases for test servers on one backend: an SQLite file in the
+    server's directory, or a new database of the worker's PostgreSQL cluster."""
+
+    def __init__(self, backend: str, cluster: Cluster | None) -> None:
+        self.backend = backend
+        self.cluster = cluster
+        self.created: list[str] = []
+
+    def new(self, directory: Path) -> Path | str:
+        """A database nobody has used yet, for a server whose files go in ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.cluster is None:
+            return directory / "server.db"
+        self.cluster.start()  # a test before may have left it stopped
+        self.created.append(self.cluster.create_database())
+        return self.cluster.url(self.created[-1])
+
+    def server(self, directory: Path, **options):
+        """A server on a new database, its log in ``directory`` (``options`` as for Server)."""
+        from tests.server_process import Server
+
+        return Server(self.new(directory), logs=directory, **options)
+
+    def close(self) -> None:
+        if self.cluster is not None and self.created:
+            self.cluster.start()
+            for name in self.created:
+                self.cluster.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def server_database(request) -> Iterator[ServerDatabases]:
+    """Where the servers of a test keep their storage: SQLite, then PostgreSQL
+    (see pytest_generate_tests)."""
+    backend = getattr(request, "param", "sqlite")
+    cluster = request.getfixturevalue("postgres_cluster") if backend == "postgresql" else None
+    databases = ServerDatabases(backend, cluster)
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
 def browser():
     """Debian's Chromium, headless, driven by Playwright."""
@@ -141,11 +203,11 @@ def browser():
 
 
 @pytest.fixture
-def branch(tmp_path):
+def branch(tmp_path, server_database):
     """The demo branch on a real server (ticket URLs pointing at it) and a paired kiosk."""
-    from tests.server_process import DEMO_BRANCH, Server
+    from tests.server_process import DEMO_BRANCH
 
-    server = Server(tmp_path / "server" / "server.db")
+    server = server_database.server(tmp_path / "server")
     demo = tmp_path / "branch.toml"
     demo.write_text(
         DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import random
@@ -112,9 +113,15 @@ class Managed:
         self.kill()
 
 
-def demo_server(directory: Path) -> Iterator[Server]:
-    """A server with the demo branch for a test module (its fixture yields from this)."""
-    server = Server(directory / "server.db")
+def is_url(db: Path | str) -> bool:
+    """Whether ``db`` names a database by URL (PostgreSQL) rather than an SQLite file."""
+    return "://" in str(db)
+
+
+def demo_server(directory: Path, db: Path | str | None = None) -> Iterator[Server]:
+    """A server with the demo branch for a test module (its fixture yields from
+    this); ``db`` is its database (by default an SQLite file in ``directory``)."""
+    server = Server(db or directory / "server.db", logs=directory)
     server.cli("branch", str(DEMO_BRANCH))
     yield server
     server.stop()
@@ -135,11 +142,14 @@ class Server(Managed):
         """``db``: an SQLite file, or a database URL (then ``logs`` is where the
         log goes); ``workers`` processes serve (``serve --workers``)."""
         self.db = db
+        if logs is None:
+            if is_url(db):
+                raise ValueError("a server on a database URL needs logs, a directory")
+            logs = Path(db).parent
         self.port = port or free_port()
         self.tls = tls
         self.workers = workers
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        logs = logs or Path(db).parent
         logs.mkdir(parents=True, exist_ok=True)
         tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
         workers_args = ["--workers", str(workers)] if workers != 1 else []
@@ -185,6 +195,44 @@ class Server(Managed):
 
     def cli(self, *args: str, stdin: str = "") -> str:
         return run("vuoro-server", "--db", str(self.db), *args, stdin=stdin)
+
+    @property
+    def sqlite(self) -> bool:
+        """Whether this server keeps its storage in an SQLite file."""
+        return not is_url(self.db)
+
+    @functools.cached_property
+    def storage(self):
+        """The server's storage opened from the test, as the server opens it
+        (on SQLite or PostgreSQL alike); closed when the server stops."""
+        from server.storage import Storage
+
+        return Storage(self.db, upgrade=False)
+
+    def sql(self, query: str, params: list | tuple = ()) -> list[tuple]:
+        """Run one statement on the server's database in a transaction of its
+        own (``?`` placeholders on either database); the rows, if any."""
+        with self.storage.transaction() as db:
+            result = db.execute(query, params)
+            return [tuple(row) for row in result] if result.returns_rows else []
+
+    def assert_intact(self) -> None:
+        """The database survived whatever the test did to the server: SQLite's
+        integrity check of its file, or, on PostgreSQL (whose WAL is its own
+        integrity), that every table still reads."""
+        if self.sqlite:
+            assert self.sql("PRAGMA integrity_check") == [("ok",)]
+            return
+        from server.storage import schema
+
+        for table in schema.metadata.sorted_tables:
+            self.sql(f"SELECT COUNT(*) FROM {table.name}")
+
+    def stop(self) -> None:
+        super().stop()
+        storage = self.__dict__.pop("storage", None)
+        if storage is not None:
+            storage.database.dispose()
 
     def kiosk_token(self, name: str = "door") -> str:
         """A new kiosk's bearer token, paired over the API as a kiosk does."""

@@ -39,8 +39,9 @@ ERRORS_BY_OPERATION = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    yield from demo_server(tmp_path_factory.mktemp("contract"))
+def server(tmp_path_factory, server_database):
+    directory = tmp_path_factory.mktemp("contract")
+    yield from demo_server(directory, server_database.new(directory))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from sync import cli
 from sync.daemon import Backoff
 from tests.server_process import BIN, Managed, run, wait_until
 
+SERVER_DATABASES = ("sqlite",)  # the daemon's retries, with the server as a backdrop
+
 DRAWS = 2000
 
 

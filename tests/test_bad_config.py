@@ -21,6 +21,9 @@ from sync import state, tickets
 from sync.credentials import Credentials
 from tests.server_process import SyncProcess, wait_until
 
+# the kiosk's handling of a config reply, with the server as a backdrop
+SERVER_DATABASES = ("sqlite",)
+
 CONFIG_PATH = "/api/v1/kiosk/config"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import sqlite3
 import urllib.parse
 
 import pytest
@@ -49,16 +48,12 @@ def test_a_counter_calls_serves_and_the_customer_gives_feedback(browser, counter
     customer.get_by_role("button", name="Lähetä").click()
     customer.get_by_text("Kiitos palautteestasi!").wait_for()
     assert customer.locator("form.feedback").count() == 0, "offered once"
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT rating, comment FROM feedback").fetchall() == [
-            (4, "Nopeaa <b>palvelua</b>")
-        ]
-        assert db.execute("SELECT status FROM tickets").fetchone()[0] == "served"
+    assert server.sql("SELECT rating, comment FROM feedback") == [(4, "Nopeaa <b>palvelua</b>")]
+    assert server.sql("SELECT status FROM tickets")[0] == ("served",)
     customer.get_by_role("button", name="Poista kommenttini").click()  # the customer's own words
     customer.get_by_text("Kiitos palautteestasi!").wait_for()
     assert customer.get_by_role("button", name="Poista kommenttini").count() == 0
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT rating, comment FROM feedback").fetchall() == [(4, "")]
+    assert server.sql("SELECT rating, comment FROM feedback") == [(4, "")]
 
 
 def test_a_transfer_keeps_the_original_place_and_the_ticket_names_its_new_queue(
@@ -96,8 +91,7 @@ def test_forms_without_the_csrf_token_change_nothing(counter, tmp_path):
             allow_redirects=False,
         )
         assert reply.status_code in (403, 422)
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT status FROM tickets").fetchone()[0] == "waiting"
+    assert server.sql("SELECT status FROM tickets")[0] == ("waiting",)
     anonymous = requests.post(
         f"{server.url}/console/act",
         data={"csrf": "x", "action": "call"},
@@ -158,8 +152,7 @@ def locked_for(body: str) -> int:
 
 def let_time_pass(server, seconds: float) -> None:
     """Time passes for the login throttle: every failure is ``seconds`` older."""
-    with sqlite3.connect(server.db) as db:
-        db.execute("UPDATE throttle SET updated_at = updated_at - ?", [seconds])
+    server.sql("UPDATE throttle SET updated_at = updated_at - ?", [seconds])
 
 
 def test_a_failing_address_gets_one_more_try_each_time_a_failure_is_forgotten(counter):

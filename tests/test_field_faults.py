@@ -20,7 +20,6 @@ import zxingcpp
 from PIL import Image
 
 from printer.render import read_transcript
-from server.storage import Storage
 from tests.chaos import forget_server_time, wrong_clock
 from tests.conftest import TWO_SERVICES
 from tests.kiosk_driver import Kiosk, button_center, ocr_text
@@ -112,12 +111,10 @@ def test_a_paired_kiosk_on_a_wrong_clock_puts_every_ticket_in_todays_queue(branc
     sources = issued[2::3]
     assert sources == ["unsure"] * 6 + ["server"] * 3, issued
     assert len(set(displays)) == 9, f"two customers hold one number: {displays}"
-    with sqlite3.connect(server.db) as db:
-        rows = db.execute("SELECT display, day, status FROM tickets ORDER BY queued_at").fetchall()
+    rows = server.sql("SELECT display, day, status FROM tickets ORDER BY queued_at")
     today = datetime.now(ZONE).date().isoformat()
     assert {(day, status) for _, day, status in rows} == {(today, "waiting")}, rows
-    storage = Storage(server.db)
-    called = [storage.call_next("demo", "1", finish="served") for _ in range(10)]
+    called = [server.storage.call_next("demo", "1", finish="served") for _ in range(10)]
     assert sorted(c["number"] for c in called if c) == sorted(displays)
     assert called[-1] is None
 

@@ -1,11 +1,10 @@
 """What the server takes from a kiosk token's holder: every value bounded, a bad
 row refused alone with its reason, fair times within the ticket's day and
 never after its arrival, leases capped and pruned, and every waiting ticket
-its own place. Storage verbs on a real SQLite file; HTTP on a real server."""
+its own place. Storage verbs and HTTP on a real server, on each database."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime, timedelta
 from itertools import count
 from zoneinfo import ZoneInfo
@@ -138,8 +137,9 @@ def test_same_boot_tickets_are_still_placed_by_the_monotonic_clock_and_unsure_on
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    yield from demo_server(tmp_path_factory.mktemp("hostile"))
+def server(tmp_path_factory, server_database):
+    directory = tmp_path_factory.mktemp("hostile")
+    yield from demo_server(directory, server_database.new(directory))
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +151,7 @@ def auth(server) -> dict[str, str]:
 def leased(server, auth) -> dict:
     """A lease for the branch's today, and the next unused number of it."""
     day = requests.get(f"{server.url}/healthz", timeout=5).json()["server_time"]
-    with sqlite3.connect(server.db) as db:
-        zone = db.execute("SELECT timezone FROM branches WHERE id = 'demo'").fetchone()[0]
+    zone = server.sql("SELECT timezone FROM branches WHERE id = 'demo'")[0][0]
     day = datetime.fromisoformat(day).astimezone(ZoneInfo(zone)).date().isoformat()
     reply = requests.post(
         f"{server.url}{protocol.API}/kiosk/leases",
@@ -191,8 +190,7 @@ def _push(server, auth, body: dict | bytes) -> requests.Response:
 
 
 def _tickets(server) -> int:
-    with sqlite3.connect(server.db) as db:
-        return db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
+    return server.sql("SELECT COUNT(*) FROM tickets")[0][0]
 
 
 @pytest.mark.parametrize(
@@ -296,8 +294,7 @@ def test_a_lease_for_a_day_that_does_not_exist_is_refused_not_a_500(server, auth
     ],
 )
 def test_a_heartbeat_with_an_unbounded_value_is_refused_and_stores_nothing(server, auth, beat):
-    with sqlite3.connect(server.db) as db:
-        stored = db.execute("SELECT last_heartbeat FROM kiosks").fetchall()
+    stored = server.sql("SELECT last_heartbeat FROM kiosks")
     reply = requests.post(
         f"{server.url}{protocol.API}/kiosk/heartbeat",
         data=beat,
@@ -305,8 +302,7 @@ def test_a_heartbeat_with_an_unbounded_value_is_refused_and_stores_nothing(serve
         timeout=5,
     )
     assert reply.status_code == 422
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT last_heartbeat FROM kiosks").fetchall() == stored
+    assert server.sql("SELECT last_heartbeat FROM kiosks") == stored
 
 
 def test_the_openapi_document_shows_a_ticket_row_as_ticketin(server):

@@ -8,6 +8,9 @@ import re
 
 from tests.web import PASSWORD, add_staff, print_ticket
 
+# the browser's side of the stream; tests/test_live.py runs the channel on both
+SERVER_DATABASES = ("sqlite",)
+
 STREAM = re.compile(r".*/api/v1/tickets/[^/?]+/events.*")
 POLL = re.compile(r".*/api/v1/tickets/[^/?]+\?.*")
 

@@ -29,8 +29,8 @@ SOURCES = [f"127.0.{a}.{b}" for a in range(1, 5) for b in range(1, 250)]
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path / "server.db")
+def server(tmp_path, server_database):
+    srv = server_database.server(tmp_path)
     srv.cli("branch", str(DEMO_BRANCH))
     yield srv
     srv.stop()

@@ -5,7 +5,6 @@ the refusals: wrong role, no CSRF, oversized and hostile input."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import tomllib
 from datetime import UTC, datetime
@@ -36,15 +35,14 @@ def log_in(page, server, username="maria", password=PASSWORD):
     page.get_by_role("button", name="Log in").click()
 
 
-def services_in(db_path) -> dict[str, tuple]:
-    with sqlite3.connect(db_path) as db:
-        return {
-            r[0]: r[1:]
-            for r in db.execute(
-                "SELECT id, prefix, names, schedule, daily_cap, priority, is_open "
-                "FROM services WHERE listed = 1"
-            )
-        }
+def services_in(server) -> dict[str, tuple]:
+    return {
+        r[0]: r[1:]
+        for r in server.sql(
+            "SELECT id, prefix, names, schedule, daily_cap, priority, is_open "
+            "FROM services WHERE listed = 1"
+        )
+    }
 
 
 def fill_service(page, **fields: str) -> None:
@@ -84,7 +82,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
     page.set_viewport_size({"width": 1280, "height": 900})
     page.screenshot(path=str(shots / "console-manage.png"), full_page=True)
 
-    stored = services_in(server.db)["pensions"]
+    stored = services_in(server)["pensions"]
     assert stored[0] == "D", "prefix upper-cased"
     assert json.loads(stored[1]) == {"en": "Pensions", "fi": "Eläkkeet"}
     hours = json.loads(stored[2])
@@ -124,7 +122,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
 
 def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
     server, _ = managed
-    before = services_in(server.db)
+    before = services_in(server)
     page = browser.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -138,7 +136,7 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
     assert "overlap" in page.locator("#form-error").inner_text()
     assert page.locator("[name=name_en]").input_value() == hostile, "nothing typed is lost"
     assert page.locator("[name=hours_mon]").input_value() == "08:00-12:00, 11:00-13:00"
-    assert services_in(server.db) == before
+    assert services_in(server) == before
 
     for field, value, message in [
         ("prefix", "A", "used by 'payments'"),
@@ -152,7 +150,7 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
         fill_service(page, **{field: value})
         page.get_by_role("button", name="Save service").click()
         assert message in page.locator("#form-error").inner_text(), field
-    assert services_in(server.db) == before
+    assert services_in(server) == before
 
     # hostile text is stored as text and shown as text
     page.goto(f"{server.url}/console/manage/services/new")
@@ -167,7 +165,7 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
 def test_only_managers_with_a_valid_form_change_anything(browser, managed):
     server, _ = managed
     add_staff(server, "olli", "2")
-    before = services_in(server.db)
+    before = services_in(server)
     with requests.Session() as web:
         assert web.get(f"{server.url}/console/manage", timeout=5).url.endswith("/console/login")
         web.post(
@@ -212,10 +210,9 @@ def test_only_managers_with_a_valid_form_change_anything(browser, managed):
         assert many.status_code == 413
         for path in ("/console/manage/kiosks/x/revoke", "/console/manage/staff/olli/remove"):
             assert web.post(f"{server.url}{path}", data={}, timeout=5).status_code == 403
-    assert services_in(server.db) == before
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT COUNT(*) FROM staff").fetchone()[0] == 2
-        assert db.execute("SELECT COUNT(*) FROM kiosks WHERE revoked_at IS NULL").fetchone()[0]
+    assert services_in(server) == before
+    assert server.sql("SELECT COUNT(*) FROM staff") == [(2,)]
+    assert server.sql("SELECT COUNT(*) FROM kiosks WHERE revoked_at IS NULL")[0][0]
 
 
 def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed, tmp_path):
@@ -262,10 +259,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     page.on("dialog", lambda d: d.accept())
     page.get_by_role("row").filter(has_text="door").get_by_role("button", name="Reboot").click()
     assert "reboots at its next heartbeat" in page.locator(".flash").inner_text()
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT kind FROM commands WHERE delivered_at IS NULL").fetchall() == [
-            ("reboot",)
-        ]
+    assert server.sql("SELECT kind FROM commands WHERE delivered_at IS NULL") == [("reboot",)]
     page.get_by_role("row").filter(has_text="Lobby, by the lifts").get_by_role(
         "button", name="Revoke"
     ).click()

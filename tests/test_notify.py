@@ -16,6 +16,8 @@ import pytest
 from appliance.notify import Notifier
 from tests.kiosk_driver import Kiosk
 
+SERVER_DATABASES = ("sqlite",)  # the daemon's systemd notifications, with the server as a backdrop
+
 
 class NotifySocket:
     """What systemd listens on: a Unix datagram socket, read with timestamps."""

@@ -91,8 +91,9 @@ def steer(case, choice: int | None, known: dict[str, list[str]]):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    yield from demo_server(tmp_path_factory.mktemp("fuzz"))
+def server(tmp_path_factory, server_database):
+    directory = tmp_path_factory.mktemp("fuzz")
+    yield from demo_server(directory, server_database.new(directory))
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,10 @@ document.addEventListener("securitypolicyviolation",
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, server_database):
     """The demo branch with one delivered ticket and a manager, on a real server."""
-    db = tmp_path_factory.mktemp("pages") / "server.db"
+    directory = tmp_path_factory.mktemp("pages")
+    db = server_database.new(directory)
     store = Storage(db)
     store.put_branch(*branch_file.load(DEMO))
     Staff(store).add("demo", "maija", PASSWORD, "1", [], "manager")
@@ -33,7 +34,8 @@ def served(tmp_path_factory):
     day = today(store)
     store.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=10))
     store.ingest(kiosk, batch(ticket(1, day=day, mono=1), mono=2))
-    server = Server(db)
+    store.database.dispose()
+    server = Server(db, logs=directory)
     yield server
     server.stop()
 

@@ -101,8 +101,8 @@ def pair_from(server: Server, source: str, code: str) -> tuple[int, str | None]:
         connection.close()
 
 
-def test_guessing_codes_over_http_gets_429_with_retry_after(tmp_path):
-    server = Server(tmp_path / "server.db")
+def test_guessing_codes_over_http_gets_429_with_retry_after(tmp_path, server_database):
+    server = server_database.server(tmp_path)
     try:
         server.cli("branch", str(DEMO_BRANCH))
         code = server.cli("pair-code", "--branch", "demo")

@@ -16,7 +16,7 @@ from kiosk.paper import queue_line, ticket_content
 from sync import exchange, protocol, state, tickets
 from sync.daemon import Credentials, SyncDaemon
 from sync.schedule import Availability
-from tests.conftest import TWO_SERVICES
+from tests.conftest import TWO_SERVICES, ServerDatabases
 from tests.server_process import DEMO_BRANCH, Server
 
 SERVICES = [
@@ -139,9 +139,11 @@ def test_a_server_without_seconds_per_person_gets_no_wait_guessed(db):
 # -- through a real server ----------------------------------------------------
 
 
-def branch_with_desk(tmp_path: Path, cap: int | None) -> tuple[Server, Path]:
+def branch_with_desk(
+    tmp_path: Path, cap: int | None, databases: ServerDatabases
+) -> tuple[Server, Path]:
     """The demo branch plus service D ("desk"), on a real server, and a paired kiosk."""
-    server = Server(tmp_path / "server" / "server.db")
+    server = databases.server(tmp_path / "server")
     text = DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url)
     text += '\n[[services]]\nid = "desk"\nprefix = "D"\nname = { en = "Desk", fi = "Tiski" }\n'
     if cap is not None:
@@ -155,8 +157,8 @@ def branch_with_desk(tmp_path: Path, cap: int | None) -> tuple[Server, Path]:
 
 
 @pytest.fixture
-def desk(tmp_path):
-    server, kiosk_dir = branch_with_desk(tmp_path, cap=None)
+def desk(tmp_path, server_database):
+    server, kiosk_dir = branch_with_desk(tmp_path, None, server_database)
     daemon = SyncDaemon(kiosk_dir, Credentials.load(kiosk_dir))
     yield server, daemon
     daemon.db.close()
@@ -164,8 +166,8 @@ def desk(tmp_path):
 
 
 @pytest.fixture
-def capped_desk(tmp_path):
-    server, kiosk_dir = branch_with_desk(tmp_path, cap=3)
+def capped_desk(tmp_path, server_database):
+    server, kiosk_dir = branch_with_desk(tmp_path, 3, server_database)
     daemon = SyncDaemon(kiosk_dir, Credentials.load(kiosk_dir))
     yield server, daemon, kiosk_dir
     daemon.db.close()

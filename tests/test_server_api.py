@@ -3,8 +3,6 @@ of every shape getting a clear refusal while nothing changes."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 import requests
 
@@ -13,8 +11,9 @@ from tests.server_process import demo_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    yield from demo_server(tmp_path_factory.mktemp("api"))
+def server(tmp_path_factory, server_database):
+    directory = tmp_path_factory.mktemp("api")
+    yield from demo_server(directory, server_database.new(directory))
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +42,7 @@ def api(server, path: str) -> str:
 
 
 def count(server, table: str) -> int:
-    with sqlite3.connect(server.db) as db:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return server.sql(f"SELECT COUNT(*) FROM {table}")[0][0]
 
 
 @pytest.mark.parametrize(

@@ -34,15 +34,17 @@ WAIT_S = 15  # for an answer that comes at once when the server is right; a boun
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, server_database):
     """A server as `serve` starts by default, the demo branch, a paired kiosk."""
-    db = tmp_path_factory.mktemp("limits") / "server.db"
+    directory = tmp_path_factory.mktemp("limits")
+    db = server_database.new(directory)
     store = Storage(db)
     store.put_branch(*branch_file.load(DEMO))
     token = store.pair(store.new_pairing_code("demo"), "door").token
-    server = Server(db)
+    server = Server(db, logs=directory)
     yield server, token, store
     server.stop()
+    store.database.dispose()
 
 
 def answer(sock: socket.socket) -> tuple[int | None, dict[str, str], bytes]:

@@ -34,15 +34,15 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("staff") / "server.db")
+def server(tmp_path_factory, server_database):
+    srv = server_database.server(tmp_path_factory.mktemp("staff"))
     srv.cli("branch", str(DEMO_BRANCH))
     yield srv
     srv.stop()
 
 
 def add(server: Server, username: str, role: str = "staff", password: str = PASSWORD) -> None:
-    Staff(Storage(server.db)).add("demo", username, password, "1", [], role)
+    Staff(server.storage).add("demo", username, password, "1", [], role)
 
 
 def post_login(
@@ -313,8 +313,7 @@ def test_the_cli_refuses_a_password_of_spaces_and_says_why(server):
         stdin=" " * 10 + "\n",
     )
     assert result.returncode == 2 and "only spaces" in result.stderr
-    with Storage(server.db).reading() as db:
-        assert not db.execute("SELECT 1 FROM staff WHERE username = 'blank'").fetchone()
+    assert not server.sql("SELECT 1 FROM staff WHERE username = 'blank'")
 
 
 # -- item 10: the staff form names nobody of another branch ------------------------

@@ -15,8 +15,8 @@ from tests.server_process import BIN, DEMO_BRANCH, Server, SyncProcess, run, wai
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path / "server" / "server.db")
+def server(tmp_path, server_database):
+    srv = server_database.server(tmp_path / "server")
     srv.cli("branch", str(DEMO_BRANCH))
     yield srv
     srv.stop()
@@ -42,11 +42,10 @@ def issue_printed(state_dir: Path, count: int, service: str = "payments") -> lis
 
 
 def server_tickets(server: Server) -> list[tuple]:
-    with sqlite3.connect(server.db) as db:
-        return db.execute(
-            "SELECT id, kiosk_id, service_id, day, series, number, display, status "
-            "FROM tickets ORDER BY queued_at"
-        ).fetchall()
+    return server.sql(
+        "SELECT id, kiosk_id, service_id, day, series, number, display, status "
+        "FROM tickets ORDER BY queued_at"
+    )
 
 
 def delivered(state_dir: Path) -> int:
@@ -101,8 +100,7 @@ def test_tickets_from_an_outage_arrive_exactly_once_after_the_server_returns(ser
     assert len(rows) == 18 and len({r[0] for r in rows}) == 18
     assert sorted(r[6] for r in rows) == sorted(before + during)
     assert len({(r[2], r[3], r[4], r[5]) for r in rows}) == 18, "numbers unique per service and day"
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    server.assert_intact()
 
 
 def test_a_revoked_kiosk_keeps_printing_and_knows(server, tmp_path):
@@ -120,8 +118,7 @@ def test_a_revoked_kiosk_keeps_printing_and_knows(server, tmp_path):
 
 
 def server_kiosk_id(server: Server) -> str:
-    with sqlite3.connect(server.db) as db:
-        return db.execute("SELECT id FROM kiosks").fetchone()[0]
+    return server.sql("SELECT id FROM kiosks")[0][0]
 
 
 def server_state(kiosk: Path) -> str:
@@ -155,6 +152,7 @@ def test_https_is_verified_and_a_private_ca_can_be_trusted(tmp_path):
         capture_output=True,
         timeout=60,
     )
+    # TLS is the transport's: one database is enough
     server = Server(tmp_path / "server" / "server.db", tls=(cert, key))
     try:
         server.cli("branch", str(DEMO_BRANCH))
@@ -217,8 +215,7 @@ def test_the_operator_sees_each_kiosks_last_heartbeat(server, tmp_path):
 
 
 def server_has(server, ticket_id: str) -> bool:
-    with sqlite3.connect(server.db) as db:
-        return db.execute("SELECT 1 FROM tickets WHERE id = ?", [ticket_id]).fetchone() is not None
+    return server.sql("SELECT 1 FROM tickets WHERE id = ?", [ticket_id]) != []
 
 
 def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
@@ -288,6 +285,5 @@ def test_a_ticket_the_server_rejects_is_parked_on_the_kiosk_shown_and_never_drop
     run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")  # tried again: still parked
     listing = server.cli("kiosks", "--branch", "demo").splitlines()[1].split()
     assert listing[6] == "1", "the heartbeat tells the server of the parked ticket"
-    with sqlite3.connect(server.db) as db:
-        on_server = [r[0] for r in db.execute("SELECT display FROM tickets")]
+    on_server = [r[0] for r in server.sql("SELECT display FROM tickets")]
     assert on_server == [fine]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 import typing
 from datetime import timedelta
@@ -58,9 +57,8 @@ def test_leaving_the_queue_asks_first_then_cancels(browser, branch, tmp_path):
     page.get_by_role("button", name="Poistun jonosta").click()
     page.get_by_role("button", name="Kyllä, poistun").click()
     page.locator("#status").get_by_text("Poistuit jonosta").wait_for(timeout=10000)
-    with sqlite3.connect(server.db) as db:
-        assert db.execute("SELECT status FROM tickets").fetchone()[0] == "cancelled"
-    assert Storage(server.db).call_next("demo", "1") is None, "a cancelled ticket is never called"
+    assert server.sql("SELECT status FROM tickets")[0] == ("cancelled",)
+    assert server.storage.call_next("demo", "1") is None, "a cancelled ticket is never called"
 
 
 def test_an_unknown_ticket_page_is_polite_and_a_bad_one_reveals_nothing(browser, branch):
@@ -81,8 +79,7 @@ def test_every_status_is_said_in_words_in_every_language(branch, tmp_path):
     assert set(STATUSES) <= set(STATUS_WORDS)
     said: dict[str, dict[str, str]] = {language: {} for language in LANGUAGES}
     for status in STATUSES:
-        with sqlite3.connect(server.db) as db:
-            db.execute("UPDATE tickets SET status = ?, counter = '3'", [status])
+        server.sql("UPDATE tickets SET status = ?, counter = '3'", [status])
         for language in LANGUAGES:
             html = requests.get(f"{url}?lang={language}", timeout=5).text
             assert f'<html lang="{language}">' in html
@@ -108,7 +105,7 @@ def test_a_served_customer_sees_words_and_a_transfer_names_the_new_service(
     page = browser.new_page(viewport={"width": 360, "height": 740})
     page.goto(url)
     assert page.locator(".service").inner_text() == "Maksut"
-    staff = Staff(Storage(server.db))
+    staff = Staff(server.storage)
     staff.add("demo", "anna", "correct horse battery", "3", ["payments", "permits"])
     anna = staff.session(staff.log_in("anna", "correct horse battery", "127.0.0.1"))
 

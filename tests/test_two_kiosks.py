@@ -3,7 +3,6 @@ number clash, and after it reconnects the queue is in fair (issue) order."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import datetime
 
@@ -14,9 +13,9 @@ from tests.server_process import DEMO_BRANCH, Server, SyncProcess, wait_until
 
 
 @pytest.fixture
-def two_kiosks(tmp_path):
+def two_kiosks(tmp_path, server_database):
     """The demo branch on a real server, with kiosks "door" and "lobby" paired."""
-    server = Server(tmp_path / "server" / "server.db")
+    server = server_database.server(tmp_path / "server")
     server.cli("branch", str(DEMO_BRANCH))
     kiosks = {name: tmp_path / name for name in ("door", "lobby")}
     for name, path in kiosks.items():
@@ -49,12 +48,11 @@ def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(two_kiosks):
     finally:
         for daemon in daemons:
             daemon.stop()
-    with sqlite3.connect(server.db) as db:
-        rows = db.execute(
-            "SELECT k.name, t.display, t.series, t.number, t.queued_at FROM tickets t "
-            "JOIN kiosks k ON k.id = t.kiosk_id WHERE t.service_id = 'payments' "
-            "ORDER BY t.queued_at"
-        ).fetchall()
+    rows = server.sql(
+        "SELECT k.name, t.display, t.series, t.number, t.queued_at FROM tickets t "
+        "JOIN kiosks k ON k.id = t.kiosk_id WHERE t.service_id = 'payments' "
+        "ORDER BY t.queued_at"
+    )
     numbers = [(series, number) for _, _, series, number, _ in rows]
     assert len(numbers) == len(set(numbers)), "no two tickets share a number"
     assert [(name, display) for name, display, *_ in rows[:16]] == issued, "fair order"
@@ -64,8 +62,7 @@ def test_an_offline_kiosk_rejoins_in_fair_order_without_clashes(two_kiosks):
 
 
 def on_server(server: Server) -> int:
-    with sqlite3.connect(server.db) as db:
-        return db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
+    return server.sql("SELECT COUNT(*) FROM tickets")[0][0]
 
 
 def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(two_kiosks):
@@ -92,11 +89,10 @@ def test_an_hour_offline_in_simulated_time_still_queues_by_issue_time(two_kiosks
     finally:
         for daemon in daemons:
             daemon.stop()
-    with sqlite3.connect(server.db) as db:
-        queue = db.execute(
-            "SELECT k.name, t.display FROM tickets t JOIN kiosks k ON k.id = t.kiosk_id "
-            "ORDER BY t.queued_at"
-        ).fetchall()
+    queue = server.sql(
+        "SELECT k.name, t.display FROM tickets t JOIN kiosks k ON k.id = t.kiosk_id "
+        "ORDER BY t.queued_at"
+    )
     assert queue == issued, "every ticket in the place its issue time gives it"
 
 
