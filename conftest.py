@@ -21,6 +21,7 @@ SLOW_MODULES = (
     "tests/test_counter_race.py",
     "tests/test_chaos_postgresql.py",
     "bench/bench_fleet.py",
+    "tests/test_hostile_values.py",
     "tests/test_field_faults.py",
     "tests/test_console.py",
     "tests/test_ticket_page.py",
