@@ -231,6 +231,23 @@ def find_text(image: Image.Image, word: str, last: bool = False) -> tuple[int, i
     raise AssertionError(f"{word!r} not on screen: {ocr_text(image)}")
 
 
+def find_on_screen(
+    screen, word: str, last: bool = False, timeout: float = 30
+) -> tuple[Image.Image, tuple[int, int]]:
+    """A screenshot showing ``word`` and where it is: taken again until the word
+    is drawn (a screen changes a frame or more after a tap, later on a busy
+    machine), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        image = screen.screenshot()
+        try:
+            return image, find_text(image, word, last)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 def _word_boxes(image: Image.Image, word: str, psm: str) -> list[tuple[int, int]]:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
