@@ -55,9 +55,6 @@ WORKERS ?= 4
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
-	@# python-escpos caches its printer profiles in a file on first import: made
-	@# once here, not by parallel workers reading each other's half-written file
-	$(PY) -c "import escpos.capabilities"
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 bench: venv

@@ -7,6 +7,7 @@ per-user cache directory first.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from dataclasses import dataclass
@@ -25,8 +26,14 @@ def _cache_dir() -> Path:
 @cache
 def escpos() -> ModuleType:
     """``escpos.printer``, imported once the pickle dir is set."""
-    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(_cache_dir()))
-    import escpos.printer
+    cache = _cache_dir()
+    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(cache))
+    # python-escpos writes its pickle in place on a first (or stale) import: two
+    # processes starting at once (the kiosk and the printer after an upgrade,
+    # parallel tests) would read each other's half-written file
+    with open(cache / "import.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        import escpos.printer
 
     return escpos.printer
 
