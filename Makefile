@@ -50,12 +50,15 @@ format: venv
 # Tests mostly wait (processes, sockets, screens, browsers), so more workers than
 # cores pays. Each test module stays on one worker (--dist loadfile): a module's
 # tests share its fixtures (one server, one staged install) and run in order.
+# The real Kivy app's tests (marker `ui`) come after, one at a time: beside
+# four busy workers on two cores its screen lags the taps and its timers fire.
 WORKERS ?= 4
 
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile -m "not ui"
+	$(PY) -m pytest -q -p no:xdist -m ui
 
 bench: venv
 	@tools/sysdeps.sh test
