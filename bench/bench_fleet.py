@@ -44,10 +44,10 @@ from server import branch_file
 from server.staff import Staff
 from server.storage import Storage
 from sync import daemon, state
-from tests.postgres import Cluster, PostgresUnavailable, children_of
+from tests.postgres import children_of, running_cluster
 from tests.server_process import BIN, DEMO_BRANCH, Managed, free_port
 
-PG_WORKERS = 4  # `vuoro-server serve --workers`, where the server has the option
+PG_WORKERS = 4  # `vuoro-server serve --workers`
 
 
 def full_plan() -> Plan:
@@ -96,14 +96,6 @@ class FleetServer(Managed):
             time.sleep(0.1)
         self.kill()
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
-
-
-def serves_workers() -> bool:
-    """Whether ``vuoro-server serve`` takes --workers (the option is being built)."""
-    helptext = subprocess.run(
-        [str(BIN / "vuoro-server"), "serve", "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
-    return "--workers" in helptext
 
 
 def tree(pid: int) -> list[int]:
@@ -452,7 +444,6 @@ def test_fleet_on_postgresql_and_sqlite(tmp_path, record):
     """SQLite with one worker, then PostgreSQL with several, each against a fresh
     city; errors must be 0 (a correctness check), the speed is for the table."""
     make_plan = full_plan if FULL else tiny_plan
-    workers = PG_WORKERS if serves_workers() else 1
     results = {}
     sqlite_dir = Path(tempfile.mkdtemp(prefix="vuoro-fleet-db-", dir=memory_dir()))
     try:
@@ -461,18 +452,11 @@ def test_fleet_on_postgresql_and_sqlite(tmp_path, record):
         )
     finally:
         shutil.rmtree(sqlite_dir, ignore_errors=True)
-    try:
-        cluster = Cluster()
-        cluster.start()
-    except PostgresUnavailable as why:
-        pytest.fail(str(why), pytrace=False)
-    try:
+    with running_cluster() as cluster:
         url = cluster.url(cluster.create_database())
         results["PostgreSQL"] = run_city(
-            make_plan(), url, workers, tmp_path / "postgresql", cluster.server_processes
+            make_plan(), url, PG_WORKERS, tmp_path / "postgresql", cluster.server_processes
         )
-    finally:
-        cluster.close()
 
     for name, figures_ in results.items():
         kinds = figures_.pop("error_kinds")

@@ -466,10 +466,10 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Cluster]:
-    """This test process's PostgreSQL cluster (each pytest-xdist worker starts its own),
-    started on first use and removed at the end of the session."""
+@contextlib.contextmanager
+def running_cluster() -> Iterator[Cluster]:
+    """A cluster started now and removed at the end of the block; a test that
+    needs one fails (never skips) naming what to install when it cannot start."""
     try:
         cluster = Cluster()
         cluster.start()
@@ -479,6 +479,14 @@ def postgres_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """This test process's PostgreSQL cluster (each pytest-xdist worker starts its own),
+    started on first use and removed at the end of the session."""
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture
