@@ -357,6 +357,16 @@ def _scenario(rng, seed, workdir, steps, world: World, started) -> Outcome:
     run_settle_only(kiosk_dir)  # what the kiosk does when it starts again
     proxy.set_faults()
     wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
+    # tickets may reach the server only now: the counters call today's before they go
+    wait_until(
+        lambda: (
+            not server.sql(
+                "SELECT 1 FROM tickets WHERE status = 'waiting' AND day = ?", [branch_day()]
+            )
+        ),
+        timeout=60,
+        what="the counters called today's waiting tickets",
+    )
     for counter in counters:
         counter.kill()
     issued = check_invariants(kiosk_dir, server.db, days | {branch_day()}, workdir / CALLS)

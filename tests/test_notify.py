@@ -39,6 +39,17 @@ class NotifySocket:
             self.messages.append((time.monotonic(), data.decode()))
         return self.messages
 
+    def wait_for(self, prefix: str, timeout: float = 60.0) -> float:
+        """When a message starting with `prefix` arrived (a process's start
+        is slow on a busy machine, so the wait is bounded, not fixed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, text in self.messages:
+                if text.startswith(prefix):
+                    return at
+            self.drain(0.1)
+        raise AssertionError(f"no {prefix!r} within {timeout} s: {self.messages}")
+
     def close(self) -> None:
         self.sock.close()
 
@@ -127,12 +138,13 @@ def test_the_sync_daemon_is_ready_and_pings_while_it_waits(branch, notify_socket
         stderr=subprocess.DEVNULL,
     )
     try:
-        messages = notify_socket.drain(3.0)
+        ready_at = notify_socket.wait_for("READY=1")
+        messages = notify_socket.drain(ready_at + 3.0 - time.monotonic())
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
     texts = [m for _, m in notify_socket.drain(0.5)]
     assert texts[0] == f"READY=1\nSTATUS=syncing with {server.url}"
-    pings = [t for t, m in messages if m == "WATCHDOG=1"]
+    pings = [t for t, m in messages if m == "WATCHDOG=1" and t <= ready_at + 3.0]
     assert len(pings) >= 6, "every 0.3 s while idle"
     assert texts[-1] == "STOPPING=1"
