@@ -6,9 +6,20 @@ import json
 import re
 from datetime import date, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Form, Header, HTTPException, Request, Response, Security
+from fastapi import (
+    Cookie,
+    Depends,
+    FastAPI,
+    Form,
+    Header,
+    HTTPException,
+    Request,
+    Response,
+    Security,
+)
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -16,17 +27,27 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
 from server import events, live
+from server.console import COOKIE as STAFF_COOKIE
 from server.console import console_router
+from server.display import default_speech_cache, display_router
 from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
 from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
 from server.problems import ERRORS, TicketNotFound, documented, install_handlers
+from server.speech import Speech
+from server.staff import Staff
 from server.storage import Storage, Throttled, Unauthorized, iso, now
 from sync import protocol
 
 KIOSK_AUTH = HTTPBearer(
     scheme_name="kiosk",
     description="the kiosk's device token, from `POST /api/v1/pair`",
+    auto_error=False,
+)
+DISPLAY_AUTH = HTTPBearer(
+    scheme_name="display",
+    description="a display's device token, from pairing it (`/display`); or the staff "
+    "session cookie",
     auto_error=False,
 )
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -38,9 +59,13 @@ def create_app(
     body_timeout_s: float = BODY_TIMEOUT_S,
     max_streams: int = Limits.max_streams,
     keepalive_s: float = live.KEEPALIVE_S,
+    speech_cache: Path | None = None,
 ) -> FastAPI:
+    """The server's app on ``storage``; the displays' synthesised speech is
+    cached in ``speech_cache`` (a temporary directory of this user's by default)."""
     hub = events.Hub(storage)
     streams = live.Streams(max_streams)
+    speech = Speech(speech_cache or default_speech_cache())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -57,6 +82,7 @@ def create_app(
     app.state.hub, app.state.streams = hub, streams
 
     install_handlers(app)
+    staff = Staff(storage)
 
     def kiosk(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(KIOSK_AUTH)],
@@ -229,14 +255,38 @@ def create_app(
             raise HTTPException(404, "no such ticket (yet)")
         return _public(storage.ticket_by_token(token), lang)
 
-    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue", responses=documented(404, 422))
-    def branch_queue(branch_id: str) -> dict[str, protocol.QueueState]:
+    def branch_reader(
+        branch_id: str,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(DISPLAY_AUTH)],
+        session: Annotated[str | None, Cookie(alias=STAFF_COOKIE)] = None,
+    ) -> None:
+        """Branch data is for the branch's displays (their token) and its staff
+        (a session), not for anyone who guesses a branch id."""
+        if credentials is not None and credentials.credentials.strip():
+            try:
+                display = storage.display_for_token(credentials.credentials.strip()[:100])
+            except Unauthorized:
+                display = None
+            if display is not None and display["branch_id"] == branch_id:
+                return
+        elif session:
+            member = staff.session(session[:100])
+            if member is not None and member.branch_id == branch_id:
+                return
+        raise Unauthorized("branch data needs a display's token of this branch, or a staff session")
+
+    BranchReader = Annotated[None, Depends(branch_reader)]
+
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/queue", responses=documented(401, 404, 422))
+    def branch_queue(branch_id: str, _reader: BranchReader) -> dict[str, protocol.QueueState]:
         """The live queue per service, for displays and dashboards."""
         known_branch(branch_id)
         return storage.queue(branch_id)
 
-    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats", responses=documented(404, 422))
-    def branch_stats(branch_id: str, day: str | None = None) -> dict[str, dict]:
+    @app.get(f"{protocol.API}/branches/{{branch_id}}/stats", responses=documented(401, 404, 422))
+    def branch_stats(
+        branch_id: str, _reader: BranchReader, day: str | None = None
+    ) -> dict[str, dict]:
         """A day's figures per service (today by default)."""
         known_branch(branch_id)
         if day is not None and not _calendar_day(day):
@@ -319,6 +369,10 @@ def create_app(
         include_in_schema=False,
     )
     app.include_router(manage_router(storage, _render), include_in_schema=False)
+    app.include_router(
+        display_router(storage, _render, hub, streams, speech, keepalive_s),
+        include_in_schema=False,
+    )
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("server") / "static")), name="static"
     )

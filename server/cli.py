@@ -168,6 +168,13 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--day", help="YYYY-MM-DD (default: today in the branch)")
     revoke = sub.add_parser("revoke", help="revoke a kiosk's token")
     revoke.add_argument("kiosk_id")
+    displays = sub.add_parser("displays", help="the branch's waiting-room displays")
+    displays.add_argument("--branch", required=True)
+    unshow = sub.add_parser("display-revoke", help="revoke a display's token (it goes blank)")
+    unshow.add_argument("display_id")
+    message = sub.add_parser("display-message", help="the line the branch's displays show")
+    message.add_argument("--branch", required=True)
+    message.add_argument("text", help='the message ("" for none)')
     return p
 
 
@@ -295,6 +302,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vuoro-server: no active kiosk {args.kiosk_id}", file=sys.stderr)
                 return 1
             print(f"revoked {args.kiosk_id}")
+        elif args.command == "displays":
+            print(f"{'display':<16} {'name':<24} {'last seen':<25} speaks")
+            for d in storage.displays(args.branch):
+                seen = "REVOKED" if d["revoked"] else shown(d["last_seen_at"] or "never")
+                name = shown(d["name"])
+                name = name if len(name) <= 24 else name[:23] + "…"
+                print(f"{shown(d['id']):<16} {name:<24} {seen:<25} {','.join(d['languages'])}")
+        elif args.command == "display-revoke":
+            if not storage.revoke_display(args.display_id):
+                print(f"vuoro-server: no active display {args.display_id}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.display_id}")
+        elif args.command == "display-message":
+            line = storage.set_display_message(args.branch, args.text)
+            print(f"displays of {args.branch} show {shown(line)!r}" if line else "no message")
     except (Rejected, OSError) as exc:
         print(f"vuoro-server: {shown(exc)}", file=sys.stderr)
         return 2

@@ -52,8 +52,9 @@ log = logging.getLogger("vuoro.server.events")
 
 CHANNEL = "vuoro_events"
 #: kinds of event: a ticket joined a queue (from a kiosk, or placed by staff),
-#: was called to a counter (or recalled), or its status changed otherwise
-CREATED, CALLED, STATUS = "created", "called", "status"
+#: was called to a counter (or recalled), or its status changed otherwise; a
+#: display's settings or the branch's display message changed, or one was revoked
+CREATED, CALLED, STATUS, DISPLAY = "created", "called", "status", "display"
 SQLITE_POLL_S = 0.5
 #: PostgreSQL refuses a notification payload of 8,000 bytes or more
 NOTIFY_MAX_BYTES = 7000

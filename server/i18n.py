@@ -161,6 +161,54 @@ _PAGE: dict[str, dict[str, str]] = {
     },
 }
 
+#: The waiting-room display's words; a display shows them in each of its
+#: languages in turn.
+_DISPLAY: dict[str, dict[str, str]] = {
+    "now_calling": {
+        "en": "Now calling",
+        "fi": "Vuorossa",
+        "sv": "Nu betjänas",
+        "et": "Järgmine",
+    },
+    "counter": {"en": "Counter", "fi": "Palvelupiste", "sv": "Lucka", "et": "Teenindusleti"},
+    "earlier": {"en": "Called", "fi": "Kutsutut", "sv": "Uppropade", "et": "Kutsutud"},
+    "waiting": {"en": "waiting", "fi": "odottaa", "sv": "väntar", "et": "ootel"},
+    "wait": {
+        "en": "about {minutes} min",
+        "fi": "noin {minutes} min",
+        "sv": "cirka {minutes} min",
+        "et": "umbes {minutes} min",
+    },
+    "no_wait": {"en": "no wait", "fi": "ei jonoa", "sv": "ingen kö", "et": "järjekorda pole"},
+    "no_calls": {
+        "en": "Please take a number at the kiosk",
+        "fi": "Ota vuoronumero automaatista",
+        "sv": "Ta en kölapp i automaten",
+        "et": "Palun võtke number automaadist",
+    },
+    "offline": {
+        "en": "No connection since {time}: calls may be missing",
+        "fi": "Ei yhteyttä klo {time} jälkeen: kutsuja voi puuttua",
+        "sv": "Ingen anslutning sedan {time}: upprop kan saknas",
+        "et": "Ühendus puudub alates {time}: kutseid võib puududa",
+    },
+    "sound_blocked": {
+        "en": "Sound is blocked by the browser: tap the screen once",
+        "fi": "Selain estää äänen: kosketa näyttöä kerran",
+        "sv": "Webbläsaren blockerar ljudet: tryck en gång på skärmen",
+        "et": "Brauser blokeerib heli: puudutage ekraani üks kord",
+    },
+}
+
+
+def display_words(languages: list[str]) -> dict[str, dict[str, str]]:
+    """The display's words in each of its languages (English where one is missing)."""
+    return {
+        language: {key: texts.get(language, texts["en"]) for key, texts in _DISPLAY.items()}
+        for language in languages
+    }
+
+
 #: What a ticket's status says on its page; ``{counter}`` is the counter's name.
 STATUS_WORDS = (
     "waiting",

@@ -69,10 +69,12 @@ async def stream(
     render: Callable[[], Awaitable[str | None]],
     concerns: Callable[[list[events.Event]], bool],
     keepalive_s: float = KEEPALIVE_S,
+    idle: Callable[[], Awaitable[object]] | None = None,
 ) -> Response:
     """A stream of ``render()`` (a page's JSON; None ends the stream): first
     now, then after each batch of the branch's events that ``concerns`` it,
-    when it changed; a keep-alive comment when nothing happened for a while."""
+    when it changed; a keep-alive comment when nothing happened for a while
+    (and ``idle()``, e.g. noting that a device is still there)."""
     if "text/event-stream" not in request.headers.get("accept", ""):
         once = await render()
         if once is None:
@@ -96,6 +98,8 @@ async def stream(
                     except events.Ended:
                         return
                     if not batch:
+                        if idle is not None:
+                            await idle()
                         yield b": keep-alive\n\n"
                         continue
                     if not concerns(batch):

@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from server import branch_file
+from server.i18n import LANGUAGES
 from server.staff import ROLES, Staff, StaffMember
 from server.storage import Rejected, Storage, now
 from sync import protocol, schedule
@@ -27,6 +28,9 @@ COOKIE = "vuoro_session"
 MAX_FIELD = 4000
 MAX_FIELDS = 120
 STALE_S = 3 * protocol.HEARTBEAT_S
+#: a display's page touches the server at least every keep-alive (15 s) while
+#: its stream is open, noted at most once a minute
+DISPLAY_STALE_S = 3 * 60
 PRINTER_ALARMS = {"paper_near_end", "paper_out", "cover_open", "offline", "not_responding", "error"}
 
 
@@ -147,6 +151,30 @@ def kiosk_health(kiosk: dict) -> dict:
     }
 
 
+def display_health(display: dict) -> dict:
+    seen = display["last_seen_at"]
+    age = None if seen is None else (now() - datetime.fromisoformat(seen)).total_seconds()
+    return display | {
+        "online": age is not None and age <= DISPLAY_STALE_S and not display["revoked"],
+        "seen_ago": "never" if age is None else _ago(age),
+    }
+
+
+def display_settings_from_form(form: dict[str, str]) -> dict:
+    """A display's settings from its row of the management page: checkboxes
+    ``service_<id>`` and ``lang_<code>``, the counters as a comma list."""
+    volume = form.get("volume", "").strip()
+    if not volume.isdigit() or len(volume) > 3:
+        raise Rejected("a display's volume is a whole number, 0 to 100")
+    return {
+        "name": form.get("name", ""),
+        "services": [key[8:] for key, on in form.items() if key.startswith("service_") and on],
+        "counters": [c.strip() for c in form.get("counters", "").split(",") if c.strip()],
+        "languages": [key[5:] for key, on in form.items() if key.startswith("lang_") and on],
+        "volume": int(volume),
+    }
+
+
 def _ago(seconds: float) -> str:
     if seconds < 90:
         return f"{max(0, round(seconds))} s ago"
@@ -188,6 +216,9 @@ def manage_router(storage: Storage, render) -> APIRouter:
             branch=branch,
             services=services,
             kiosks=[kiosk_health(k) for k in storage.kiosks(member.branch_id)],
+            displays=[display_health(d) for d in storage.displays(member.branch_id)],
+            display_message=storage.display_message(member.branch_id),
+            display_languages=LANGUAGES,
             parked=[
                 t
                 | {
@@ -375,6 +406,51 @@ def manage_router(storage: Storage, render) -> APIRouter:
             "reboot": "The kiosk reboots at its next heartbeat.",
         }
         return back(said[action] if done else "No such kiosk, or nothing to change.")
+
+    @router.post("/displays/{display_id}/{action}")
+    async def display_action(
+        display_id: str,
+        action: str,
+        request: Request,
+        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
+    ) -> Response:
+        """Rename a display, point it at services, counters and languages, set
+        its volume (``settings``), or revoke it; its page follows at once."""
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
+        try:
+            if action == "settings":
+                done = await run_in_threadpool(
+                    lambda: storage.change_display(
+                        display_id, member.branch_id, **display_settings_from_form(form)
+                    )
+                )
+            elif action == "revoke":
+                done = await run_in_threadpool(storage.revoke_display, display_id, member.branch_id)
+            else:
+                return render("message.html", 404, lang="en", title="Not found", text="")
+        except Rejected as exc:
+            return overview(member, 400, error=str(exc))
+        said = {"settings": "Display saved.", "revoke": "Display revoked."}
+        return back(said[action] if done else "No such display, or nothing to change.")
+
+    @router.post("/display-message")
+    async def display_message(
+        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
+    ) -> Response:
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
+        try:
+            line = await run_in_threadpool(
+                storage.set_display_message, member.branch_id, form.get("message", "")
+            )
+        except Rejected as exc:
+            return overview(member, 400, error=str(exc))
+        return back("The displays show the message." if line else "The displays show no message.")
 
     @router.post("/parked/{ticket_id}/queue")
     async def queue_parked(

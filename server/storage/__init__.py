@@ -25,6 +25,7 @@ from server.storage.common import (
 )
 from server.storage.database import Database, Tx, database_url
 from server.storage.devices import MAX_LIVE_CODES, PAIR_ADDRESS, PAIR_SERVER, Devices
+from server.storage.displays import Displays
 from server.storage.ingest import Ingest, Placement, day_bounds, ingest_days, place
 from server.storage.numbering import LEASE_UNUSED_MAX, Numbering
 from server.storage.stats import Stats
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 
-class Storage(Branches, Devices, Numbering, Ingest, Tickets, Calling, Stats):
+class Storage(Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""
 

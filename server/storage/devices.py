@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from server import throttle
 from server.storage.common import Rejected, Throttled, Unauthorized, _hash, iso, now
-from server.storage.database import Database
+from server.storage.database import Database, Tx
 from sync import protocol
 
 log = logging.getLogger("vuoro.server")
@@ -89,7 +89,40 @@ class Devices:
         return code
 
     def pair(self, code: str, name: str, address: str = "unknown") -> protocol.PairResponse:
-        """Spend a pairing code on a new kiosk; the token is shown once, stored hashed.
+        """Spend a pairing code on a new kiosk; the token is shown once, stored hashed."""
+        code_hash = self.matching_code(code, address)
+        token = secrets.token_urlsafe(32)
+        with self.database.transaction() as db:
+            branch_id = self.spend_code(db, code_hash)
+            db.lock_row("branches", "id", branch_id)  # its reserve tags, read below
+            taken = {
+                r[0]
+                for r in db.execute(
+                    "SELECT reserve_tag FROM kiosks WHERE branch_id = ?", [branch_id]
+                )
+            }
+            tag = next((t for t in RESERVE_TAGS if t not in taken), None)
+            if tag is None:
+                raise Rejected("this branch has no reserve series left for another kiosk")
+            kiosk_id = f"k-{secrets.token_hex(6)}"
+            db.insert(
+                "kiosks",
+                {
+                    "id": kiosk_id,
+                    "branch_id": branch_id,
+                    "name": name,
+                    "token_hash": _hash(token),
+                    "reserve_tag": tag,
+                    "created_at": iso(now()),
+                },
+            )
+        return protocol.PairResponse(
+            kiosk_id=kiosk_id, branch_id=branch_id, token=token, reserve_tag=tag
+        )
+
+    def matching_code(self, code: str, address: str = "unknown") -> str:
+        """The stored hash of a live pairing code (a kiosk's or a display's: one
+        code pairs whichever device spends it first), else :class:`Unauthorized`.
 
         Wrong codes are throttled per source address and server-wide (leaky
         buckets, :data:`PAIR_ADDRESS`, :data:`PAIR_SERVER`): :class:`Throttled`
@@ -109,62 +142,40 @@ class Devices:
                 [iso(now())],
             ).fetchall()
         code_hash = next((row[0] for row in live if _code_matches(row[0], code)), None)
-        if code_hash is None:
-            with self.database.transaction() as db:
-                at = time.time()
-                by_address = throttle.add(db, PAIR_ADDRESS, source, at)
-                by_server = throttle.add(db, PAIR_SERVER, "all", at)
-            log.info("pairing: a wrong code from %s", source)
-            if throttle.wait_s(by_address, PAIR_ADDRESS) and by_address - 1 <= (
-                PAIR_ADDRESS.capacity - 1
-            ):
-                log.warning("pairing lock-out: %s after %d wrong codes", source, by_address)
-            if throttle.wait_s(by_server, PAIR_SERVER) and by_server - 1 <= (
-                PAIR_SERVER.capacity - 1
-            ):
-                log.warning("pairing lock-out: %d wrong codes from everywhere", by_server)
-            raise Unauthorized("pairing code unknown, used or expired")
-        token = secrets.token_urlsafe(32)
+        if code_hash is not None:
+            return code_hash
         with self.database.transaction() as db:
-            row = db.execute(  # checked again under the lock: a code pairs one kiosk
-                "SELECT branch_id FROM pairing_codes WHERE code_hash = ? AND used_at IS NULL "
-                "AND expires_at > ?",
-                [code_hash, iso(now())],
-            ).fetchone()
-            if row is None:
-                raise Unauthorized("pairing code unknown, used or expired")
-            branch_id = row[0]
-            db.lock_row("branches", "id", branch_id)  # its reserve tags, read below
-            taken = {
-                r[0]
-                for r in db.execute(
-                    "SELECT reserve_tag FROM kiosks WHERE branch_id = ?", [branch_id]
-                )
-            }
-            tag = next((t for t in RESERVE_TAGS if t not in taken), None)
-            if tag is None:
-                raise Rejected("this branch has no reserve series left for another kiosk")
-            kiosk_id = f"k-{secrets.token_hex(6)}"
-            spent = db.execute(  # a code pairs one kiosk, whichever worker is first
+            at = time.time()
+            by_address = throttle.add(db, PAIR_ADDRESS, source, at)
+            by_server = throttle.add(db, PAIR_SERVER, "all", at)
+        log.info("pairing: a wrong code from %s", source)
+        if throttle.wait_s(by_address, PAIR_ADDRESS) and by_address - 1 <= (
+            PAIR_ADDRESS.capacity - 1
+        ):
+            log.warning("pairing lock-out: %s after %d wrong codes", source, by_address)
+        if throttle.wait_s(by_server, PAIR_SERVER) and by_server - 1 <= (PAIR_SERVER.capacity - 1):
+            log.warning("pairing lock-out: %d wrong codes from everywhere", by_server)
+        raise Unauthorized("pairing code unknown, used or expired")
+
+    @staticmethod
+    def spend_code(db: Tx, code_hash: str) -> str:
+        """Mark the code used in ``db``'s transaction; its branch. Checked again
+        under the write: a code pairs one device, whichever worker is first."""
+        row = db.execute(
+            "SELECT branch_id FROM pairing_codes WHERE code_hash = ? AND used_at IS NULL "
+            "AND expires_at > ?",
+            [code_hash, iso(now())],
+        ).fetchone()
+        spent = (
+            row is not None
+            and db.execute(
                 "UPDATE pairing_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
                 [iso(now()), code_hash],
             ).rowcount
-            if not spent:
-                raise Unauthorized("pairing code unknown, used or expired")
-            db.insert(
-                "kiosks",
-                {
-                    "id": kiosk_id,
-                    "branch_id": branch_id,
-                    "name": name,
-                    "token_hash": _hash(token),
-                    "reserve_tag": tag,
-                    "created_at": iso(now()),
-                },
-            )
-        return protocol.PairResponse(
-            kiosk_id=kiosk_id, branch_id=branch_id, token=token, reserve_tag=tag
         )
+        if not spent:
+            raise Unauthorized("pairing code unknown, used or expired")
+        return row[0]
 
     def kiosk_for_token(self, token: str) -> dict:
         with self.database.reading() as db:

@@ -219,3 +219,30 @@ events = sa.Table(
     sa.Index("events_age", "created_at"),
     sqlite_autoincrement=True,  # ids never reused, even once every row is pruned
 )
+
+# waiting-room displays: paired like kiosks, each with its own revocable token;
+# ``settings`` is JSON (services, counters, languages, volume)
+displays = sa.Table(
+    "displays",
+    metadata,
+    _col("id", primary_key=True),
+    _col("branch_id", sa.ForeignKey("branches.id")),
+    _col("name"),
+    _col("token_hash", unique=True),
+    _col("settings", server_default="{}"),
+    _col("created_at"),
+    _col("revoked_at", nullable=True),
+    _col("last_seen_at", nullable=True),
+)
+
+# one line the branch's displays show under the calls (empty: none)
+display_messages = sa.Table(
+    "display_messages",
+    metadata,
+    _col("branch_id", sa.ForeignKey("branches.id"), primary_key=True),
+    _col("text"),
+    _col("updated_at"),
+)
+
+# a display's recent calls: the branch's newest ``called`` events
+sa.Index("events_branch_kind", events.c.branch_id, events.c.kind, events.c.id)

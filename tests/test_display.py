@@ -1,0 +1,265 @@
+"""The waiting-room display on a real server (SQLite and PostgreSQL): pairing
+with a single-use code, its token in a cookie or as a bearer, what it is
+shown and told, its sound, revocation; branch data closed to anyone else;
+hostile input to every form and parameter."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+
+import pytest
+import requests
+
+from server.speech import phrase
+from sync import state, tickets
+from tests.server_process import run
+from tests.web import PASSWORD, add_staff
+
+HOSTILE_CODES = ["", " ", "A" * 41, "ÄÖÅÄÖÅÄÖ", "ABCD\x00EFG", "<script>", "' OR 1=1 --", "🙂" * 8]
+
+
+def pair_display(server, name: str = "Waiting room") -> tuple[requests.Session, str]:
+    """A display paired as its browser does: the form, then the cookie."""
+    code = server.cli("pair-code", "--branch", "demo")
+    session = requests.Session()
+    reply = session.post(
+        f"{server.url}/display/pair",
+        data={"code": code, "name": name},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert reply.status_code == 303, reply.text
+    assert reply.headers["location"] == "/display"
+    cookie = next(c for c in session.cookies if c.name == "vuoro_display")
+    assert cookie.path == "/display" and cookie.has_nonstandard_attr("HttpOnly")
+    return session, cookie.value
+
+
+def display_id(server, token: str) -> str:
+    state = requests.get(
+        f"{server.url}/display/state", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    return state.json()["display"]["id"]
+
+
+def call_next(server, counter: str = "3", *services: str) -> str:
+    flags = [arg for service in services for arg in ("--service", service)]
+    return server.cli("call-next", "--branch", "demo", "--counter", counter, *flags)
+
+
+def issue(kiosk_dir, count: int = 1, service: str = "permits") -> None:
+    """Tickets printed at the kiosk and sent to the server."""
+    db = state.connect(kiosk_dir / "state.db")
+    for _ in range(count):
+        tickets.mark_printed(db, tickets.issue_ticket(db, service, language="fi").id)
+    db.close()
+    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+
+
+def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
+    server, kiosk_dir = branch
+    session, token = pair_display(server, "Lobby TV")
+    page = session.get(f"{server.url}/display", timeout=10)
+    assert page.status_code == 200 and 'src="/static/display.js"' in page.text
+    state = session.get(f"{server.url}/display/state", timeout=10).json()
+    assert state["display"]["name"] == "Lobby TV"
+    assert state["branch"] and state["services"] and state["calls"] == []
+    assert state["languages"]  # the branch's, until a manager chooses
+    # the code was spent: a second browser cannot use it
+    listed = server.cli("displays", "--branch", "demo")
+    assert "Lobby TV" in listed
+    stranger = requests.get(f"{server.url}/display/state", timeout=10)
+    assert stranger.status_code == 401
+    assert stranger.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_call_from_the_cli_reaches_the_display_with_its_words(branch):
+    server, kiosk_dir = branch
+    session, _ = pair_display(server)
+    issue(kiosk_dir, 2)
+    said = call_next(server, "3")
+    number = said.split()[0]
+    state = session.get(f"{server.url}/display/state", timeout=10).json()
+    newest = state["calls"][0]
+    assert (newest["number"], newest["counter"], newest["recall"]) == (number, "3", False)
+    for language in state["languages"]:
+        assert newest["say"][language] == phrase(number, "3", language)
+    waiting = {s["id"]: s["waiting"] for s in state["services"]}
+    assert waiting["permits"] == 1
+
+
+def test_the_sound_of_a_call_is_the_chime_and_each_language_spoken(branch):
+    server, kiosk_dir = branch
+    session, _ = pair_display(server)
+    issue(kiosk_dir)
+    call_next(server, "12")
+    call = session.get(f"{server.url}/display/state", timeout=10).json()["calls"][0]
+    reply = session.get(f"{server.url}{call['sound']}", timeout=60)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav"
+    assert json.loads(reply.headers["X-Vuoro-Said"]) == call["say"]
+    with wave.open(io.BytesIO(reply.content)) as recording:
+        seconds = recording.getnframes() / recording.getframerate()
+        assert recording.getnchannels() == 1 and recording.getsampwidth() == 2
+    # a chime (about a second) and a phrase of a second or more per language
+    assert 1.0 + 1.0 * len(call["say"]) < seconds < 1.5 + 6.0 * len(call["say"])
+    # not another branch's or a made-up call; not without the display's token
+    for bad in ("/display/sound/999999.wav", "/display/sound/0.wav", "/display/sound/x.wav"):
+        assert session.get(f"{server.url}{bad}", timeout=10).status_code in (404, 422)
+    assert requests.get(f"{server.url}{call['sound']}", timeout=10).status_code == 401
+
+
+def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
+    server, kiosk_dir = branch
+    session, token = pair_display(server)
+    add_staff(server, "maria", "1", role="manager")
+    manager = requests.Session()
+    manager.post(
+        f"{server.url}/console/login",
+        data={"username": "maria", "password": PASSWORD},
+        timeout=30,
+    )
+    csrf = manager.get(f"{server.url}/console/manage", timeout=10).text
+    csrf = csrf.split('name="csrf" value="')[1].split('"')[0]
+    ident = display_id(server, token)
+    saved = manager.post(
+        f"{server.url}/console/manage/displays/{ident}/settings",
+        data={
+            "csrf": csrf,
+            "name": "Permits TV",
+            "service_permits": "on",
+            "counters": "3, 4",
+            "lang_sv": "on",
+            "lang_en": "on",
+            "volume": "55",
+        },
+        timeout=10,
+    )
+    assert saved.status_code == 200 and "Display saved." in saved.text
+    issue(kiosk_dir, 1, "permits")
+    issue(kiosk_dir, 1, "advice")
+    call_next(server, "9", "permits")  # another counter: not this display's
+    issue(kiosk_dir, 1, "permits")
+    call_next(server, "3", "advice")  # another service: not this display's
+    call_next(server, "4", "permits")
+    state = session.get(f"{server.url}/display/state", timeout=10).json()
+    assert state["display"]["name"] == "Permits TV" and state["volume"] == 55
+    assert state["languages"] == ["en", "sv"]  # in the order of the form's list
+    assert [s["id"] for s in state["services"]] == ["permits"]
+    assert [c["counter"] for c in state["calls"]] == ["4"]
+    for bad, why in [
+        ({"volume": "101"}, "0 to 100"),
+        ({"volume": "loud"}, "whole number"),
+        ({"lang_xx": "on", "volume": "5"}, "not 'xx'"),
+        ({"service_nope": "on", "volume": "5"}, "no service 'nope'"),
+        ({"name": "x" * 101, "volume": "5"}, "1 to 100"),
+        ({"name": "TV\nline", "volume": "5"}, ""),
+        ({"counters": ",".join(str(n) for n in range(60)), "volume": "5"}, "at most 50"),
+    ]:
+        refused = manager.post(
+            f"{server.url}/console/manage/displays/{ident}/settings",
+            data={"csrf": csrf, **bad},
+            timeout=10,
+        )
+        assert refused.status_code in (200, 400), (bad, refused.status_code)
+        if refused.status_code == 400:
+            assert why in refused.text, bad
+    assert session.get(f"{server.url}/display/state", timeout=10).json()["volume"] == 55
+    message = manager.post(
+        f"{server.url}/console/manage/display-message",
+        data={"csrf": csrf, "message": "Kassa suljettu 14–15 · Closed 2–3 pm"},
+        timeout=10,
+    )
+    assert message.status_code == 200
+    state = session.get(f"{server.url}/display/state", timeout=10).json()
+    assert state["message"] == "Kassa suljettu 14–15 · Closed 2–3 pm"
+    forged = manager.post(
+        f"{server.url}/console/manage/displays/{ident}/revoke",
+        data={"csrf": "forged"},
+        timeout=10,
+    )
+    assert forged.status_code == 403
+
+
+def test_a_revoked_display_is_refused_and_its_stream_ends(branch):
+    server, _ = branch
+    session, token = pair_display(server)
+    stream = session.get(
+        f"{server.url}/display/events",
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=30,
+    )
+    assert stream.status_code == 200
+    lines = stream.iter_lines()
+    first = next(line for line in lines if line.startswith(b"data: "))
+    assert json.loads(first[6:])["display"]["id"]
+    assert server.cli("display-revoke", display_id(server, token)).startswith("revoked")
+    rest = list(lines)  # ends: the revocation's event ended the stream
+    assert not any(line.startswith(b"data: ") for line in rest), rest
+    assert session.get(f"{server.url}/display/state", timeout=10).status_code == 401
+    page = session.get(f"{server.url}/display", timeout=10)
+    assert page.status_code == 401 and "Pair this display" in page.text
+
+
+def test_branch_data_needs_a_display_token_or_a_staff_session(branch):
+    server, _ = branch
+    queue = f"{server.url}/api/v1/branches/demo/queue"
+    stats = f"{server.url}/api/v1/branches/demo/stats"
+    for url in (queue, stats):
+        anonymous = requests.get(url, timeout=10)
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
+        kiosk = requests.get(
+            url, headers={"Authorization": f"Bearer {server.kiosk_token()}"}, timeout=10
+        )
+        assert kiosk.status_code == 401, "a kiosk's token is not a display's"
+    _, token = pair_display(server)
+    as_display = requests.get(queue, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert as_display.status_code == 200 and "permits" in as_display.json()
+    add_staff(server, "pekka", "2")
+    staff = requests.Session()
+    staff.post(
+        f"{server.url}/console/login",
+        data={"username": "pekka", "password": PASSWORD},
+        timeout=30,
+    )
+    session = next(c.value for c in staff.cookies if c.name == "vuoro_session")
+    as_staff = requests.get(stats, cookies={"vuoro_session": session}, timeout=10)
+    assert as_staff.status_code == 200
+    for header in ("Bearer", "Bearer ", "Bearer " + "x" * 5000, "Basic Zm9vOmJhcg==", "Bearer ä"):
+        assert requests.get(queue, headers={"Authorization": header}, timeout=10).status_code in (
+            400,
+            401,
+        ), header
+
+
+@pytest.mark.parametrize("code", HOSTILE_CODES)
+def test_hostile_pairing_codes_are_refused_plainly(branch, code):
+    server, _ = branch
+    reply = requests.post(f"{server.url}/display/pair", data={"code": code}, timeout=30)
+    assert reply.status_code in (400, 401, 422), reply.status_code
+    assert "vuoro_display" not in reply.cookies
+    by_link = requests.get(f"{server.url}/display", params={"pair": code}, timeout=30)
+    assert by_link.status_code in (200, 400, 401), by_link.status_code
+    assert "Pair this display" in by_link.text
+
+
+def test_a_pairing_from_another_site_is_refused(branch):
+    server, _ = branch
+    code = server.cli("pair-code", "--branch", "demo")
+    reply = requests.post(
+        f"{server.url}/display/pair",
+        data={"code": code},
+        headers={"Sec-Fetch-Site": "cross-site"},
+        timeout=30,
+    )
+    assert reply.status_code == 403 and "vuoro_display" not in reply.cookies
+    _, token = pair_display_with(server, code)
+    assert token, "the refused attempt did not spend the code"
+
+
+def pair_display_with(server, code: str) -> tuple[requests.Session, str]:
+    session = requests.Session()
+    session.get(f"{server.url}/display", params={"pair": code}, timeout=30)
+    return session, session.cookies.get("vuoro_display", "")
