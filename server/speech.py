@@ -93,12 +93,26 @@ def _check_language(language: str) -> str:
     return language
 
 
+def _sayable(char: str) -> bool:
+    """A Latin letter (the script of every voice here), a combining mark or a digit.
+
+    A letter of another script would be spelled out by espeak-ng as "Hebrew
+    letter shin, ..." for seconds on end: it is left out, digits of any
+    script are kept and said as numbers.
+    """
+    category = unicodedata.category(char)
+    if category == "Nd" or category[0] == "M":
+        return True
+    return category[0] == "L" and unicodedata.name(char, "").startswith("LATIN ")
+
+
 def _clean(value: str, what: str, limit: int) -> str:
-    """Only letters, digits and spaces (plus ``-.'/`` between two of them) survive.
+    """Only Latin letters, digits and spaces (plus ``-.'/`` between two of them) survive.
 
     Control and format characters (NUL, newlines, bidi marks), symbols and
-    emoji, and markup characters are dropped, so nothing can reach the engine
-    as an option, markup or phoneme input; what is left is at most said oddly.
+    emoji, markup characters and letters of other scripts are dropped, so
+    nothing can reach the engine as an option, markup or phoneme input; what
+    is left is at most said oddly.
     """
     if not isinstance(value, str):
         raise SpeechInputError(f"the {what} must be text, not {type(value).__name__}")
@@ -106,8 +120,7 @@ def _clean(value: str, what: str, limit: int) -> str:
         raise SpeechInputError(f"the {what} is {len(value)} characters long; at most {limit}")
     kept: list[str] = []
     for char in unicodedata.normalize("NFC", value):
-        category = unicodedata.category(char)
-        if category[0] in "LMN" or char in _INNER_PUNCTUATION:
+        if _sayable(char) or char in _INNER_PUNCTUATION:
             kept.append(char)
         else:
             kept.append(" ")

@@ -215,7 +215,10 @@ def test_bad_input_is_a_clear_error(number, counter, message):
         ("[[h@'l@U]]", "h l U"),  # no phoneme input
         ("3\x00\n-v de", "3 v de"),
         ("Kassa\r\n5", "Kassa 5"),
-        ("\u202eשלום 3\u202c", "שלום 3"),  # the bidi override is dropped, the letters said
+        ("\u202eשלום 3\u202c", "palvelupiste 3"),  # no voice here reads Hebrew
+        ("مكتب ٣", "palvelupiste 3"),  # digits of any script are numbers
+        ("Кабинет 5", "palvelupiste 5"),
+        ("Päivystys Ⅻ ½", "Päivystys"),
         ("Tiski 🙂", "Tiski"),
         ("🙂", None),  # nothing left to say: the counter is left out
         ("St. John's", "St John's"),
@@ -228,6 +231,20 @@ def test_hostile_counters_become_harmless_words(counter, said):
     assert text == (f"Numero A42, {said}." if said else "Numero A42.")
     assert not any(char in text for char in "<>[]@\x00\n\r\u202e")
     assert not any(word.startswith("-") for word in text.split())  # nothing like an option
+
+
+@pytest.mark.parametrize(
+    "counter",
+    ["--help", "-w /etc/passwd", "<speak>3</speak>", "3\x00\n-v de", "\u202eשלום 3\u202c",
+     "مكتب ٣", "Tiski 🙂", "🙂", "\u200b"],
+)  # fmt: skip
+def test_hostile_counters_are_spoken_harmlessly_by_espeak(speech, counter):
+    announcement = speech.announcement("A042", counter, ["fi", "en"])
+    samples = decode(announcement.wav)
+    for language, start, end in announcement.segments[1:]:
+        assert announcement.texts[language] == phrase("A042", counter, language)
+        assert 0.5 <= end - start <= 6.0
+        assert rms(part(samples, start, end)) > 1000
 
 
 def test_hostile_input_reaches_espeak_only_as_text_on_stdin(tmp_path, monkeypatch):
@@ -294,6 +311,11 @@ def test_every_language_speaks(speech, language):
     _, start, end = announcement.segments[1]
     assert 0.5 <= end - start <= 6.0
     assert rms(part(samples, start, end)) > 1000
+
+
+def test_nothing_happens_before_the_first_call(tmp_path):
+    Speech(tmp_path / "speech", EspeakEngine())
+    assert not (tmp_path / "speech").exists()
 
 
 def test_languages_available(speech):
