@@ -2,8 +2,10 @@
 # Install the Debian / Raspberry Pi OS packages a target needs, only if missing.
 #   tools/sysdeps.sh run    the kiosk window
 #   tools/sysdeps.sh test   the test suite (virtual screen, input injection, OCR,
-#                           PostgreSQL's server and psql for a throwaway cluster)
+#                           PostgreSQL's server and psql for a throwaway cluster,
+#                           espeak-ng for the spoken calls)
 #   tools/sysdeps.sh venv   python3's venv module
+#   tools/sysdeps.sh server a queue server (espeak-ng speaks the display's calls)
 # As root it installs with apt-get; otherwise through sudo if that works
 # without a password prompt; otherwise it prints the exact command and fails.
 set -eu
@@ -11,8 +13,9 @@ set -eu
 case "${1:-}" in
   venv) pkgs="python3-venv" ;;
   run)  pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri" ;;
-  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime postgresql" ;;
-  *) echo "usage: $0 run|test|venv" >&2; exit 2 ;;
+  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime postgresql espeak-ng" ;;
+  server) pkgs="espeak-ng" ;;
+  *) echo "usage: $0 run|test|server|venv" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
