@@ -61,8 +61,8 @@ class DisplayView:
     """What a display shows, made from the branch's state once per event
     (every display of a branch shares it), then filtered per display."""
 
-    def __init__(self, storage: Storage, hub: events.Hub) -> None:
-        self.storage, self.hub = storage, hub
+    def __init__(self, storage: Storage, hub: events.Hub, speech: Speech) -> None:
+        self.storage, self.hub, self.speech = storage, hub, speech
         self._branch: dict[str, tuple[int, dict]] = {}
 
     def branch(self, branch_id: str) -> dict:
@@ -104,6 +104,7 @@ class DisplayView:
             and (not counters or call["counter"] in counters)
         ][:SHOWN_CALLS]
         voices = ",".join(languages)
+        spoken = [code for code in languages if self.speech.available(code)]
         return {
             "display": {"id": display["id"], "name": display["name"]},
             "branch": branch["name"],
@@ -124,7 +125,7 @@ class DisplayView:
                     "recall": call["recall"],
                     "at_ms": _ms(call["at"]),
                     "sound": f"/display/sound/{call['id']}.wav?l={voices}",
-                    "say": _texts(call, languages),
+                    "say": _texts(call, spoken),
                 }
                 for call in calls
             ],
@@ -151,7 +152,7 @@ def display_router(
     keepalive_s: float = live.KEEPALIVE_S,
 ) -> APIRouter:
     router = APIRouter(prefix="/display")
-    view = DisplayView(storage, hub)
+    view = DisplayView(storage, hub, speech)
 
     def display_for(request: Request, cookie: str | None) -> dict | None:
         """The display asking (its cookie, or a bearer token), else None."""
@@ -286,10 +287,13 @@ def display_router(
         call = await asyncio.to_thread(storage.call_event, display["branch_id"], event_id)
         if call is None:
             return Response(status_code=404)
+
+        def announce():
+            voices = [code for code in display["languages"] if speech.available(code)]
+            return speech.announcement(call["number"], call["counter"], voices)
+
         try:
-            said = await run_in_threadpool(
-                speech.announcement, call["number"], call["counter"], display["languages"]
-            )
+            said = await run_in_threadpool(announce)
         except (SpeechError, ValueError) as exc:
             return Response(
                 json.dumps({"detail": f"no voice for this call: {exc}"}),

@@ -218,7 +218,13 @@ def manage_router(storage: Storage, render) -> APIRouter:
             kiosks=[kiosk_health(k) for k in storage.kiosks(member.branch_id)],
             displays=[display_health(d) for d in storage.displays(member.branch_id)],
             display_message=storage.display_message(member.branch_id),
-            display_languages=LANGUAGES,
+            # the branch's own languages first, in its order: a display speaks
+            # the ticked ones in the order listed
+            display_languages={
+                code: LANGUAGES[code]
+                for code in [*branch["languages"], *LANGUAGES]
+                if code in LANGUAGES
+            },
             parked=[
                 t
                 | {

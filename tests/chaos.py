@@ -261,7 +261,8 @@ def counter_main(database: str, counter: str, log: str) -> None:
             try:
                 storage = storage or Storage(database)
                 called = storage.call_next("demo", counter, finish="served")
-            except Exception:  # the database restarting: the counter presses again
+            except Exception as exc:  # the database restarting: the counter presses again
+                print(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}", flush=True)
                 time.sleep(0.2)
                 continue
             if called:
@@ -358,15 +359,16 @@ def _scenario(rng, seed, workdir, steps, world: World, started) -> Outcome:
     proxy.set_faults()
     wait_until(lambda: undelivered(kiosk_dir) == 0, timeout=60, what="the backlog drained")
     # tickets may reach the server only now: the counters call today's before they go
-    wait_until(
-        lambda: (
-            not server.sql(
-                "SELECT 1 FROM tickets WHERE status = 'waiting' AND day = ?", [branch_day()]
-            )
-        ),
-        timeout=60,
-        what="the counters called today's waiting tickets",
-    )
+    deadline = time.monotonic() + 120
+    while waiting := server.sql(
+        "SELECT id, queue_id, status, counter FROM tickets WHERE status = 'waiting' AND day = ?",
+        [branch_day()],
+    ):
+        if time.monotonic() > deadline:
+            logs = {c.log.name: c.log.read_text()[-2000:] for c in counters}
+            alive = [c.process.poll() is None for c in counters]
+            raise AssertionError(f"still waiting: {waiting}; counters alive {alive}: {logs}")
+        time.sleep(0.1)
     for counter in counters:
         counter.kill()
     issued = check_invariants(kiosk_dir, server.db, days | {branch_day()}, workdir / CALLS)

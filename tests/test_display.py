@@ -5,11 +5,11 @@ hostile input to every form and parameter."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import wave
 
-import pytest
 import requests
 
 from server.speech import phrase
@@ -59,8 +59,8 @@ def issue(kiosk_dir, count: int = 1, service: str = "permits") -> None:
 
 
 def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
-    server, kiosk_dir = branch
-    session, token = pair_display(server, "Lobby TV")
+    server, _ = branch
+    session, _ = pair_display(server, "Lobby TV")
     page = session.get(f"{server.url}/display", timeout=10)
     assert page.status_code == 200 and 'src="/static/display.js"' in page.text
     state = session.get(f"{server.url}/display/state", timeout=10).json()
@@ -145,7 +145,7 @@ def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
     call_next(server, "4", "permits")
     state = session.get(f"{server.url}/display/state", timeout=10).json()
     assert state["display"]["name"] == "Permits TV" and state["volume"] == 55
-    assert state["languages"] == ["en", "sv"]  # in the order of the form's list
+    assert state["languages"] == ["sv", "en"]  # in the order the form lists them
     assert [s["id"] for s in state["services"]] == ["permits"]
     assert [c["counter"] for c in state["calls"]] == ["4"]
     for bad, why in [
@@ -154,7 +154,7 @@ def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
         ({"lang_xx": "on", "volume": "5"}, "not 'xx'"),
         ({"service_nope": "on", "volume": "5"}, "no service 'nope'"),
         ({"name": "x" * 101, "volume": "5"}, "1 to 100"),
-        ({"name": "TV\nline", "volume": "5"}, ""),
+        ({"name": "TV\n line\t", "volume": "55"}, ""),  # one line: spaces collapsed
         ({"counters": ",".join(str(n) for n in range(60)), "volume": "5"}, "at most 50"),
     ]:
         refused = manager.post(
@@ -164,8 +164,9 @@ def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
         )
         assert refused.status_code in (200, 400), (bad, refused.status_code)
         if refused.status_code == 400:
-            assert why in refused.text, bad
-    assert session.get(f"{server.url}/display/state", timeout=10).json()["volume"] == 55
+            assert why in html.unescape(refused.text), bad
+    state = session.get(f"{server.url}/display/state", timeout=10).json()
+    assert (state["volume"], state["display"]["name"]) == (55, "TV line")
     message = manager.post(
         f"{server.url}/console/manage/display-message",
         data={"csrf": csrf, "message": "Kassa suljettu 14–15 · Closed 2–3 pm"},
@@ -234,15 +235,23 @@ def test_branch_data_needs_a_display_token_or_a_staff_session(branch):
         ), header
 
 
-@pytest.mark.parametrize("code", HOSTILE_CODES)
-def test_hostile_pairing_codes_are_refused_plainly(branch, code):
+def test_hostile_pairing_codes_and_names_are_refused_plainly(branch):
     server, _ = branch
-    reply = requests.post(f"{server.url}/display/pair", data={"code": code}, timeout=30)
-    assert reply.status_code in (400, 401, 422), reply.status_code
-    assert "vuoro_display" not in reply.cookies
-    by_link = requests.get(f"{server.url}/display", params={"pair": code}, timeout=30)
-    assert by_link.status_code in (200, 400, 401), by_link.status_code
-    assert "Pair this display" in by_link.text
+    for code in HOSTILE_CODES:
+        reply = requests.post(f"{server.url}/display/pair", data={"code": code}, timeout=30)
+        assert reply.status_code in (400, 401, 422), (code, reply.status_code)
+        assert "vuoro_display" not in reply.cookies
+        by_link = requests.get(f"{server.url}/display", params={"pair": code}, timeout=30)
+        assert by_link.status_code in (200, 400, 401), (code, by_link.status_code)
+        assert "Pair this display" in by_link.text
+    code = server.cli("pair-code", "--branch", "demo")
+    for name in ("x" * 101, "\x00\x01"):
+        refused = requests.post(
+            f"{server.url}/display/pair", data={"code": code, "name": name}, timeout=30
+        )
+        assert refused.status_code == 400 and "printable" in refused.text, name
+    _, token = pair_display_with(server, code)
+    assert token, "a refused name did not spend the code"
 
 
 def test_a_pairing_from_another_site_is_refused(branch):

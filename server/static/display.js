@@ -4,7 +4,6 @@
 "use strict";
 
 (() => {
-  const MIN_SHOW_MS = 5000; // each new call has the big panel at least this long
   const STUCK_MS = 30000; // an announcement that never ends is given up
   const LANGUAGE_EVERY_MS = 8000; // labels and service names change language
   const RETRY_FIRST_MS = 1000;
@@ -15,8 +14,9 @@
   const $ = (id) => document.getElementById(id);
   const voice = $("voice");
   const api = {
-    rate: 1, // playback rate (a test plays many calls quickly)
-    played: [], // the last announcements played: {id, src}
+    minShowMs: 5000, // each new call has the big panel at least this long
+    skipTo: 0, // seconds before the end to start playing (a test of 1,000 calls)
+    played: [], // the last announcements played to their end: {id, src, duration}
     playedCount: 0,
     shown: 0,
     state: null,
@@ -149,10 +149,11 @@
       setTimeout(
         () => {
           presenting = null;
+          $("now").classList.remove("fresh"); // its moment is over
           if (!pending.length) showNow(state.calls[0] || call, false);
           present();
         },
-        Math.max(0, MIN_SHOW_MS / api.rate - (Date.now() - started)),
+        Math.max(0, api.minShowMs - (Date.now() - started)),
       );
     };
     const stuck = setTimeout(finish, STUCK_MS);
@@ -163,14 +164,18 @@
     }
     voice.onended = () => {
       api.playedCount += 1;
-      api.played.push({ id: call.id, src: voice.currentSrc });
+      api.played.push({ id: call.id, src: voice.currentSrc, duration: voice.duration });
       api.played.splice(0, Math.max(0, api.played.length - 20));
       finish();
     };
     voice.onerror = finish;
     voice.src = call.sound;
     voice.volume = Math.min(1, Math.max(0, state.volume / 100));
-    voice.playbackRate = api.rate;
+    voice.onloadedmetadata = () => {
+      if (api.skipTo > 0 && voice.duration > api.skipTo) {
+        voice.currentTime = voice.duration - api.skipTo;
+      }
+    };
     markSpoken(call.id);
     const playing = voice.play();
     if (playing) {
@@ -200,6 +205,7 @@
     const now = Date.now() + offset;
     for (const call of fresh) {
       seen.add(call.id);
+      if (seen.size > SPOKEN_KEPT * 4) seen.delete(seen.values().next().value); // days on
       // a page that (re)starts shows what was called; of those, only a young
       // call it has not spoken yet (it restarted mid-call) gets its turn
       const young = now - call.at_ms <= next.speak_within_s * 1000;
@@ -218,9 +224,11 @@
       return;
     }
     const [, w] = words();
-    const time = new Date(offlineSince).toLocaleTimeString([], {
+    const time = new Date(offlineSince + offset).toLocaleTimeString([], {
       hour: "2-digit",
       minute: "2-digit",
+      hourCycle: "h23",
+      timeZone: state.timezone || undefined,
     });
     banner.textContent = w.offline.replace("{time}", time);
     banner.hidden = false;
@@ -298,6 +306,7 @@
     $("clock").textContent = new Date(Date.now() + offset).toLocaleTimeString([], {
       hour: "2-digit",
       minute: "2-digit",
+      hourCycle: "h23",
       timeZone: state.timezone || undefined,
     });
   }

@@ -1,0 +1,201 @@
+"""The waiting-room display in real headless Chromium against a real server:
+a console call shows and speaks without a reload, a recall speaks again, two
+calls at once are both shown and spoken in order, a server restart shows a
+banner and then the current state with no stale speech, a revoked display goes
+back to its pairing form, and the voice still plays after 1,000 calls."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.test_display import issue
+from tests.web import CHROMIUM, CHROMIUM_ARGS, PASSWORD, add_staff
+
+#: the page's behaviour is the same on either database; the live channel across
+#: workers and PostgreSQL is covered by tests/test_display.py and the benchmark
+SERVER_DATABASES = ("sqlite",)
+#: a display plays sound without a tap, as the appliance's Chromium does
+DISPLAY_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=DISPLAY_ARGS)
+        yield browser
+        browser.close()
+
+
+def until(page, expression: str, timeout_s: float = 60):
+    """Poll an expression in the page until it is true (the page's strict CSP
+    forbids the eval that Playwright's wait_for_function uses)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := page.evaluate(expression)):
+        assert time.monotonic() < deadline, f"{expression} not true within {timeout_s} s"
+        time.sleep(0.05)
+    return value
+
+
+def open_display(chromium, server, width=1920, height=1080):
+    """A TV's browser paired with a code, as the appliance's first start does."""
+    code = server.cli("pair-code", "--branch", "demo")
+    page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(f"{server.url}/display?pair={code}&name=Lobby")
+    until(page, "Boolean(window.vuoroDisplay && window.vuoroDisplay.state)")
+    return page
+
+
+def staff_at(chromium, server, username: str, counter: str):
+    add_staff(server, username, counter)
+    page = chromium.new_context().new_page()
+    page.goto(f"{server.url}/console/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Call next").wait_for()
+    return page
+
+
+def played(page) -> list[dict]:
+    return page.evaluate("window.vuoroDisplay.played")
+
+
+def wait_played(page, count: int, timeout_s: float = 60) -> list[dict]:
+    until(page, f"window.vuoroDisplay.playedCount >= {count}", timeout_s)
+    return played(page)
+
+
+def test_a_console_call_shows_and_speaks_and_a_recall_speaks_again(chromium, branch, shots):
+    server, kiosk_dir = branch
+    issue(kiosk_dir, 2)
+    display = open_display(chromium, server)
+    assert display.locator("#idle").is_visible()
+    console = staff_at(chromium, server, "aino", "3")
+    console.get_by_role("button", name="Call next").click()
+    console.locator("#current[data-present=true]").wait_for()
+    number = console.locator("#current").inner_text().strip()
+    now = display.locator("#now")
+    now.locator(".number").get_by_text(number).wait_for()
+    assert display.locator("#now-counter").inner_text() == "3"
+    assert "fresh" in now.get_attribute("class")  # highlighted, blinking
+    first = wait_played(display, 1)
+    call_id = int(now.get_attribute("data-call-id"))
+    assert first[-1]["id"] == call_id and first[-1]["src"].endswith(
+        f"/display/sound/{call_id}.wav?l={','.join(display.evaluate('window.vuoroDisplay.state.languages'))}"
+    )
+    display.screenshot(path=str(shots / "display-landscape.png"))
+    console.get_by_role("button", name="Recall").click()
+    again = wait_played(display, 2)
+    assert again[-1]["id"] > call_id, "a recall is a new announcement"
+    assert display.evaluate("window.vuoroDisplay.state.calls[0].recall") is True
+    assert display.evaluate("location.pathname") == "/display"  # never reloaded
+
+
+def test_two_calls_in_the_same_second_are_both_shown_and_spoken_in_order(chromium, branch):
+    server, kiosk_dir = branch
+    issue(kiosk_dir, 3)
+    display = open_display(chromium, server)
+    desk_one = staff_at(chromium, server, "aino", "1")
+    desk_two = staff_at(chromium, server, "bertil", "2")
+    desk_one.get_by_role("button", name="Call next").click()
+    desk_two.get_by_role("button", name="Call next").click()
+    heard = wait_played(display, 2)
+    calls = display.evaluate("window.vuoroDisplay.state.calls")
+    assert [c["counter"] for c in calls[:2]] == ["2", "1"]
+    assert [h["id"] for h in heard] == sorted(c["id"] for c in calls[:2]), "in the order made"
+    assert display.evaluate("window.vuoroDisplay.shown") >= 2, "each had its moment"
+    # both shown: the newest large, the other in the history
+    history = display.locator("#history li").all_inner_texts()
+    assert any(calls[1]["number"] in row for row in history)
+
+
+def test_a_server_restart_shows_a_banner_then_the_state_and_no_stale_speech(
+    chromium, branch, shots
+):
+    server, kiosk_dir = branch
+    issue(kiosk_dir, 2)
+    display = open_display(chromium, server)
+    server.cli("call-next", "--branch", "demo", "--counter", "5")
+    wait_played(display, 1)
+    server.kill()
+    banner = display.locator("#offline")
+    banner.wait_for(state="visible", timeout=60000)
+    assert "since" in banner.inner_text() or "klo" in banner.inner_text()
+    display.screenshot(path=str(shots / "display-offline.png"))
+    assert display.locator("#now-counter").inner_text() == "5", "the last state stays"
+    server.start()
+    banner.wait_for(state="hidden", timeout=90000)
+    time.sleep(1.0)  # a replayed call would have started by now
+    assert display.evaluate("window.vuoroDisplay.playedCount") == 1, "nothing spoken twice"
+    server.cli("call-next", "--branch", "demo", "--counter", "6", "--finish", "served")
+    display.locator("#now-counter").get_by_text("6").wait_for()
+    assert wait_played(display, 2)[-1]["id"] > 0
+
+
+def test_a_revoked_display_stops_receiving_and_asks_to_be_paired(chromium, branch):
+    server, kiosk_dir = branch
+    display = open_display(chromium, server)
+    ident = display.evaluate("window.vuoroDisplay.state.display.id")
+    server.cli("display-revoke", ident)
+    display.get_by_role("heading", name="Pair this display").wait_for(timeout=60000)
+    issue(kiosk_dir, 1)
+    server.cli("call-next", "--branch", "demo", "--counter", "2")
+    assert requests.get(f"{server.url}/display/state", timeout=10).status_code == 401
+    assert "Pair this display" in display.content()
+
+
+def test_portrait_and_idle_screens(chromium, branch, shots):
+    server, kiosk_dir = branch
+    server.cli("display-message", "--branch", "demo", "Tervetuloa! Välkommen! Welcome!")
+    idle = open_display(chromium, server)
+    idle.locator("#message").get_by_text("Welcome!").wait_for()
+    idle.screenshot(path=str(shots / "display-idle.png"))
+    issue(kiosk_dir, 6)
+    for counter in ("1", "2", "3", "4"):
+        server.cli("call-next", "--branch", "demo", "--counter", counter)
+    portrait = open_display(chromium, server, 1080, 1920)
+    portrait.locator("#history li").nth(2).wait_for()
+    portrait.screenshot(path=str(shots / "display-portrait.png"))
+    box = portrait.locator("#now-number").bounding_box()
+    assert box["height"] > 200, "readable from across the room"
+
+
+def test_the_voice_still_plays_after_a_thousand_calls(chromium, branch):
+    """One page session, 1,000 recalls: each announcement loaded, played and
+    ended (fast-forwarded near its end, so the test takes a minute, not hours),
+    then one more call at normal speed is still heard."""
+    server, kiosk_dir = branch
+    issue(kiosk_dir, 1)
+    display = open_display(chromium, server)
+    console = staff_at(chromium, server, "aino", "7")
+    console.get_by_role("button", name="Call next").click()
+    wait_played(display, 1)
+    display.evaluate("window.vuoroDisplay.minShowMs = 0; window.vuoroDisplay.skipTo = 0.05")
+    session = requests.Session()
+    for cookie in console.context.cookies():
+        session.cookies.set(cookie["name"], cookie["value"], path=cookie["path"])
+    csrf = console.locator("input[name=csrf]").first.get_attribute("value")
+    total = 1
+    while total < 1001:
+        burst = min(10, 1001 - total)
+        for _ in range(burst):
+            session.post(
+                f"{server.url}/console/act",
+                data={"csrf": csrf, "action": "recall"},
+                allow_redirects=False,
+                timeout=30,
+            ).raise_for_status()
+        total += burst
+        wait_played(display, total, timeout_s=120)
+    display.evaluate("window.vuoroDisplay.minShowMs = 5000; window.vuoroDisplay.skipTo = 0")
+    session.post(
+        f"{server.url}/console/act", data={"csrf": csrf, "action": "recall"}, timeout=30
+    ).raise_for_status()
+    last = wait_played(display, 1002)[-1]
+    assert last["id"] == display.evaluate("window.vuoroDisplay.state.calls[0].id")
+    assert last["duration"] > 2.0, "heard whole: a chime and the words"
