@@ -38,6 +38,8 @@ COOKIE_AGE_S = 10 * 365 * 86400  # a TV is paired once; revoking is the way out
 SPEAK_WITHIN_S = 60
 #: calls a display keeps on screen: the current one and the history
 SHOWN_CALLS = 12
+#: whole announcements kept in memory per worker (~0.5 MB each)
+RECENT_SOUNDS = 32
 
 
 def default_speech_cache() -> Path:
@@ -132,6 +134,24 @@ class DisplayView:
         }
 
 
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one byte range a media element asks for (``bytes=a-b``, ``bytes=a-``
+    or ``bytes=-n``), clipped to the body; None for the whole body (no header,
+    several ranges, or one this body cannot give). Browsers seek and Safari
+    plays audio only where ranges are served."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec or size == 0:
+        return None
+    start, _, end = spec.strip().partition("-")
+    if not (start.isdigit() or end.isdigit()) or len(start) > 18 or len(end) > 18:
+        return None
+    if not start:  # the last n bytes
+        return max(0, size - int(end)), size - 1
+    first = int(start)
+    last = min(int(end), size - 1) if end.isdigit() else size - 1
+    return (first, last) if first <= last else None
+
+
 def _first(names: dict[str, str]) -> str:
     return next(iter(names.values()), "")
 
@@ -153,6 +173,9 @@ def display_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/display")
     view = DisplayView(storage, hub, speech)
+    # the last announcements made, whole: every display of the branch (and the
+    # browser's range requests for one) asks for the same call within seconds
+    recent_sounds: dict[tuple, object] = {}
 
     def display_for(request: Request, cookie: str | None) -> dict | None:
         """The display asking (its cookie, or a bearer token), else None."""
@@ -290,7 +313,14 @@ def display_router(
 
         def announce():
             voices = [code for code in display["languages"] if speech.available(code)]
-            return speech.announcement(call["number"], call["counter"], voices)
+            key = (call["number"], call["counter"], tuple(voices))
+            said = recent_sounds.get(key)
+            if said is None:
+                said = speech.announcement(call["number"], call["counter"], voices)
+                recent_sounds[key] = said
+                while len(recent_sounds) > RECENT_SOUNDS:  # the oldest goes first
+                    recent_sounds.pop(next(iter(recent_sounds)))
+            return said
 
         try:
             said = await run_in_threadpool(announce)
@@ -301,13 +331,16 @@ def display_router(
                 media_type="application/json",
                 headers={"Retry-After": "60"},
             )
-        return Response(
-            said.wav,
-            media_type="audio/wav",
-            headers={
-                "Cache-Control": "private, max-age=86400",
-                "X-Vuoro-Said": json.dumps(said.texts, ensure_ascii=True),
-            },
-        )
+        headers = {
+            "Cache-Control": "private, max-age=86400",
+            "Accept-Ranges": "bytes",
+            "X-Vuoro-Said": json.dumps(said.texts, ensure_ascii=True),
+        }
+        part = byte_range(request.headers.get("range", ""), len(said.wav))
+        if part is None:
+            return Response(said.wav, media_type="audio/wav", headers=headers)
+        first, last = part
+        headers["Content-Range"] = f"bytes {first}-{last}/{len(said.wav)}"
+        return Response(said.wav[first : last + 1], 206, media_type="audio/wav", headers=headers)
 
     return router

@@ -176,13 +176,14 @@ def test_the_voice_still_plays_after_a_thousand_calls(chromium, branch):
     console.get_by_role("button", name="Call next").click()
     wait_played(display, 1)
     display.evaluate("window.vuoroDisplay.minShowMs = 0; window.vuoroDisplay.skipTo = 0.05")
+    started = time.monotonic()
     session = requests.Session()
     for cookie in console.context.cookies():
         session.cookies.set(cookie["name"], cookie["value"], path=cookie["path"])
     csrf = console.locator("input[name=csrf]").first.get_attribute("value")
     total = 1
     while total < 1001:
-        burst = min(10, 1001 - total)
+        burst = min(12, 1001 - total)  # as many as a display's state holds
         for _ in range(burst):
             session.post(
                 f"{server.url}/console/act",
@@ -192,6 +193,7 @@ def test_the_voice_still_plays_after_a_thousand_calls(chromium, branch):
             ).raise_for_status()
         total += burst
         wait_played(display, total, timeout_s=120)
+    print(f"1,000 announcements in {time.monotonic() - started:.0f} s")
     display.evaluate("window.vuoroDisplay.minShowMs = 5000; window.vuoroDisplay.skipTo = 0")
     session.post(
         f"{server.url}/console/act", data={"csrf": csrf, "action": "recall"}, timeout=30
