@@ -44,7 +44,8 @@ MAX_CONFIG_BYTES = 64 * 1024
 MAX_URL_LENGTH = 2000
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # the server's pairing codes: no 0/O, 1/I
 CODE_LENGTH = 8
-CONFIG_KEYS = ("VUORO_SERVER", "VUORO_DISPLAY_CODE")
+CONFIG_KEYS = ("VUORO_SERVER", "VUORO_DISPLAY_CODE", "VUORO_DISPLAY_ROTATE")
+ROTATIONS = (0, 90, 180, 270)  # clockwise; cage's -r turns by 90 degrees
 #: the display page updates its heartbeat every few seconds; this old, its timers stopped
 DEFAULT_STALE_AFTER_S = 30.0
 #: how often to look when no watchdog is set (outside systemd)
@@ -82,6 +83,7 @@ class NotAnswering(RuntimeError):
 class DisplayConfig:
     server: str  # no trailing slash
     pair_code: str | None = None
+    rotate: int = 0  # degrees clockwise: a TV hung in portrait
 
     @property
     def display_url(self) -> str:
@@ -147,7 +149,16 @@ def parse_config(text: str, source: str = "display.env") -> DisplayConfig:
     if values.get("VUORO_DISPLAY_CODE", (0, ""))[1]:
         line, code = values["VUORO_DISPLAY_CODE"]
         code = check_code(code, f"{source} line {line}")
-    return DisplayConfig(server=server, pair_code=code)
+    rotate = 0
+    if values.get("VUORO_DISPLAY_ROTATE", (0, ""))[1]:
+        line, text = values["VUORO_DISPLAY_ROTATE"]
+        if text not in {str(r) for r in ROTATIONS}:
+            raise ConfigError(
+                f"{source} line {line}: VUORO_DISPLAY_ROTATE must be 0, 90, 180 or 270 "
+                f"(degrees clockwise), not {shown(text)}"
+            )
+        rotate = int(text)
+    return DisplayConfig(server=server, pair_code=code, rotate=rotate)
 
 
 def check_server(value: str, where: str) -> str:
@@ -359,16 +370,29 @@ class BrowserProcess:
         return self.returncode
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to the group (Chromium saves its profile), SIGKILL if it lingers."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.poll() is not None:
-                break
+        """SIGTERM to the child alone (cage ends its browser, Chromium its helpers
+        and saves its profile; cage asserts when signalled beside its client),
+        then SIGKILL to the group if anything lingers."""
+        deadline = time.monotonic() + timeout
+        if self.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, sig)
+                os.kill(self.pid, signal.SIGTERM)
             self.wait(timeout)
+        # Chromium's helpers may outlive cage by a moment, writing the cookies
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)  # whatever it left behind in the group
+            os.killpg(self.pid, signal.SIGKILL)  # whatever lingers in the group
         self.devtools.close()
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 def _pipe_above(lowest: int) -> tuple[int, int]:
@@ -493,7 +517,10 @@ class Supervisor:
 
     def command(self) -> list[str]:
         flags = browser_flags(self.profile, under_compositor=bool(self.compositor))
-        return [*self.compositor, *self.browser, *flags, self.start_url]
+        compositor = list(self.compositor)
+        if compositor and Path(compositor[0]).name == "cage" and self.config.rotate:
+            compositor[1:1] = ["-r"] * (self.config.rotate // 90)
+        return [*compositor, *self.browser, *flags, self.start_url]
 
     def run(self) -> int:
         """Until the browser dies (1) or a stop signal (0)."""
@@ -517,7 +544,7 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_IGN)
             self.notifier.stopping()
             log.info("stopping the browser")
-            process.stop()
+            self._close(process)
             return 0
         finally:
             for sig, handler in previous.items():
@@ -552,6 +579,15 @@ class Supervisor:
                 reload.failed()
                 self._navigate(process.devtools)
             time.sleep(self.interval)
+
+    def _close(self, process: BrowserProcess) -> None:
+        """Ask Chromium to close (it writes its cookies: the display's pairing),
+        so cage ends with its client; signals only if that does not work. (cage
+        0.1.4 aborts on an assertion when signalled while its client ends.)"""
+        with contextlib.suppress(NotAnswering, BrowserGone):
+            process.devtools.call("Browser.close", timeout=self.call_timeout)
+        process.wait(10.0)
+        process.stop()
 
     def _browser_ended(self, process: BrowserProcess) -> int:
         code = process.poll()

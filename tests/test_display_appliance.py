@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +29,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER = f"{CHROMIUM} --headless=new --no-sandbox --disable-gpu"
 WATCHDOG_USEC = "1500000"  # WatchdogSec=1.5: the supervisor looks every 0.5 s
 
+CAGE = shutil.which("cage")
+
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
+needs_cage = pytest.mark.skipif(
+    CAGE is None or CHROMIUM is None, reason="no cage (and Xwayland) or chromium installed"
+)
 
 
 def heartbeat_page(beats: int | None) -> bytes:
@@ -42,6 +48,11 @@ def heartbeat_page(beats: int | None) -> bytes:
   const timer = setInterval(() => {{
     window.vuoroDisplayAlive = Date.now();
     if (++beats >= {limit}) clearInterval(timer);
+  }}, 300);
+  let size = "";
+  setInterval(() => {{  // what the screen gave it, once it settled
+    const now = innerWidth + "x" + innerHeight;
+    if (now !== size) fetch("/size?" + (size = now));
   }}, 300);
 </script><h1>A042 → 3</h1>""".encode()
 
@@ -152,6 +163,10 @@ def stop(process: subprocess.Popen) -> str:
     return out
 
 
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def write_env(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "display.env"
     path.write_text(text, encoding="utf-8")
@@ -159,9 +174,9 @@ def write_env(tmp_path: Path, text: str) -> Path:
 
 
 def browser_pid(supervisor: subprocess.Popen) -> int:
-    children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
+    found = children(supervisor.pid)
+    assert len(found) == 1, found
+    return found[0]
 
 
 @pytest.fixture
@@ -390,3 +405,101 @@ def test_what_counts_as_the_display_and_as_alive():
         state = judge(beating | elsewhere, url, 30)
         assert state.alive and state.wrong_page, elsewhere
     assert judge(beating | {"href": url + "?pair=ABCD2345"}, url, 30).showing_display
+
+
+# -- under cage, as on the Pi ---------------------------------------------------
+
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.fixture
+def seatless(page_server):
+    """cage with wlroots' headless backend (no seat, no screen, no input devices),
+    run as an unprivileged user as the unit runs it as vuoro: cage refuses root,
+    and Chromium keeps its own sandbox on. pytest's tmp_path is root's alone, so
+    a directory of its own."""
+    prefix = AS_NOBODY if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="vuoro-display-"))
+    base.chmod(0o755)
+    for sub in ("xdg", "state"):
+        (base / sub).mkdir(mode=0o700)
+        if prefix:
+            shutil.chown(base / sub, "nobody")
+    probe = subprocess.run(
+        [*prefix, "unshare", "--user", "--pid", "--net", "--fork", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        shutil.rmtree(base)
+        pytest.skip(f"no unprivileged namespaces for Chromium's sandbox here: {probe.stderr}")
+    notify = NotifySocket(base / "notify")
+    notify.path.chmod(0o777)
+    server = page_server()
+
+    def start_display(*config_lines: str) -> subprocess.Popen:
+        env = base / "display.env"
+        env.write_text("\n".join([f"VUORO_SERVER={server.url}", *config_lines]) + "\n")
+        env.chmod(0o644)
+        return subprocess.Popen(
+            [*prefix, str(DISPLAY), "--config", str(env), "--state-dir", str(base / "state")],
+            env=os.environ
+            | {
+                "NOTIFY_SOCKET": str(notify.path),
+                "WATCHDOG_USEC": WATCHDOG_USEC,
+                "XDG_RUNTIME_DIR": str(base / "xdg"),
+                "HOME": str(base / "state"),
+                "WLR_BACKENDS": "headless",
+                "WLR_LIBINPUT_NO_DEVICES": "1",
+                "WLR_RENDERER": "pixman",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    yield server, notify, start_display
+    notify.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@needs_cage
+def test_under_cage_in_portrait_it_pings_and_stops_cleanly(seatless):
+    """The defaults as the unit runs them: cage -d, chromium found on PATH, on
+    Wayland; VUORO_DISPLAY_ROTATE=90 turns the screen for a TV hung upright."""
+    server, notify, start_display = seatless
+    process = start_display("VUORO_DISPLAY_ROTATE=90")
+    try:
+        showing = notify.wait_for(f"STATUS=showing {server.url}/display")
+        while notify.messages[showing:].count("WATCHDOG=1") < 3:
+            notify.wait_for("WATCHDOG=1", after=len(notify.messages))
+    finally:
+        out = stop(process)
+    assert process.returncode == 0, out
+    assert "starting cage -r -d -- " in out and "--ozone-platform=wayland" in out
+    assert "Assertion" not in out, "cage is stopped alone, not beside its browser"
+    assert notify.drain(0.3)[-1] == "STOPPING=1"
+    sizes = [path.split("?")[1] for path in server.requests if path.startswith("/size?")]
+    width, height = map(int, sizes[-1].split("x"))
+    assert height > width, f"portrait: {sizes}"
+
+
+@needs_cage
+def test_under_cage_the_supervisor_exits_non_zero_when_the_browser_dies(seatless):
+    server, notify, start_display = seatless
+    process = start_display()
+    try:
+        notify.wait_for(f"STATUS=showing {server.url}/display")
+        cage = browser_pid(process)
+        browsers = [
+            pid for pid in children(cage) if Path(f"/proc/{pid}/comm").read_text() == "chromium\n"
+        ]
+        assert len(browsers) == 1, browsers
+        os.kill(browsers[0], signal.SIGKILL)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        out = stop(process) if process.poll() is None else out
+    assert process.returncode == 1, out
+    gone = notify.wait_for("STATUS=the browser exited")
+    assert "WATCHDOG=1" not in notify.drain(0.3)[gone:]

@@ -11,7 +11,7 @@ set -eu
 case "${1:-}" in
   venv) pkgs="python3-venv" ;;
   run)  pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri" ;;
-  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime postgresql" ;;
+  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium cage xwayland wrk faketime postgresql" ;;
   *) echo "usage: $0 run|test|venv" >&2; exit 2 ;;
 esac
 

@@ -9,14 +9,15 @@ fi
 card=${VUORO_AUDIO_CARD:-vc4hdmi0}
 on_chroot <<CHROOT
 set -e
-# Raspberry Pi OS names its Chromium chromium-browser on some releases
+# Raspberry Pi OS names its Chromium chromium-browser on some releases; cage
+# 0.1.4 refuses to start without the Xwayland binary (not a dependency of it)
 candidate=\$(apt-cache policy chromium | sed -n 's/^ *Candidate: //p')
 if [ -n "\${candidate}" ] && [ "\${candidate}" != "(none)" ]; then
     browser=chromium
 else
     browser=chromium-browser
 fi
-apt-get install -y --no-install-recommends cage "\${browser}" libgl1-mesa-dri \
+apt-get install -y --no-install-recommends cage xwayland "\${browser}" libgl1-mesa-dri \
     fonts-dejavu-core alsa-utils
 CHROOT
 # ALSA's default device: the TV. "hdmi:" gives vc4-hdmi the IEC958 frames it
