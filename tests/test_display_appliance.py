@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -438,12 +439,18 @@ def seatless(page_server):
     notify.path.chmod(0o777)
     server = page_server()
 
-    def start_display(*config_lines: str) -> subprocess.Popen:
+    def start_display(*config_lines: str, under: Sequence[str] = ()) -> subprocess.Popen:
         env = base / "display.env"
         env.write_text("\n".join([f"VUORO_SERVER={server.url}", *config_lines]) + "\n")
         env.chmod(0o644)
         return subprocess.Popen(
-            [*prefix, str(DISPLAY), "--config", str(env), "--state-dir", str(base / "state")],
+            [
+                *(under or [*prefix, str(DISPLAY)]),
+                "--config",
+                str(env),
+                "--state-dir",
+                str(base / "state"),
+            ],
             env=os.environ
             | {
                 "NOTIFY_SOCKET": str(notify.path),
@@ -503,3 +510,57 @@ def test_under_cage_the_supervisor_exits_non_zero_when_the_browser_dies(seatless
     assert process.returncode == 1, out
     gone = notify.wait_for("STATUS=the browser exited")
     assert "WATCHDOG=1" not in notify.drain(0.3)[gone:]
+
+
+UNIT = ROOT / "systemd/vuoro-display.service"
+
+
+def filtered(*drops: str) -> list[str]:
+    """vuoro-display as nobody under the unit's system-call filter (less ``drops``)."""
+    user = ["--user", "nobody"] if os.geteuid() == 0 else []
+    dropped = [arg for name in drops for arg in ("--drop", name)]
+    return [
+        sys.executable,
+        str(ROOT / "tests/syscall_filter.py"),
+        str(UNIT),
+        *dropped,
+        *user,
+        "--",
+        "-m",
+        "appliance.display",
+    ]
+
+
+@needs_cage
+def test_cage_and_chromium_run_under_the_units_system_call_filter(seatless):
+    """The unit's SystemCallFilter= lines applied with libseccomp as systemd
+    applies them (after User=), Chromium's sandbox on: what the unit relaxes
+    is what Chromium needs, and no more than the page, the pings and a clean
+    stop need."""
+    server, notify, start_display = seatless
+    process = start_display(under=filtered())
+    try:
+        showing = notify.wait_for(f"STATUS=showing {server.url}/display")
+        while notify.messages[showing:].count("WATCHDOG=1") < 3:
+            notify.wait_for("WATCHDOG=1", after=len(notify.messages))
+    finally:
+        out = stop(process)
+    assert process.returncode == 0, out
+    assert notify.drain(0.3)[-1] == "STOPPING=1"
+
+
+@needs_cage
+@pytest.mark.parametrize("needed", ["chroot", "capset"])
+def test_without_what_the_unit_adds_back_chromium_refuses_to_start(seatless, needed):
+    """The filter really applies, and the calls the unit allows beyond the
+    kiosk's are needed: without them Chromium's sandbox fails and so does the
+    browser; the supervisor exits non-zero for systemd to see."""
+    _, notify, start_display = seatless
+    process = start_display(under=filtered(needed))
+    try:
+        out, _ = process.communicate(timeout=120)
+    finally:
+        out = stop(process) if process.poll() is None else out
+    assert process.returncode == 1, out
+    assert "the browser exited" in out
+    assert "WATCHDOG=1" not in notify.drain(0.3)
