@@ -38,9 +38,10 @@ needs_cage = pytest.mark.skipif(
 )
 
 
-def heartbeat_page(beats: int | None) -> bytes:
+def heartbeat_page(beats: int | None, then: str = "clearInterval(timer)") -> bytes:
     """The display page's promise: ``window.vuoroDisplayAlive`` from its own timer;
-    with ``beats`` the timer stops after that many (a page whose timers hung)."""
+    with ``beats`` the timer stops after that many (a page whose timers hung),
+    or ``then`` does something worse."""
     limit = "Infinity" if beats is None else str(beats)
     return f"""<!doctype html><meta charset="utf-8"><title>Display</title>
 <script>
@@ -48,7 +49,7 @@ def heartbeat_page(beats: int | None) -> bytes:
   window.vuoroDisplayAlive = Date.now();
   const timer = setInterval(() => {{
     window.vuoroDisplayAlive = Date.now();
-    if (++beats >= {limit}) clearInterval(timer);
+    if (++beats >= {limit}) {then};
   }}, 300);
   let size = "";
   setInterval(() => {{  // what the screen gave it, once it settled
@@ -61,9 +62,9 @@ def heartbeat_page(beats: int | None) -> bytes:
 class PageServer:
     """``/display`` (and ``/display?pair=...``) on loopback; remembers what was asked."""
 
-    def __init__(self, beats: int | None = None, port: int = 0) -> None:
+    def __init__(self, beats: int | None = None, port: int = 0, then: str = "") -> None:
         self.requests: list[str] = []
-        self.page = heartbeat_page(beats)
+        self.page = heartbeat_page(beats, then) if then else heartbeat_page(beats)
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -184,8 +185,8 @@ def browser_pid(supervisor: subprocess.Popen) -> int:
 def page_server():
     servers: list[PageServer] = []
 
-    def make(beats: int | None = None) -> PageServer:
-        servers.append(PageServer(beats))
+    def make(beats: int | None = None, then: str = "") -> PageServer:
+        servers.append(PageServer(beats, then=then))
         return servers[-1]
 
     yield make
@@ -228,6 +229,46 @@ def test_pings_stop_when_the_pages_heartbeat_stops(tmp_path, notify, page_server
     after = notify.drain(0.3)[stopped:]
     assert "WATCHDOG=1" not in after[: after.index("STOPPING=1")], after
     assert "heartbeat stopped" in out
+
+
+@needs_chromium
+def test_pings_stop_when_the_pages_javascript_hangs(tmp_path, notify, page_server):
+    """A script in an endless loop: the page's main thread never answers again."""
+    server = page_server(beats=3, then="for (;;) {}")
+    env = write_env(tmp_path, f"VUORO_SERVER={server.url}\n")
+    process = start(env, tmp_path / "state", notify)
+    try:
+        ready = notify.wait_for("READY=1")
+        hung = notify.wait_for("STATUS=the page does not answer", after=ready)
+        notify.drain(2.0)
+        assert process.poll() is None, "hung, not dead: only the watchdog can tell"
+    finally:
+        out = stop(process)
+    assert process.returncode == 0, out
+    after = notify.drain(0.3)[hung:]
+    assert "WATCHDOG=1" not in after[: after.index("STOPPING=1")], after
+
+
+@needs_chromium
+def test_pings_stop_when_the_browser_freezes(tmp_path, notify, page_server):
+    """The browser process stopped (SIGSTOP): alive to the kernel, deaf to us."""
+    server = page_server()
+    env = write_env(tmp_path, f"VUORO_SERVER={server.url}\n")
+    process = start(env, tmp_path / "state", notify)
+    browser = None
+    try:
+        showing = notify.wait_for(f"STATUS=showing {server.url}/display")
+        notify.wait_for("WATCHDOG=1", after=showing)
+        browser = browser_pid(process)
+        os.kill(browser, signal.SIGSTOP)
+        frozen = notify.wait_for("STATUS=the browser does not answer", after=showing)
+        while_frozen = notify.drain(2.0)[frozen:]  # before it may answer again
+        assert process.poll() is None
+    finally:
+        if browser:
+            os.kill(browser, signal.SIGCONT)
+        out = stop(process)
+    assert "WATCHDOG=1" not in while_frozen, out
 
 
 @needs_chromium
