@@ -431,12 +431,16 @@ def on_display(href: str, display_url: str) -> bool:
 
 
 def judge(probe: dict, display_url: str, stale_after_s: float) -> PageState:
-    """The page's own answer to :data:`PROBE`, as a verdict."""
+    """The page's own answer to :data:`PROBE`, as a verdict.
+
+    A 5xx (a proxy's "bad gateway" while the server restarts) is worth loading
+    again; a 4xx is the server's own answer (a pairing code refused, with the
+    form to type another into): reloading would wipe what is being typed."""
     href = str(probe.get("href", ""))
     status = probe.get("status") or 0
     if href in ("", "about:blank"):
         return PageState(True, f"opening {display_url}", wrong_page=True)
-    if not on_display(href, display_url) or (isinstance(status, int) and status >= 400):
+    if not on_display(href, display_url) or (isinstance(status, int) and status >= 500):
         where = shown(href, 120) if href else "nothing"
         code = f" (HTTP {status})" if status else ""
         return PageState(True, f"not showing the display: {where}{code}", wrong_page=True)
@@ -523,7 +527,7 @@ class Supervisor:
         return [*compositor, *self.browser, *flags, self.start_url]
 
     def run(self) -> int:
-        """Until the browser dies (1) or a stop signal (0)."""
+        """Until the browser dies (1) or a stop signal (0); 2 if it cannot start."""
         self.profile.mkdir(parents=True, exist_ok=True)
         mark_clean_exit(self.profile)
         if self.code:
@@ -532,10 +536,10 @@ class Supervisor:
         log.info("starting %s", " ".join(shlex.quote(part) for part in command))
         try:
             process = BrowserProcess(command)
-        except OSError as exc:
+        except OSError as exc:  # not installed: restarting will not install it
             log.error("could not start %s: %s", command[0], exc.strerror or exc)
             self.notifier.status(f"could not start {command[0]}")
-            return 1
+            return 2
         previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             return self._watch(process)

@@ -404,6 +404,25 @@ def test_an_unreadable_display_env_is_one_clear_line_and_exit_2(tmp_path, name, 
     assert ran.stderr.isascii() and ran.stderr[:-1].isprintable(), repr(ran.stderr)
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--compositor", "no-such-compositor --"],
+        ["--browser", "no-such-browser", "--compositor", ""],
+    ],
+)
+def test_a_missing_compositor_or_browser_is_one_line_and_exit_2(tmp_path, option):
+    env = write_env(tmp_path, "VUORO_SERVER=https://q.example.org\n")
+    ran = subprocess.run(
+        [str(DISPLAY), "--config", str(env), "--state-dir", str(tmp_path / "state"), *option],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert f"could not start {option[1].split()[0]}: No such file" in ran.stderr
+
+
 def test_the_shipped_display_env_is_valid():
     ran = subprocess.run(
         [str(DISPLAY), "--config", str(ROOT / "systemd/display.env"), "--check-config"],
@@ -447,6 +466,8 @@ def test_what_counts_as_the_display_and_as_alive():
         state = judge(beating | elsewhere, url, 30)
         assert state.alive and state.wrong_page, elsewhere
     assert judge(beating | {"href": url + "?pair=ABCD2345"}, url, 30).showing_display
+    refused = judge(beating | {"href": url + "?pair=ABCD2345", "status": 410, "age": None}, url, 30)
+    assert refused.showing_display and not refused.wrong_page, "the form, to type another code"
 
 
 # -- under cage, as on the Pi ---------------------------------------------------
