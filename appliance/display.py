@@ -606,8 +606,10 @@ class Supervisor:
             targets = devtools.call("Target.getTargets", timeout=self.call_timeout)
         except NotAnswering as exc:
             return PageState(False, f"the browser does not answer: {exc}")
-        pages = [t for t in targets.get("targetInfos", []) if t.get("type") == "page"]
+        infos = targets.get("targetInfos")
+        pages = [t for t in infos or [] if isinstance(t, dict) and t.get("type") == "page"]
         if not pages:
+            self.session = None  # a new page is opened, not the closed one navigated
             return PageState(True, "the browser has no page open", wrong_page=True)
         page = next(
             (t for t in pages if on_display(t.get("url", ""), self.config.display_url)), pages[0]
@@ -623,6 +625,9 @@ class Supervisor:
         except NotAnswering as exc:
             self.session = None
             return PageState(False, f"the page does not answer: {exc}")
+        except (KeyError, TypeError):
+            self.session = None
+            return PageState(False, "the browser's answer made no sense")
         probe = answer.get("result", {}).get("value")
         if not isinstance(probe, dict):
             return PageState(False, "the page's answer made no sense")
