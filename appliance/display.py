@@ -26,6 +26,7 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import sys
 import time
 import urllib.parse
@@ -89,8 +90,10 @@ class DisplayConfig:
     def display_url(self) -> str:
         return f"{self.server}/display"
 
-    def pairing_url(self, code: str) -> str:
-        return f"{self.display_url}?{urllib.parse.urlencode({'pair': code})}"
+    def pairing_url(self, code: str, name: str = "") -> str:
+        """The server pairs at once and names the display (the Pi's host name)."""
+        query = {"pair": code} | ({"name": name} if name else {})
+        return f"{self.display_url}?{urllib.parse.urlencode(query)}"
 
 
 def shown(value: str, limit: int = 60) -> str:
@@ -517,7 +520,9 @@ class Supervisor:
 
     @property
     def start_url(self) -> str:
-        return self.config.pairing_url(self.code) if self.code else self.config.display_url
+        if not self.code:
+            return self.config.display_url
+        return self.config.pairing_url(self.code, socket.gethostname())
 
     def command(self) -> list[str]:
         flags = browser_flags(self.profile, under_compositor=bool(self.compositor))

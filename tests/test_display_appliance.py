@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -299,7 +300,9 @@ def test_a_baked_in_pairing_code_is_used_on_the_first_start_only(tmp_path, notif
         finally:
             out = stop(process)
         assert process.returncode == 0, out
-    assert server.requests.count("/display?pair=ABCD2345") == 1, server.requests
+    name = urllib.parse.quote_plus(socket.gethostname())  # the display's name on the server
+    named = f"/display?pair=ABCD2345&name={name}"
+    assert server.requests.count(named) == 1, server.requests
     pages = [path for path in server.requests if path.startswith("/display")]
     assert pages[-1] == "/display", "the second start loads the display plainly"
     assert (tmp_path / "state/display/pairing-code-used").read_text() == "ABCD2345\n"
@@ -310,7 +313,7 @@ def test_a_baked_in_pairing_code_is_used_on_the_first_start_only(tmp_path, notif
         notify.wait_for(f"STATUS=showing {server.url}/display", after=len(notify.messages))
     finally:
         stop(process)
-    assert "/display?pair=WXYZ6789" in server.requests
+    assert f"/display?pair=WXYZ6789&name={name}" in server.requests
 
 
 @needs_chromium
@@ -445,6 +448,7 @@ def test_quotes_comments_and_spaced_codes_as_systemd_reads_them():
     assert config.pairing_url(config.pair_code) == (
         "https://jono.example.fi/queue/display?pair=ABCD2345"
     )
+    assert config.pairing_url("ABCD2345", "aula-tv 1").endswith("?pair=ABCD2345&name=aula-tv+1")
     with pytest.raises(ConfigError, match="line 2"):
         parse_config("VUORO_SERVER=https://q.example.org\nnonsense\n")
 
