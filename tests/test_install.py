@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-UNITS = ("vuoro-kiosk", "vuoro-sync", "vuoro-server")
+UNITS = ("vuoro-kiosk", "vuoro-sync", "vuoro-server", "vuoro-display")
 SECURITY_THRESHOLD = 20  # systemd-analyze's 0-100 scale: exposure 2.0 and below, "OK"
+#: Chromium's own sandbox needs namespaces, chroot, seccomp and capset, and V8
+#: writable executable memory (the unit says why): 2.2 today, still "OK"
+UNIT_THRESHOLDS = {"vuoro-display": 23}
 
 
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -72,12 +75,13 @@ def test_verify_would_catch_a_missing_program_and_a_bad_setting(stage):
 def test_every_unit_meets_the_security_threshold(stage):
     scores = {}
     for path in unit_paths():
+        threshold = UNIT_THRESHOLDS.get(Path(path).stem, SECURITY_THRESHOLD)
         scored = run(
             "systemd-analyze",
             "security",
             "--offline=true",
             f"--root={stage}",
-            f"--threshold={SECURITY_THRESHOLD}",
+            f"--threshold={threshold}",
             "--no-pager",
             path,
         )
@@ -86,7 +90,8 @@ def test_every_unit_meets_the_security_threshold(stage):
         scores[Path(path).stem] = float(found.group(1))
         assert scored.returncode == 0, f"{path}: {found.group(0)}"
     print("\nsystemd-analyze security exposure:", scores)
-    assert all(score <= SECURITY_THRESHOLD / 10 for score in scores.values())
+    for unit, score in scores.items():
+        assert score <= UNIT_THRESHOLDS.get(unit, SECURITY_THRESHOLD) / 10, (unit, score)
 
 
 def mode(path: Path) -> int:
@@ -103,6 +108,8 @@ def test_files_are_where_the_units_expect_them_and_private(stage):
         "etc/vuoro": 0o750,
         "etc/vuoro/kiosk.toml": 0o640,
         "etc/vuoro/sync.env": 0o640,
+        "etc/vuoro/display.env": 0o640,
+        "etc/pam.d/vuoro-display": 0o644,
         "var/lib/vuoro": 0o750,
         "etc/sysusers.d/vuoro.conf": 0o644,
         "etc/tmpfiles.d/vuoro.conf": 0o644,
@@ -140,6 +147,29 @@ def test_the_shipped_config_is_valid_and_a_reinstall_keeps_it(stage):
     assert config.read_text().endswith("# the technician's edit\n")
 
 
+def test_the_display_role_is_installed_with_its_config_and_pam_session(stage):
+    assert (stage / "opt/vuoro/venv/bin/vuoro-display").is_file()
+    python = stage / "opt/vuoro/venv/bin/python"
+    shipped = stage / "etc/vuoro/display.env"
+    checked = run(
+        str(python), "-m", "appliance.display", "--check-config", "--config", str(shipped)
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    shipped.write_text("VUORO_SERVER=https://jono.example.fi\n")
+    again = run("tools/install.sh", cwd=ROOT, env=os.environ | {"DESTDIR": str(stage)})
+    assert again.returncode == 0, again.stderr
+    assert shipped.read_text() == "VUORO_SERVER=https://jono.example.fi\n", "never overwritten"
+    unit = (stage / "etc/systemd/system/vuoro-display.service").read_text()
+    assert re.search(r"^PAMName=vuoro-display$", unit, re.M)
+    pam = (stage / "etc/pam.d/vuoro-display").read_text()
+    modules = re.findall(r"^\w+\s+\w+\s+(\S+\.so)", pam, re.M)
+    assert "pam_systemd.so" in modules, "a logind session, for the compositor"
+    libdirs = [Path(p) for p in ("/usr/lib/x86_64-linux-gnu/security", "/usr/lib/security")]
+    libdirs += list(Path("/usr/lib").glob("*-linux-gnu*/security"))
+    for module in modules:
+        assert any((d / module).is_file() for d in libdirs), f"{module}: no such PAM module"
+
+
 def test_sysusers_and_tmpfiles_make_the_user_and_fix_owners(stage):
     """Setting owners needs root, as CI and `make test` here run."""
     assert os.geteuid() == 0, "run as root: systemd-tmpfiles sets owners"
@@ -149,7 +179,7 @@ def test_sysusers_and_tmpfiles_make_the_user_and_fix_owners(stage):
     user = next(line for line in passwd.splitlines() if line.startswith("vuoro:"))
     assert user.split(":")[5] == "/var/lib/vuoro"
     groups = (stage / "etc/group").read_text()
-    for group in ("video", "render", "input", "lp", "dialout"):
+    for group in ("video", "render", "input", "lp", "dialout", "audio"):
         line = next(g for g in groups.splitlines() if g.startswith(f"{group}:"))
         assert "vuoro" in line.split(":")[3], group
     uid, gid = int(user.split(":")[2]), int(user.split(":")[3])
@@ -163,6 +193,7 @@ def test_sysusers_and_tmpfiles_make_the_user_and_fix_owners(stage):
     assert mode(credentials) == 0o600, "the token: its owner only"
     assert (stage / "etc/vuoro/kiosk.toml").stat().st_gid == gid
     assert mode(stage / "etc/vuoro/kiosk.toml") == 0o640
+    assert (stage / "etc/vuoro/display.env").stat().st_gid == gid, "vuoro-display reads it"
 
 
 POLKIT_CASES = [
@@ -213,3 +244,53 @@ def test_the_image_stage_scripts_parse_and_its_unit_verifies(stage):
         "/etc/systemd/system/vuoro-data-partition.service",
     )
     assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stderr
+
+
+def run_stage_script(
+    script: Path, rootfs: Path, **env: str
+) -> tuple[subprocess.CompletedProcess, str]:
+    """A step of the stage as pi-gen runs it, with on_chroot recording what it
+    would run inside the image instead of running it."""
+    chroot = rootfs / "chroot-scripts"
+    done = run(
+        "bash",
+        "-c",
+        'on_chroot() { cat >> "$CHROOT_LOG"; }; export -f on_chroot; exec "$0"',
+        str(script),
+        cwd=script.parent,
+        env=os.environ | {"ROOTFS_DIR": str(rootfs), "CHROOT_LOG": str(chroot)} | env,
+    )
+    return done, chroot.read_text() if chroot.exists() else ""
+
+
+@pytest.mark.parametrize("role", ["kiosk", "display", None])
+def test_the_image_enables_one_role_and_installs_the_browser_only_for_displays(tmp_path, role):
+    source = tmp_path / "src"
+    source.mkdir()
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "tmp").mkdir(parents=True)
+    (rootfs / "etc").mkdir()
+    env = {"VUORO_SRC": str(source)} | ({"VUORO_ROLE": role} if role else {})
+    installed, inside = run_stage_script(IMAGE / "01-install/00-run.sh", rootfs, **env)
+    assert installed.returncode == 0, installed.stderr
+    (rootfs / "chroot-scripts").unlink()
+    display, display_inside = run_stage_script(IMAGE / "04-display/00-run.sh", rootfs, **env)
+    assert display.returncode == 0, display.stderr
+    enabled = re.search(r"^systemctl enable (.*)$", inside, re.M).group(1).split()
+    if role == "display":
+        assert enabled == ["vuoro-display.service"]
+        assert "cage" in display_inside and "chromium-browser" in display_inside
+        assert "vc4hdmi0" in (rootfs / "etc/asound.conf").read_text()
+    else:  # the default
+        assert enabled == ["vuoro-kiosk.service", "vuoro-sync.service"]
+        assert display_inside == "" and not (rootfs / "etc/asound.conf").exists()
+
+
+def test_the_image_refuses_a_role_it_does_not_know(tmp_path):
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    refused, inside = run_stage_script(
+        IMAGE / "01-install/00-run.sh", rootfs, VUORO_SRC=str(tmp_path), VUORO_ROLE="tv"
+    )
+    assert refused.returncode == 1 and "VUORO_ROLE must be kiosk or display" in refused.stderr
+    assert inside == ""

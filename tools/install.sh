@@ -29,8 +29,8 @@ fi
 install -m 0644 "$src/README.md" "$root$PREFIX/README.md"
 
 install -d -m 0755 "$root/etc/systemd/system" "$root/etc/sysusers.d" "$root/etc/tmpfiles.d" \
-    "$root/etc/udev/rules.d" "$root/etc/polkit-1/rules.d"
-for unit in vuoro-kiosk vuoro-sync vuoro-server; do
+    "$root/etc/udev/rules.d" "$root/etc/polkit-1/rules.d" "$root/etc/pam.d"
+for unit in vuoro-kiosk vuoro-sync vuoro-server vuoro-display; do
     sed "s|@PREFIX@|$PREFIX|g" "$src/systemd/$unit.service" > "$root/etc/systemd/system/$unit.service"
     chmod 0644 "$root/etc/systemd/system/$unit.service"
 done
@@ -38,10 +38,11 @@ install -m 0644 "$src/systemd/vuoro.sysusers" "$root/etc/sysusers.d/vuoro.conf"
 install -m 0644 "$src/systemd/vuoro.tmpfiles" "$root/etc/tmpfiles.d/vuoro.conf"
 install -m 0644 "$src/systemd/70-vuoro-printer.rules" "$root/etc/udev/rules.d/70-vuoro-printer.rules"
 install -m 0644 "$src/systemd/50-vuoro-power.rules" "$root/etc/polkit-1/rules.d/50-vuoro-power.rules"
+install -m 0644 "$src/systemd/vuoro-display.pam" "$root/etc/pam.d/vuoro-display"
 
 # config: never overwrite what a technician wrote; readable by the vuoro group only
 install -d -m 0750 "$root/etc/vuoro"
-for file in kiosk.toml sync.env; do
+for file in kiosk.toml sync.env display.env; do
     if [ ! -e "$root/etc/vuoro/$file" ]; then
         install -m 0640 "$src/systemd/$file" "$root/etc/vuoro/$file"
     fi
@@ -53,5 +54,7 @@ if [ -z "$root" ] && [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then
     systemd-tmpfiles --create /etc/tmpfiles.d/vuoro.conf
     udevadm control --reload-rules || true
     systemctl daemon-reload
-    echo "now: systemctl enable --now vuoro-kiosk vuoro-sync   (or vuoro-server on a server host)"
+    echo "now: systemctl enable --now vuoro-kiosk vuoro-sync   (a kiosk)"
+    echo "  or systemctl enable --now vuoro-display              (a calling display)"
+    echo "  or systemctl enable --now vuoro-server               (a server host)"
 fi

@@ -18,6 +18,9 @@ case "${1:-}" in
   *) echo "usage: $0 run|test|server|venv" >&2; exit 2 ;;
 esac
 
+# the display appliance's tests run the real compositor (cage needs Xwayland)
+if [ "${1:-}" = test ]; then pkgs="$pkgs cage xwayland"; fi
+
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "sysdeps: not a Debian system; make sure these are installed: $pkgs" >&2
   exit 0

@@ -1,5 +1,5 @@
 #!/bin/bash -e
-# The screen stays on, the console stays quiet, and the kiosk owns tty1.
+# The screen stays on, the console stays quiet, and the kiosk (or the display) owns tty1.
 on_chroot <<CHROOT
 raspi-config nonint do_blanking 1
 systemctl mask getty@tty1.service
