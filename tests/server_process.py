@@ -243,6 +243,18 @@ class Server(Managed):
         assert reply.status_code == 200, reply.text
         return reply.json()["token"]
 
+    def display_token(self, name: str = "Lobby") -> str:
+        """A new display's token, paired through its page's form as a TV's browser does."""
+        code = self.cli("pair-code", "--branch", "demo")
+        reply = requests.post(
+            f"{self.url}/display/pair",
+            data={"code": code, "name": name},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert reply.status_code == 303, reply.text
+        return reply.cookies["vuoro_display"]
+
     def pair(self, state_dir: Path, name: str = "kiosk") -> str:
         """Pair a kiosk state directory (as a technician would); its first sync."""
         code = self.cli("pair-code", "--branch", "demo")

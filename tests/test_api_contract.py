@@ -33,8 +33,8 @@ ERRORS_BY_OPERATION = {
     ("post", "/api/v1/kiosk/tickets"): {"401", "422"},
     ("post", "/api/v1/kiosk/heartbeat"): {"401", "422"},
     ("post", "/api/v1/tickets/{token}/cancel"): {"404", "415", "422"},
-    ("get", "/api/v1/branches/{branch_id}/queue"): {"404", "422"},
-    ("get", "/api/v1/branches/{branch_id}/stats"): {"404", "422"},
+    ("get", "/api/v1/branches/{branch_id}/queue"): {"401", "404", "422"},
+    ("get", "/api/v1/branches/{branch_id}/stats"): {"401", "404", "422"},
 }
 
 
@@ -220,5 +220,10 @@ def test_the_kiosk_reads_a_malformed_request_s_reason_as_where_and_what(server, 
 
 @pytest.mark.parametrize("day", ["2026-13-01", "2026-02-30", "0000-01-01", "monday"])
 def test_stats_for_a_day_the_calendar_lacks_are_refused(server, day):
-    reply = requests.get(f"{server.url}/api/v1/branches/demo/stats", params={"day": day}, timeout=5)
+    reply = requests.get(
+        f"{server.url}/api/v1/branches/demo/stats",
+        params={"day": day},
+        headers={"Authorization": f"Bearer {server.display_token()}"},
+        timeout=5,
+    )
     assert reply.status_code == 422 and isinstance(reply.json()["detail"], str)

@@ -14,7 +14,7 @@ import requests
 
 from server.speech import phrase
 from sync import state, tickets
-from tests.server_process import run
+from tests.server_process import DEMO_BRANCH, run
 from tests.web import PASSWORD, add_staff
 
 HOSTILE_CODES = ["", " ", "A" * 41, "ÄÖÅÄÖÅÄÖ", "ABCD\x00EFG", "<script>", "' OR 1=1 --", "🙂" * 8]
@@ -272,3 +272,56 @@ def pair_display_with(server, code: str) -> tuple[requests.Session, str]:
     session = requests.Session()
     session.get(f"{server.url}/display", params={"pair": code}, timeout=30)
     return session, session.cookies.get("vuoro_display", "")
+
+
+def test_with_two_workers_every_call_reaches_the_display_live(tmp_path, server_database):
+    """The stream is held by one worker; calls come from the CLI (another
+    process) and from the console (either worker): each arrives, in order."""
+    server = server_database.server(tmp_path / "server", workers=2)
+    try:
+        server.cli("branch", str(DEMO_BRANCH))
+        kiosk_dir = tmp_path / "kiosk"
+        server.pair(kiosk_dir, "door")
+        issue(kiosk_dir, 6)
+        add_staff(server, "aino", "8")
+        console = requests.Session()
+        console.post(
+            f"{server.url}/console/login",
+            data={"username": "aino", "password": PASSWORD},
+            timeout=30,
+        )
+        csrf = console.get(f"{server.url}/console", timeout=10).text
+        csrf = csrf.split('name="csrf" value="')[1].split('"')[0]
+        session, _ = pair_display(server)
+        stream = session.get(
+            f"{server.url}/display/events",
+            headers={"Accept": "text/event-stream"},
+            stream=True,
+            timeout=60,
+        )
+        frames = (
+            json.loads(line[6:]) for line in stream.iter_lines() if line.startswith(b"data: ")
+        )
+        assert next(frames)["calls"] == []
+        expected = []
+        for round_ in range(3):
+            said = call_next(server, str(round_ + 1))
+            expected.append((said.split()[0], str(round_ + 1)))
+            console.post(
+                f"{server.url}/console/act", data={"csrf": csrf, "action": "call"}, timeout=30
+            )
+            expected.append((console.get(f"{server.url}/console", timeout=10).text, "8"))
+            console.post(
+                f"{server.url}/console/act", data={"csrf": csrf, "action": "served"}, timeout=30
+            )
+        seen: list = []
+        for frame in frames:
+            seen = [(c["number"], c["counter"]) for c in reversed(frame["calls"])]
+            if len(seen) >= 6:
+                break
+        assert [counter for _, counter in seen] == ["1", "8", "2", "8", "3", "8"]
+        for (number, counter), (page_or_number, wanted) in zip(seen, expected, strict=True):
+            assert counter == wanted and number in page_or_number
+        stream.close()
+    finally:
+        server.stop()

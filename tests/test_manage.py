@@ -158,7 +158,11 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
     page.get_by_role("button", name="Save service").click()
     assert hostile in page.get_by_role("row").filter(has_text="Ääkköset").inner_text()
     assert dialogs == [], "no script ran"
-    config = requests.get(f"{server.url}/api/v1/branches/demo/queue", timeout=5)
+    config = requests.get(
+        f"{server.url}/api/v1/branches/demo/queue",
+        headers={"Authorization": f"Bearer {server.display_token()}"},
+        timeout=5,
+    )
     assert config.status_code == 200
 
 

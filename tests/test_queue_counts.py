@@ -247,7 +247,11 @@ def test_a_daily_cap_of_three_stops_at_three_between_heartbeats(capped_desk):
 
 
 def issued_on_server(server: Server, service: str) -> int:
-    reply = requests.get(f"{server.url}/api/v1/branches/demo/queue", timeout=10)
+    reply = requests.get(
+        f"{server.url}/api/v1/branches/demo/queue",
+        headers={"Authorization": f"Bearer {server.display_token()}"},
+        timeout=10,
+    )
     reply.raise_for_status()
     return reply.json()[service]["issued"]
 

@@ -156,18 +156,21 @@ def test_the_protocol_is_published_as_openapi(server):
 
 @pytest.mark.parametrize("branch", ["nope", "DEMO", "../etc", "x" * 70])
 def test_unknown_branches_have_no_queue_and_no_stats(server, branch):
-    assert (
-        requests.get(f"{server.url}/api/v1/branches/{branch}/queue", timeout=5).status_code == 404
-    )
-    assert (
-        requests.get(f"{server.url}/api/v1/branches/{branch}/stats", timeout=5).status_code == 404
-    )
+    """Refused like a branch without a reader: nobody learns which branches exist."""
+    for what in ("queue", "stats"):
+        url = f"{server.url}/api/v1/branches/{branch}/{what}"
+        assert requests.get(url, timeout=5).status_code in (401, 404)
 
 
-def test_the_branch_queue_and_stats_are_public_json(server):
-    queue = requests.get(f"{server.url}/api/v1/branches/demo/queue", timeout=5).json()
-    assert set(queue) == {"payments", "permits", "advice"}
-    stats = requests.get(f"{server.url}/api/v1/branches/demo/stats", timeout=5).json()
+def test_the_branch_queue_and_stats_are_json_for_its_displays(server):
+    display = {"Authorization": f"Bearer {server.display_token()}"}
+    queue = requests.get(f"{server.url}/api/v1/branches/demo/queue", headers=display, timeout=5)
+    assert set(queue.json()) == {"payments", "permits", "advice"}
+    stats = requests.get(
+        f"{server.url}/api/v1/branches/demo/stats", headers=display, timeout=5
+    ).json()
     assert stats["payments"]["issued"] >= 0
-    bad_day = requests.get(f"{server.url}/api/v1/branches/demo/stats?day=monday", timeout=5)
+    bad_day = requests.get(
+        f"{server.url}/api/v1/branches/demo/stats?day=monday", headers=display, timeout=5
+    )
     assert bad_day.status_code == 422

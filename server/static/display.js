@@ -22,6 +22,7 @@
     state: null,
   };
   window.vuoroDisplay = api;
+  Object.defineProperty(api, "idle", { get: () => !presenting && !pending.length });
 
   let state = null;
   let offset = 0; // server clock minus this one
@@ -212,6 +213,7 @@
       if (!first || (young && !spoken.includes(call.id))) pending.push(call);
     }
     renderLabels();
+    if (first) tick();
     if (!presenting) showNow(next.calls[0] || null, false);
     else renderHistory();
     present();
