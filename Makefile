@@ -57,8 +57,8 @@ WORKERS ?= 4
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile -m "not ui"
-	$(PY) -m pytest -q -p no:xdist -m ui
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile -m "not ui" --durations=25
+	$(PY) -m pytest -q -p no:xdist -m ui --durations=10
 
 bench: venv
 	@tools/sysdeps.sh test

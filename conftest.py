@@ -16,7 +16,11 @@ def pytest_configure(config) -> None:
 #: workers (one module per worker at a time), and a long module picked up last
 #: would keep the run going after the other workers are done.
 SLOW_MODULES = (
+    "tests/test_display_voice.py",
     "tests/test_install.py",
+    "tests/test_display_page.py",
+    "tests/test_display.py",
+    "tests/test_display_appliance.py",
     "tests/test_live.py",
     "tests/test_counter_race.py",
     "tests/test_chaos_postgresql.py",

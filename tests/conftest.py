@@ -203,6 +203,23 @@ def browser():
 
 
 @pytest.fixture
+def chromium():
+    """Chromium as a display runs it: sound plays without a tap (the display
+    appliance starts it so)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
 def branch(tmp_path, server_database):
     """The demo branch on a real server (ticket URLs pointing at it) and a paired kiosk."""
     from tests.server_process import DEMO_BRANCH
