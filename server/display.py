@@ -258,7 +258,7 @@ def display_router(
         display = display_for(request, token)
         if display is None:
             return None
-        return json.dumps(view.state(display), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(view.state(display), separators=(",", ":"))
 
     @router.get("/state")
     def state(
@@ -279,9 +279,29 @@ def display_router(
         display = await asyncio.to_thread(display_for, request, token)
         if display is None:
             return refused()
+        # the display's own settings are read again only when an event says they
+        # changed (or it was revoked), not for every call of the branch
+        current = {"display": display, "stale": False}
+
+        def concerns(batch: list[events.Event]) -> bool:
+            if any(event.kind == events.DISPLAY for event in batch):
+                current["stale"] = True
+            return True
+
+        def render_now() -> str | None:
+            if current["stale"]:
+                current["display"], current["stale"] = display_for(request, token), False
+            if current["display"] is None:
+                return None  # revoked: the stream ends, the page asks to be paired
+            return json.dumps(view.state(current["display"]), separators=(",", ":"))
 
         async def render_state() -> str | None:
-            return await asyncio.to_thread(state_json, request, token)
+            return await asyncio.to_thread(render_now)
+
+        async def still_there() -> None:
+            found = await asyncio.to_thread(display_for, request, token)  # last seen
+            if found is None:
+                current["stale"] = True
 
         return await live.stream(
             request,
@@ -289,9 +309,9 @@ def display_router(
             streams,
             display["branch_id"],
             render_state,
-            lambda batch: True,
+            concerns,
             keepalive_s,
-            idle=lambda: asyncio.to_thread(display_for, request, token),  # last seen
+            idle=still_there,
         )
 
     @router.get("/sound/{event_id}.wav")

@@ -49,6 +49,19 @@ def call_next(server, counter: str = "3", *services: str) -> str:
     return server.cli("call-next", "--branch", "demo", "--counter", counter, *flags)
 
 
+def logged_in(server, username: str, counter: str, role: str = "staff"):
+    """A staff member's browser session on the console, and its CSRF token."""
+    add_staff(server, username, counter, role=role)
+    session = requests.Session()
+    session.post(
+        f"{server.url}/console/login",
+        data={"username": username, "password": PASSWORD},
+        timeout=30,
+    )
+    page = session.get(f"{server.url}/console", timeout=10).text
+    return session, page.split('name="csrf" value="')[1].split('"')[0]
+
+
 def issue(kiosk_dir, count: int = 1, service: str = "permits") -> None:
     """Tickets printed at the kiosk and sent to the server."""
     db = state.connect(kiosk_dir / "state.db")
@@ -113,15 +126,7 @@ def test_the_sound_of_a_call_is_the_chime_and_each_language_spoken(branch):
 def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
     server, kiosk_dir = branch
     session, token = pair_display(server)
-    add_staff(server, "maria", "1", role="manager")
-    manager = requests.Session()
-    manager.post(
-        f"{server.url}/console/login",
-        data={"username": "maria", "password": PASSWORD},
-        timeout=30,
-    )
-    csrf = manager.get(f"{server.url}/console/manage", timeout=10).text
-    csrf = csrf.split('name="csrf" value="')[1].split('"')[0]
+    manager, csrf = logged_in(server, "maria", "1", role="manager")
     ident = display_id(server, token)
     saved = manager.post(
         f"{server.url}/console/manage/displays/{ident}/settings",
@@ -218,13 +223,7 @@ def test_branch_data_needs_a_display_token_or_a_staff_session(branch):
     _, token = pair_display(server)
     as_display = requests.get(queue, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert as_display.status_code == 200 and "permits" in as_display.json()
-    add_staff(server, "pekka", "2")
-    staff = requests.Session()
-    staff.post(
-        f"{server.url}/console/login",
-        data={"username": "pekka", "password": PASSWORD},
-        timeout=30,
-    )
+    staff, _ = logged_in(server, "pekka", "2")
     session = next(c.value for c in staff.cookies if c.name == "vuoro_session")
     as_staff = requests.get(stats, cookies={"vuoro_session": session}, timeout=10)
     assert as_staff.status_code == 200
@@ -283,15 +282,7 @@ def test_with_two_workers_every_call_reaches_the_display_live(tmp_path, server_d
         kiosk_dir = tmp_path / "kiosk"
         server.pair(kiosk_dir, "door")
         issue(kiosk_dir, 6)
-        add_staff(server, "aino", "8")
-        console = requests.Session()
-        console.post(
-            f"{server.url}/console/login",
-            data={"username": "aino", "password": PASSWORD},
-            timeout=30,
-        )
-        csrf = console.get(f"{server.url}/console", timeout=10).text
-        csrf = csrf.split('name="csrf" value="')[1].split('"')[0]
+        console, csrf = logged_in(server, "aino", "8")
         session, _ = pair_display(server)
         stream = session.get(
             f"{server.url}/display/events",
