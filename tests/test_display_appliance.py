@@ -102,6 +102,8 @@ class NotifySocket:
         self.sock.bind(str(path))
         self.sock.settimeout(0.05)
         self.messages: list[str] = []
+        #: the supervisor sending to it: once that has ended, waiting longer is pointless
+        self.sender: subprocess.Popen | None = None
 
     def drain(self, seconds: float) -> list[str]:
         deadline = time.monotonic() + seconds
@@ -116,11 +118,18 @@ class NotifySocket:
         """The index of the first message from ``after`` on containing ``wanted``
         (bounded: a browser's start is slow on a busy machine)."""
         deadline = time.monotonic() + timeout
+        ended = False
         while time.monotonic() < deadline:
             for index in range(after, len(self.messages)):
                 if wanted in self.messages[index]:
                     return index
-            self.drain(0.1)
+            if ended:
+                raise AssertionError(
+                    f"no {wanted!r}: the supervisor exited with {self.sender.returncode} "
+                    f"after {self.messages[after:]}:\n{output(self.sender)}"
+                )
+            ended = self.sender is not None and self.sender.poll() is not None
+            self.drain(0.1)  # what it sent before it ended, then one last look
         raise AssertionError(f"no {wanted!r} within {timeout} s: {self.messages[after:]}")
 
     def close(self) -> None:
@@ -135,7 +144,7 @@ def notify(tmp_path):
 
 
 def start(config: Path, state: Path, notify: NotifySocket, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    notify.sender = subprocess.Popen(
         [
             str(DISPLAY),
             "--config",
@@ -153,17 +162,24 @@ def start(config: Path, state: Path, notify: NotifySocket, *extra: str) -> subpr
         stderr=subprocess.STDOUT,
         text=True,
     )
+    return notify.sender
+
+
+def output(process: subprocess.Popen, timeout: float = 30) -> str:
+    """All it printed, once it ended (killed after ``timeout``); asked again, the same."""
+    if not hasattr(process, "printed"):
+        try:
+            process.printed, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.printed, _ = process.communicate()
+    return process.printed
 
 
 def stop(process: subprocess.Popen) -> str:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-    try:
-        out, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, _ = process.communicate()
-    return out
+    return output(process)
 
 
 def children(pid: int) -> list[int]:
@@ -280,9 +296,9 @@ def test_the_supervisor_exits_non_zero_when_the_browser_dies(tmp_path, notify, p
     try:
         notify.wait_for(f"STATUS=showing {server.url}/display")
         os.kill(browser_pid(process), signal.SIGKILL)
-        out, _ = process.communicate(timeout=60)
+        output(process, timeout=60)
     finally:
-        out = stop(process) if process.poll() is None else out
+        out = stop(process)
     assert process.returncode == 1, out
     gone = notify.wait_for("STATUS=the browser exited")
     assert "WATCHDOG=1" not in notify.drain(0.3)[gone:]
@@ -501,6 +517,20 @@ def seatless(page_server):
     if probe.returncode != 0:
         shutil.rmtree(base)
         pytest.skip(f"no unprivileged namespaces for Chromium's sandbox here: {probe.stderr}")
+    # a checkout in a directory only root may enter (`mktemp -d` makes one 0700):
+    # the unprivileged user cannot even start the supervisor, and nothing is sent
+    runs = subprocess.run(
+        [*prefix, str(DISPLAY), "--check-config", "--config", str(ROOT / "systemd/display.env")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if runs.returncode != 0:
+        shutil.rmtree(base)
+        pytest.skip(
+            f"the unprivileged user cannot run {DISPLAY} (is every directory "
+            f"above it searchable by others?): {runs.stderr.strip()}"
+        )
     notify = NotifySocket(base / "notify")
     notify.path.chmod(0o777)
     server = page_server()
@@ -509,7 +539,7 @@ def seatless(page_server):
         env = base / "display.env"
         env.write_text("\n".join([f"VUORO_SERVER={server.url}", *config_lines]) + "\n")
         env.chmod(0o644)
-        return subprocess.Popen(
+        notify.sender = subprocess.Popen(
             [
                 *(under or [*prefix, str(DISPLAY)]),
                 "--config",
@@ -531,6 +561,7 @@ def seatless(page_server):
             stderr=subprocess.STDOUT,
             text=True,
         )
+        return notify.sender
 
     yield server, notify, start_display
     notify.close()
@@ -570,9 +601,9 @@ def test_under_cage_the_supervisor_exits_non_zero_when_the_browser_dies(seatless
         ]
         assert len(browsers) == 1, browsers
         os.kill(browsers[0], signal.SIGKILL)
-        out, _ = process.communicate(timeout=60)
+        output(process, timeout=60)
     finally:
-        out = stop(process) if process.poll() is None else out
+        out = stop(process)
     assert process.returncode == 1, out
     gone = notify.wait_for("STATUS=the browser exited")
     assert "WATCHDOG=1" not in notify.drain(0.3)[gone:]
@@ -624,9 +655,9 @@ def test_without_what_the_unit_adds_back_chromium_refuses_to_start(seatless, nee
     _, notify, start_display = seatless
     process = start_display(under=filtered(needed))
     try:
-        out, _ = process.communicate(timeout=120)
+        output(process, timeout=120)
     finally:
-        out = stop(process) if process.poll() is None else out
+        out = stop(process)
     assert process.returncode == 1, out
     assert "the browser exited" in out
     assert "WATCHDOG=1" not in notify.drain(0.3)
