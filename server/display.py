@@ -15,6 +15,7 @@ a chime, then the call in each of the display's languages in turn.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import tempfile
@@ -114,7 +115,7 @@ class DisplayView:
             "message": branch["message"],
             "languages": languages,
             "volume": display["volume"],
-            "words": display_words(languages),
+            "words": _words(tuple(languages)),
             "server_time_ms": _ms(iso(now())),
             "speak_within_s": SPEAK_WITHIN_S,
             "services": services,
@@ -158,9 +159,21 @@ def _first(names: dict[str, str]) -> str:
 
 def _texts(call: dict, languages: list[str]) -> dict[str, str]:
     try:
-        return {code: phrase(call["number"], call["counter"], code) for code in languages}
+        return {code: _phrase(call["number"], call["counter"], code) for code in languages}
     except (SpeechError, ValueError):  # a number no voice can say: shown, not spoken
         return {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _phrase(number: str, counter: str, language: str) -> str:
+    """What is said for a call: every display renders the same few calls again
+    at every event of the branch."""
+    return phrase(number, counter, language)
+
+
+@functools.lru_cache(maxsize=64)
+def _words(languages: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    return display_words(list(languages))
 
 
 def display_router(

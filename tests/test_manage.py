@@ -230,7 +230,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     page = browser.new_page()
     log_in(page, server)
     page.goto(f"{server.url}/console/manage")
-    page.get_by_role("button", name="New pairing code").click()
+    page.get_by_role("region", name="Kiosks").get_by_role("button", name="New pairing code").click()
     code = page.locator("#pairing-code").inner_text()
     assert len(code) == 8
     second = tmp_path / "second"

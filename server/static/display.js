@@ -314,11 +314,9 @@
   }
 
   document.addEventListener("click", () => {
-    // a browser that blocked sound lets it play after one tap on the page
-    if (soundBlocked) {
-      setBlocked(false);
-      voice.play().catch(() => setBlocked(true));
-    }
+    // a browser that blocked sound lets the page play after one tap on it
+    // (the next announcement is heard; the banner comes back if it is not)
+    if (soundBlocked) setBlocked(false);
   });
   setInterval(tick, 1000);
   setInterval(() => {
