@@ -33,10 +33,22 @@ WATCHDOG_USEC = "1500000"  # WatchdogSec=1.5: the supervisor looks every 0.5 s
 
 CAGE = shutil.which("cage")
 
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
-needs_cage = pytest.mark.skipif(
-    CAGE is None or CHROMIUM is None, reason="no cage (and Xwayland) or chromium installed"
-)
+
+@pytest.fixture
+def chromium_installed() -> None:
+    """`make test` installs Debian's chromium: without it these tests fail, saying so."""
+    if CHROMIUM is None:
+        pytest.fail("Chromium is needed: run `make test` (tools/sysdeps.sh test installs it)")
+
+
+@pytest.fixture
+def cage_installed(chromium_installed) -> None:
+    if CAGE is None:
+        pytest.fail("cage is needed: run `make test` (tools/sysdeps.sh test installs it)")
+
+
+needs_chromium = pytest.mark.usefixtures("chromium_installed")
+needs_cage = pytest.mark.usefixtures("cage_installed")
 
 
 def heartbeat_page(beats: int | None, then: str = "clearInterval(timer)") -> bytes:
