@@ -66,9 +66,9 @@ def deliver(tmp_path, count: int) -> dict:
     server = Server(tmp_path / f"server-{count}" / "server.db")
     proxy = ChaosProxy(server.port, seed=0)  # pass-through: counts requests
     try:
-        server.cli("branch", str(DEMO_BRANCH))
+        server.load_branch(DEMO_BRANCH)
         kiosk_dir = tmp_path / f"kiosk-{count}"
-        code = server.cli("pair-code", "--branch", "demo")
+        code = server.pair_code()
         run(
             "vuoro-sync",
             "--state-dir",

@@ -280,9 +280,9 @@ def branch_day() -> str:
 def _scenario(rng, seed, workdir, steps, world: World, started) -> Outcome:
     server, proxy, processes = world.server, world.proxy, world.processes
     days = {branch_day()}
-    server.cli("branch", str(DEMO_BRANCH))
+    server.load_branch(DEMO_BRANCH)
     kiosk_dir = workdir / "kiosk"
-    code = server.cli("pair-code", "--branch", "demo")
+    code = server.pair_code()
     run("vuoro-sync", "--state-dir", str(kiosk_dir), "pair", "--server", proxy.url, "--code", code)
     run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")  # config and leases
     sync = Managed(

@@ -187,36 +187,65 @@ def server_database(request) -> Iterator[ServerDatabases]:
     databases.close()
 
 
+class Chromiums:
+    """Debian's Chromium, headless, driven by Playwright: launched once per test
+    module (a launch costs a second of a core), a fresh context per page."""
+
+    def __init__(self) -> None:
+        self._playwright = None
+        self._launched: dict[bool, object] = {}
+
+    def get(self, autoplay: bool = False):
+        """The module's browser; ``autoplay``: sound plays without a tap, as the
+        display appliance starts it."""
+        from playwright.sync_api import sync_playwright
+
+        from tests.web import CHROMIUM, CHROMIUM_ARGS
+
+        if autoplay not in self._launched:
+            if not Path(CHROMIUM).exists():
+                pytest.fail("Chromium is needed: run `make test` (it installs Debian's chromium)")
+            if self._playwright is None:
+                self._playwright = sync_playwright().start()
+            flags = ["--autoplay-policy=no-user-gesture-required"] if autoplay else []
+            self._launched[autoplay] = self._playwright.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *flags]
+            )
+        return self._launched[autoplay]
+
+    def close_pages(self) -> None:
+        """What a test opened goes with it: the next test starts with none."""
+        for launched in self._launched.values():
+            for context in launched.contexts:
+                context.close()
+
+    def close(self) -> None:
+        for launched in self._launched.values():
+            launched.close()
+        if self._playwright is not None:
+            self._playwright.stop()
+
+
+@pytest.fixture(scope="module")
+def chromiums() -> Iterator[Chromiums]:
+    browsers = Chromiums()
+    yield browsers
+    browsers.close()
+
+
 @pytest.fixture
-def browser():
-    """Debian's Chromium, headless, driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.web import CHROMIUM, CHROMIUM_ARGS
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is needed: run `make test` (it installs Debian's chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def browser(chromiums):
+    """Debian's Chromium, headless (``browser.new_page()`` gives a fresh context)."""
+    yield chromiums.get()
+    chromiums.close_pages()
 
 
 @pytest.fixture
-def chromium():
+def chromium(chromiums):
     """Chromium as a display runs it: sound plays without a tap (the display
     appliance starts it so)."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.web import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
-        )
-        yield browser
-        browser.close()
+    yield chromiums.get(autoplay=True)
+    chromiums.close_pages()
 
 
 @pytest.fixture
@@ -230,7 +259,7 @@ def branch(tmp_path, server_database):
         DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url),
         encoding="utf-8",
     )
-    server.cli("branch", str(demo))
+    server.load_branch(demo)
     kiosk_dir = tmp_path / "kiosk"
     server.pair(kiosk_dir, "door")
     yield server, kiosk_dir

@@ -122,7 +122,7 @@ def demo_server(directory: Path, db: Path | str | None = None) -> Iterator[Serve
     """A server with the demo branch for a test module (its fixture yields from
     this); ``db`` is its database (by default an SQLite file in ``directory``)."""
     server = Server(db or directory / "server.db", logs=directory)
-    server.cli("branch", str(DEMO_BRANCH))
+    server.load_branch(DEMO_BRANCH)
     yield server
     server.stop()
 
@@ -236,7 +236,7 @@ class Server(Managed):
 
     def kiosk_token(self, name: str = "door") -> str:
         """A new kiosk's bearer token, paired over the API as a kiosk does."""
-        code = self.cli("pair-code", "--branch", "demo")
+        code = self.pair_code()
         reply = requests.post(
             f"{self.url}/api/v1/pair", json={"code": code, "name": name}, timeout=5
         )
@@ -245,7 +245,7 @@ class Server(Managed):
 
     def display_token(self, name: str = "Lobby") -> str:
         """A new display's token, paired through its page's form as a TV's browser does."""
-        code = self.cli("pair-code", "--branch", "demo")
+        code = self.pair_code()
         reply = requests.post(
             f"{self.url}/display/pair",
             data={"code": code, "name": name},
@@ -255,23 +255,36 @@ class Server(Managed):
         assert reply.status_code == 303, reply.text
         return reply.cookies["vuoro_display"]
 
+    # The backdrop of most tests (a branch, codes, a paired kiosk) is set up
+    # in the test's own process, through the same calls the CLIs make: a new
+    # interpreter importing the server costs 1.5 s of a core each time, and
+    # the CLIs themselves have tests of their own (tests/test_cli.py).
+
+    def load_branch(self, path: Path) -> None:
+        """``vuoro-server branch FILE``: the branch and its services from TOML."""
+        from server import branch_file
+
+        self.storage.put_branch(*branch_file.load(path))
+
+    def pair_code(self, branch: str = "demo") -> str:
+        """``vuoro-server pair-code``: a single-use code for a kiosk or a display."""
+        return self.storage.new_pairing_code(branch, 600)
+
     def pair(self, state_dir: Path, name: str = "kiosk") -> str:
-        """Pair a kiosk state directory (as a technician would); its first sync."""
-        code = self.cli("pair-code", "--branch", "demo")
-        out = run(
-            "vuoro-sync",
-            "--state-dir",
-            str(state_dir),
-            "pair",
-            "--server",
-            self.url,
-            "--code",
-            code,
-            "--name",
-            name,
-        )
-        run("vuoro-sync", "--state-dir", str(state_dir), "run", "--once")
-        return out
+        """Pair a kiosk state directory (as ``vuoro-sync pair`` does); its first sync."""
+        from importlib.metadata import version
+
+        from sync.daemon import SyncDaemon
+        from sync.daemon import pair as pair_kiosk
+
+        credentials = pair_kiosk(state_dir, self.url, self.pair_code(), name)
+        daemon = SyncDaemon(state_dir, credentials, version=version("vuoro"))
+        try:
+            daemon.cycle()
+        finally:
+            daemon.client.close()
+            daemon.db.close()
+        return f"paired as {credentials.kiosk_id} in branch {credentials.branch_id}"
 
 
 class SyncProcess(Managed):

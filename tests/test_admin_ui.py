@@ -201,13 +201,13 @@ def test_a_technician_pairs_the_kiosk_from_the_menu(screen, write_config, tmp_pa
     from tests.server_process import DEMO_BRANCH, Server, SyncProcess, wait_until
 
     server = Server(tmp_path / "server" / "server.db")
-    server.cli("branch", str(DEMO_BRANCH))
+    server.load_branch(DEMO_BRANCH)
     config, _ = config_with_admin(write_config, tmp_path)
     state_dir = tmp_path / "state"
     kiosk = Kiosk(screen, state_dir, config)
     daemon = SyncProcess(state_dir, "--wait-for-pairing", "--server", server.url)
     try:
-        code = server.cli("pair-code", "--branch", "demo")
+        code = server.pair_code()
         screen.key("ctrl+alt+a")
         type_pin(screen, "1234")
         kiosk.wait_for_log("admin menu opened", timeout=30)

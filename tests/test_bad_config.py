@@ -210,7 +210,7 @@ def test_a_bad_config_reply_keeps_the_last_good_config_until_a_good_one_comes(br
             .replace('en = "Payments"', 'en = "Payments and refunds"'),
             encoding="utf-8",
         )
-        server.cli("branch", str(renamed))
+        server.load_branch(renamed)
         proxy.serve_good()  # the server answers well again
 
         def names() -> dict:

@@ -228,7 +228,7 @@ def test_names_with_html_are_escaped_in_the_console(browser, branch, tmp_path):
         .replace('en = "Payments"', 'en = "<img src=x onerror=alert(1)>Payments"'),
         encoding="utf-8",
     )
-    server.cli("branch", str(hostile))
+    server.load_branch(hostile)
     add_staff(server, "anna", "<b>3</b>")
     page = browser.new_page()
     dialogs = []

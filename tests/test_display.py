@@ -22,7 +22,7 @@ HOSTILE_CODES = ["", " ", "A" * 41, "ÄÖÅÄÖÅÄÖ", "ABCD\x00EFG", "<script>
 
 def pair_display(server, name: str = "Waiting room") -> tuple[requests.Session, str]:
     """A display paired as its browser does: the form, then the cookie."""
-    code = server.cli("pair-code", "--branch", "demo")
+    code = server.pair_code()
     session = requests.Session()
     reply = session.post(
         f"{server.url}/display/pair",
@@ -243,7 +243,7 @@ def test_hostile_pairing_codes_and_names_are_refused_plainly(branch):
         by_link = requests.get(f"{server.url}/display", params={"pair": code}, timeout=30)
         assert by_link.status_code in (200, 400, 401), (code, by_link.status_code)
         assert "Pair this display" in by_link.text
-    code = server.cli("pair-code", "--branch", "demo")
+    code = server.pair_code()
     for name in ("x" * 101, "\x00\x01"):
         refused = requests.post(
             f"{server.url}/display/pair", data={"code": code, "name": name}, timeout=30
@@ -255,7 +255,7 @@ def test_hostile_pairing_codes_and_names_are_refused_plainly(branch):
 
 def test_a_pairing_from_another_site_is_refused(branch):
     server, _ = branch
-    code = server.cli("pair-code", "--branch", "demo")
+    code = server.pair_code()
     reply = requests.post(
         f"{server.url}/display/pair",
         data={"code": code},
@@ -278,7 +278,7 @@ def test_with_two_workers_every_call_reaches_the_display_live(tmp_path, server_d
     process) and from the console (either worker): each arrives, in order."""
     server = server_database.server(tmp_path / "server", workers=2)
     try:
-        server.cli("branch", str(DEMO_BRANCH))
+        server.load_branch(DEMO_BRANCH)
         kiosk_dir = tmp_path / "kiosk"
         server.pair(kiosk_dir, "door")
         issue(kiosk_dir, 6)

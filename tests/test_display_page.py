@@ -31,7 +31,7 @@ def until(page, expression: str, timeout_s: float = 60):
 
 def open_display(chromium, server, width=1920, height=1080):
     """A TV's browser paired with a code, as the appliance's first start does."""
-    code = server.cli("pair-code", "--branch", "demo")
+    code = server.pair_code()
     page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
     page.goto(f"{server.url}/display?pair={code}&name=Lobby")
     until(page, "Boolean(window.vuoroDisplay && window.vuoroDisplay.state)")

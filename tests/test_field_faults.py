@@ -345,7 +345,7 @@ def test_the_installed_appliance_says_it_is_not_set_up_until_paired(screen, tmp_
         assert kiosk.tickets() == [], "no ticket before pairing"
         server = Server(tmp_path / "server" / "server.db")
         try:
-            server.cli("branch", str(_branch_at(server, tmp_path)))
+            server.load_branch(_branch_at(server, tmp_path))
             server.pair(state, "door")
             kiosk.wait_for_log("paired: taking the server's services", timeout=30)
             time.sleep(0.5)

@@ -31,7 +31,7 @@ SOURCES = [f"127.0.{a}.{b}" for a in range(1, 5) for b in range(1, 250)]
 @pytest.fixture
 def server(tmp_path, server_database):
     srv = server_database.server(tmp_path)
-    srv.cli("branch", str(DEMO_BRANCH))
+    srv.load_branch(DEMO_BRANCH)
     yield srv
     srv.stop()
 
@@ -41,7 +41,7 @@ class Kiosk:
 
     def __init__(self, server: Server) -> None:
         self.url = f"{server.url}{protocol.API}"
-        code = server.cli("pair-code", "--branch", "demo")
+        code = server.pair_code()
         reply = requests.post(f"{self.url}/pair", json={"code": code, "name": "door"}, timeout=30)
         assert reply.status_code == 200, reply.text
         self.headers = {"Authorization": f"Bearer {reply.json()['token']}"}

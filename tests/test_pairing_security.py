@@ -104,8 +104,8 @@ def pair_from(server: Server, source: str, code: str) -> tuple[int, str | None]:
 def test_guessing_codes_over_http_gets_429_with_retry_after(tmp_path, server_database):
     server = server_database.server(tmp_path)
     try:
-        server.cli("branch", str(DEMO_BRANCH))
-        code = server.cli("pair-code", "--branch", "demo")
+        server.load_branch(DEMO_BRANCH)
+        code = server.pair_code()
         guesses = [pair_from(server, "127.0.7.1", WRONG)[0] for _ in range(PAIR_ADDRESS.capacity)]
         assert guesses == [401] * PAIR_ADDRESS.capacity
         status, retry_after = pair_from(server, "127.0.7.1", code)

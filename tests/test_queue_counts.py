@@ -150,7 +150,7 @@ def branch_with_desk(
         text += f"daily_cap = {cap}\n"
     branch_file = tmp_path / "branch.toml"
     branch_file.write_text(text, encoding="utf-8")
-    server.cli("branch", str(branch_file))
+    server.load_branch(branch_file)
     kiosk_dir = tmp_path / "kiosk"
     server.pair(kiosk_dir, "door")
     return server, kiosk_dir

@@ -36,7 +36,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, server_database):
     srv = server_database.server(tmp_path_factory.mktemp("staff"))
-    srv.cli("branch", str(DEMO_BRANCH))
+    srv.load_branch(DEMO_BRANCH)
     yield srv
     srv.stop()
 

@@ -17,7 +17,7 @@ from tests.server_process import BIN, DEMO_BRANCH, Server, SyncProcess, run, wai
 @pytest.fixture
 def server(tmp_path, server_database):
     srv = server_database.server(tmp_path / "server")
-    srv.cli("branch", str(DEMO_BRANCH))
+    srv.load_branch(DEMO_BRANCH)
     yield srv
     srv.stop()
 
@@ -155,8 +155,8 @@ def test_https_is_verified_and_a_private_ca_can_be_trusted(tmp_path):
     # TLS is the transport's: one database is enough
     server = Server(tmp_path / "server" / "server.db", tls=(cert, key))
     try:
-        server.cli("branch", str(DEMO_BRANCH))
-        code = server.cli("pair-code", "--branch", "demo")
+        server.load_branch(DEMO_BRANCH)
+        code = server.pair_code()
         untrusted = subprocess.run(
             [
                 str(BIN / "vuoro-sync"),
@@ -241,7 +241,7 @@ def test_an_unpaired_kiosk_pairs_from_its_admin_menu(server, tmp_path):
         wait_until(lambda: devices.get(db, "pairing").state == "failed", what="refused")
         assert "code" in devices.get(db, "pairing").detail.lower()
         assert not (kiosk / "credentials.json").exists()
-        devices.request_pairing(db, server.cli("pair-code", "--branch", "demo"))
+        devices.request_pairing(db, server.pair_code())
         wait_until(lambda: devices.get(db, "pairing").state == "paired", what="paired")
         wait_until(lambda: leases_ready(kiosk), what="leases after pairing")
         assert tickets.get_config(db, "server") == server.url

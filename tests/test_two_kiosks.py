@@ -16,7 +16,7 @@ from tests.server_process import DEMO_BRANCH, Server, SyncProcess, wait_until
 def two_kiosks(tmp_path, server_database):
     """The demo branch on a real server, with kiosks "door" and "lobby" paired."""
     server = server_database.server(tmp_path / "server")
-    server.cli("branch", str(DEMO_BRANCH))
+    server.load_branch(DEMO_BRANCH)
     kiosks = {name: tmp_path / name for name in ("door", "lobby")}
     for name, path in kiosks.items():
         server.pair(path, name)

@@ -41,21 +41,12 @@ def add_staff(
     services: tuple[str, ...] = (),
     password: str = PASSWORD,
 ) -> str:
-    """A staff account through the CLI, as an operator's script makes one."""
-    flags = [arg for service in services for arg in ("--service", service)]
-    return server.cli(
-        "staff",
-        "--branch",
-        "demo",
-        "--username",
-        username,
-        "--counter",
-        counter,
-        "--role",
-        role,
-        *flags,
-        stdin=password + "\n",
-    )
+    """A staff account as ``vuoro-server staff`` makes one (in this process:
+    tests/test_cli.py runs the CLI itself); what the CLI prints."""
+    from server.staff import Staff
+
+    name = Staff(server.storage).add("demo", username, password, counter, list(services), role)
+    return f"{role} {name} at counter {counter}"
 
 
 def print_ticket(server: Server, kiosk_dir: Path, service: str, tmp_path: Path) -> str:

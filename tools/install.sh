@@ -17,14 +17,29 @@ venv="$root$PREFIX/venv"
 
 echo "installing Vuoro into ${DESTDIR:-/} (app in $PREFIX)"
 install -d -m 0755 "$root$PREFIX"
-"$PYTHON" -m venv --clear "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "$src${EXTRAS:+[$EXTRAS]}"
-if [ -n "$root" ]; then
-    # a staged venv runs from $PREFIX once the image is flashed: fix its #! lines
-    grep -lrZ --include='*' "^#!$venv/bin/" "$venv/bin" \
-        | xargs -0 -r sed -i "1s|^#!$venv/bin/|#!$PREFIX/venv/bin/|"
-    sed -i "s|$venv|$PREFIX/venv|g" "$venv"/bin/activate*
+# What the venv is built from: the checkout's files, the extras and the
+# interpreter. A reinstall of the very same code keeps the venv (a minute of a
+# Pi's time); anything else, or a tree that is not a git checkout, rebuilds it.
+source_id=""
+if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    source_id=$( { "$PYTHON" --version; echo "extras=$EXTRAS"
+        git -C "$src" ls-files -z -co --exclude-standard \
+            | (cd "$src" && xargs -0 -r sha256sum 2>/dev/null || true); } | sha256sum | cut -d" " -f1)
+fi
+if [ -n "$source_id" ] && [ "$(cat "$venv/.vuoro-source" 2>/dev/null)" = "$source_id" ] \
+    && "$venv/bin/python" -c "import kiosk, sync, printer" 2>/dev/null; then
+    echo "the app in $PREFIX/venv is this very checkout: kept"
+else
+    "$PYTHON" -m venv --clear "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "$src${EXTRAS:+[$EXTRAS]}"
+    if [ -n "$root" ]; then
+        # a staged venv runs from $PREFIX once the image is flashed: fix its #! lines
+        grep -lrZ --include='*' "^#!$venv/bin/" "$venv/bin" \
+            | xargs -0 -r sed -i "1s|^#!$venv/bin/|#!$PREFIX/venv/bin/|"
+        sed -i "s|$venv|$PREFIX/venv|g" "$venv"/bin/activate*
+    fi
+    [ -z "$source_id" ] || echo "$source_id" > "$venv/.vuoro-source"
 fi
 install -m 0644 "$src/README.md" "$root$PREFIX/README.md"
 
