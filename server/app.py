@@ -324,7 +324,7 @@ def create_app(
                 language_names=LANGUAGES,
             )
         language = pick_language(lang, found["language"], found["languages"])
-        words = page_words(language)
+        words = page_words(language, (found["languages"] or [language])[0])
         public = _public(found, language)
         return _render(
             "ticket.html",
