@@ -70,12 +70,19 @@ def _digest(po: bytes) -> str:
 def compile_po(po: bytes, language: str) -> bytes:
     """The ``.mo`` of a PO file, stamped with the PO's digest (Babel compiles it).
 
-    Untranslated and fuzzy entries are left out, so gettext falls back past them.
+    Untranslated, partly translated and fuzzy entries are left out, so gettext
+    falls back past them.
     """
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
     catalog = read_po(io.BytesIO(po), locale=language, domain=DOMAIN)
+    for message in list(catalog)[1:]:
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        if not all(text.strip() for text in strings):
+            # Babel would fill a blank plural form with the English id: leave it
+            # out so the chain reaches the default language instead
+            catalog.delete(message.id, message.context)
     catalog.project = DOMAIN
     catalog.version = _STAMP_PREFIX + _digest(po)
     out = io.BytesIO()
