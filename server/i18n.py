@@ -8,6 +8,11 @@ chain: the branch's default language, then English, where one is missing.
 
 from __future__ import annotations
 
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
 from catalogue import ENDONYMS, SOURCE_LANGUAGE, translator
 
 #: The languages pages are shown in, each by its own name.
@@ -84,6 +89,25 @@ def _display_words(language: str, default: str) -> dict[str, str]:
         "offline": tr("No connection since {time}: calls may be missing"),
         "sound_blocked": tr("Sound is blocked by the browser: tap the screen once"),
     }
+
+
+@pass_context
+def _template_tr(context: Context, message: str, **values: Any) -> str:
+    text = translator(context.get("lang"), context.get("default_lang")).gettext(message)
+    return text.format(**values) if values else text
+
+
+@pass_context
+def _template_ptr(context: Context, message_context: str, message: str, **values: Any) -> str:
+    text = translator(context.get("lang"), context.get("default_lang")).pgettext(
+        message_context, message
+    )
+    return text.format(**values) if values else text
+
+
+#: ``{{ tr("Time") }}`` in a template: the message in the page's ``lang`` (its
+#: ``default_lang``, then English, where missing); ``make i18n`` extracts it.
+TEMPLATE_GLOBALS = {"tr": _template_tr, "ptr": _template_ptr}
 
 
 #: What a ticket's status says on its page; ``{counter}`` is the counter's name.

@@ -9,12 +9,14 @@ import re
 import shutil
 import string
 import tokenize
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from jinja2 import Environment
 
 import catalogue
 from catalogue import LANGUAGES, compile_po, is_current, mo_path, po_path, translator
@@ -29,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CUSTOMER_KV = ("home.kv", "ticket.kv")
 #: Where the kiosk's phrases are set: a literal there must go through tr().
 PHRASE_MODULES = ("app.py", "home.py", "ticket.py", "issuing.py", "paper.py")
+#: The pages customers and waiting rooms see; the console's and the display's
+#: pairing page are for staff and technicians, in English.
+PUBLIC_TEMPLATES = ("base.html", "ticket.html", "message.html", "display.html")
 #: What a phrase-bearing module shows or prints.
 SHOWN_ATTRIBUTES = {"prompt", "notice", "status", "scan_hint", "done_label", "detail", "text"}
 
@@ -283,3 +288,47 @@ def test_the_paper_still_prints_every_letter_of_the_four_languages():
         if m.id
     )
     assert set("äöåõšü") & set(letters) >= set("äöåõ")
+
+
+class _VisibleText(HTMLParser):
+    """The text a person sees or hears of a page: its text and its labels."""
+
+    LABELS = ("aria-label", "title", "alt", "placeholder")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.found.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [value or "" for name, value in attrs if name in self.LABELS]
+
+
+def _literals_in_template(source: str) -> list[str]:
+    parser = _VisibleText()
+    parser.feed(re.sub(r"{{.*?}}|{%.*?%}|{#.*?#}", "", source, flags=re.S))
+    return [
+        text.strip()
+        for text in parser.found
+        if re.search(r"[^\W\d_]", text.replace("Vuoro", ""))  # the name is not translated
+    ]
+
+
+def test_no_public_page_shows_a_literal_that_bypasses_the_catalogue():
+    templates = ROOT / "server" / "templates"
+    found = {
+        name: _literals_in_template((templates / name).read_text()) for name in PUBLIC_TEMPLATES
+    }
+    assert found == {name: [] for name in PUBLIC_TEMPLATES}
+    assert _literals_in_template('<p aria-label="time">{{ tr("Time") }}</p>') == ["time"]
+
+
+def test_a_template_says_its_words_in_the_page_language():
+    env = Environment(autoescape=True)
+    env.globals.update(server_i18n.TEMPLATE_GLOBALS)
+    page = env.from_string('{{ tr("Time") }}|{{ ptr("display", "Called") }}')
+    assert page.render(lang="fi") == "Kellonaika|Kutsutut"
+    assert page.render(lang="../../etc", default_lang="sv") == "Klockslag|Uppropade"
+    assert page.render() == "Time|Called"
