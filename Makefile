@@ -7,7 +7,7 @@ STATE ?= var
 PREFIX ?= /opt/vuoro
 DESTDIR ?=
 
-.PHONY: run run-standalone test bench bench-check soak mutation venv lint format screenshots install clean help
+.PHONY: run run-standalone test bench bench-check soak mutation venv lint format screenshots i18n install clean help
 
 help:
 	@echo "make run          the demo: server, sync daemon, kiosk window, printer emulator ($(STATE)/)"
@@ -20,6 +20,7 @@ help:
 	@echo "make mutation     mutation testing of the promise-keeping modules (score table + var/mutation/)"
 	@echo "make lint         ruff and the import-layer contracts"
 	@echo "make screenshots  regenerate docs/*.png from the real app"
+	@echo "make i18n         extract the messages, update every language's PO file, compile them"
 	@echo "make install      the appliance: app in $(PREFIX)/venv, units, rules, config (DESTDIR= to stage)"
 
 venv: $(STAMP)
@@ -28,6 +29,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); tools/sysdeps.sh venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[server,test]'
+	$(PY) -m catalogue compile
 	@touch $@
 
 run: venv
@@ -85,6 +87,22 @@ screenshots: venv
 	@tools/sysdeps.sh test
 	$(PY) -m tests.kiosk_driver screenshots docs
 	VUORO_SCREENSHOTS=docs $(PY) -m pytest -q -m screenshot
+
+# The one translation catalogue (catalogue/locale, README "Translations"): the
+# template from the sources (babel.cfg), each language's PO updated from it
+# (translations kept, new messages empty, changed ones fuzzy), then the .mo files.
+# The keywords are catalogue.KEYWORDS; --add-location=file keeps the files
+# stable while lines move.
+LOCALES := catalogue/locale
+I18N_KEYWORDS := -k tr -k ntr:1,2 -k ptr:1c,2
+
+i18n: venv
+	$(VENV)/bin/pybabel --quiet extract -F babel.cfg $(I18N_KEYWORDS) --add-comments=Translators: \
+		--add-location=file --sort-output --project=vuoro --msgid-bugs-address= \
+		-o $(LOCALES)/vuoro.pot .
+	$(VENV)/bin/pybabel --quiet update -D vuoro -i $(LOCALES)/vuoro.pot -d $(LOCALES) \
+		--ignore-pot-creation-date --no-wrap
+	$(PY) -m catalogue compile
 
 install:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" EXTRAS="$(EXTRAS)" PYTHON="$(PYTHON)" tools/install.sh

@@ -23,7 +23,7 @@ from kiosk.admin import AdminMenu, AdminScreen
 from kiosk.config import KioskConfig
 from kiosk.guard import TapGuard
 from kiosk.home import HomeScreen
-from kiosk.i18n import closed_reason, tr
+from kiosk.i18n import closed_reason, set_default_language, tr
 from kiosk.issuing import Callbacks, TicketIssuer
 from kiosk.paper import ticket_url
 from kiosk.pin import PinScreen
@@ -77,6 +77,7 @@ class KioskApp(App):
         self.db_path = db_path
         self.backend = backend
         self.language = settings.language
+        set_default_language(settings.language)
         self.guard = TapGuard(settings.min_tap_interval_s, settings.max_tickets_per_minute)
         self.busy = False
         self._current: Service | None = None
@@ -138,6 +139,7 @@ class KioskApp(App):
             log.warning("the state DB is usable again: open for customers")
         self.unavailable = ""
         self.settings = prepared.settings
+        set_default_language(self.settings.language)
         self.home.branch_name = self.settings.branch["name"]
         self.not_set_up = prepared.not_set_up
         if self.db is None:
@@ -157,7 +159,10 @@ class KioskApp(App):
 
     def _show_unavailable(self) -> None:
         self.home.show_services([], self.language, self.choose)
-        self.home.notice = tr("out_of_order_storage", self.language)
+        self.home.notice = tr(
+            "Out of order: the kiosk's storage is full. Please ask the staff for a number.",
+            self.language,
+        )
 
     def _announce_ready(self, _dt: float) -> None:
         """The first frame is on screen: tell systemd, and start the watchdog pings.
@@ -203,7 +208,7 @@ class KioskApp(App):
             [] if self.out_of_order else self.services, self.language, self.choose
         )
         if self.out_of_order:
-            self.home.prompt = tr("out_of_order", self.language)
+            self.home.prompt = tr("Out of order. Please ask the staff for a number.", self.language)
         self._show_printer_notice()
         reading = clock.read(self.db)
         self._clock_offset = reading.moment - tickets.now_utc() if reading.sure else None
@@ -222,13 +227,23 @@ class KioskApp(App):
     def _show_printer_notice(self) -> None:
         """Tell customers before they tap when no paper will come out."""
         if self.unavailable:
-            self.home.notice = tr("out_of_order_storage", self.language)
+            self.home.notice = tr(
+                "Out of order: the kiosk's storage is full. Please ask the staff for a number.",
+                self.language,
+            )
         elif self.not_set_up:
-            self.home.notice = tr("not_set_up", self.language)
+            self.home.notice = tr(
+                "This kiosk is not set up yet. Please ask the staff for a number.", self.language
+            )
         elif self.printer_state == "paper_out":
-            self.home.notice = tr("no_paper", self.language)
+            self.home.notice = tr(
+                "The printer is out of paper: your number will be shown on the screen",
+                self.language,
+            )
         elif self.printer_state in NO_PAPER_STATES:
-            self.home.notice = tr("no_printer", self.language)
+            self.home.notice = tr(
+                "The printer is not working: your number will be shown on the screen", self.language
+            )
         else:
             self.home.notice = ""
 
@@ -256,7 +271,7 @@ class KioskApp(App):
         if self.busy or not service.is_open or self.out_of_order or self.db is None:
             return
         if not self.guard.allow():
-            self.home.prompt = tr("slow_down", self.language)
+            self.home.prompt = tr("One moment, please", self.language)
             Clock.schedule_once(lambda _dt: self.refresh(), self.settings.min_tap_interval_s)
             return
         self.busy = True
@@ -283,12 +298,17 @@ class KioskApp(App):
         self._go_home_in(self.settings.return_home_s)
 
     def _print_failed(self, ticket: Ticket, error: str) -> None:
-        self.ticket.show_problem(tr("print_failed", self.language))
+        self.ticket.show_problem(
+            tr(
+                "The printer could not print. Please take a photo of this screen or scan the code.",
+                self.language,
+            )
+        )
         self._go_home_in(self.settings.return_home_s * PRINT_FAILED_HOLD)
 
     def _unavailable(self, closed: Availability | None) -> None:
         self.ticket.show_problem(
-            tr("unavailable", self.language)
+            tr("Sorry, no ticket could be issued. Please ask the staff.", self.language)
             if closed is None
             else closed_reason(closed.status, closed.opens_at, self.language)
         )

@@ -8,7 +8,7 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import Screen
 
-from kiosk.i18n import ENDONYMS, closed_reason, tr
+from kiosk.i18n import ENDONYMS, closed_reason, ntr, tr
 from sync.tickets import Service
 
 
@@ -39,7 +39,11 @@ class HomeScreen(Screen):
         self, services: list[Service], language: str, choose: Callable[[Service], None]
     ) -> None:
         """(Re)build the buttons; keeps the keyboard focus where it was."""
-        self.prompt = tr("choose", language) if services else tr("getting_ready", language)
+        self.prompt = (
+            tr("Choose a service to get your number", language)
+            if services
+            else tr("Getting ready, one moment please", language)
+        )
         shown = (language, tuple(services))
         if shown == self._shown:
             return  # rebuilding would drop a press in progress
@@ -53,7 +57,7 @@ class HomeScreen(Screen):
                 state = service.availability
                 detail = closed_reason(state.status, state.opens_at, language)
             elif service.waiting is not None:
-                detail = tr("waiting", language, count=service.waiting)
+                detail = ntr("{count} waiting", "{count} waiting", service.waiting, language)
             button = ServiceButton(
                 prefix=service.prefix,
                 title=_displayable(service.name(language)),

@@ -142,7 +142,7 @@ class TicketIssuer:
             raise LookupError("no ticket to reprint yet")
         service = tickets.get_service(self._db(), ticket.service_id)
         content = ticket_content(self.config, ticket, service)
-        content = replace(content, notice=tr("copy", ticket.language))
+        content = replace(content, notice=tr("COPY", ticket.language))
         self.backend.send(self._render(content), f"{ticket.display}-copy")
         if ticket.state == "print_failed":
             tickets.mark_printed(self._db(), ticket.id)

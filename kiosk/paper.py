@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from kiosk.config import KioskConfig
-from kiosk.i18n import tr
+from kiosk.i18n import ntr, tr
 from printer.layout import TicketContent
 from sync.tickets import Service, Ticket
 
@@ -56,7 +56,7 @@ def ticket_content(config: KioskConfig, ticket: Ticket, service: Service) -> Tic
         service_text=service.text(language),
         header=in_language(config.ticket["header"], language, config.language),
         footer=in_language(config.ticket["footer"], language, config.language),
-        scan_hint=tr("scan_hint", language),
+        scan_hint=tr("Scan to follow your turn on your phone", language),
         queue_line=queue_line(service, language),
     )
 
@@ -65,8 +65,15 @@ def queue_line(service: Service, language: str) -> str:
     """Who is ahead and the estimated wait, when the queue is known; else nothing."""
     parts = []
     if service.waiting is not None:
-        parts.append(tr("ahead", language, count=service.waiting))
+        parts.append(
+            ntr(
+                "{count} waiting before you",
+                "{count} waiting before you",
+                service.waiting,
+                language,
+            )
+        )
     if service.estimated_wait_s is not None:
         minutes = max(1, round(service.estimated_wait_s / 60))
-        parts.append(tr("about_wait", language, minutes=minutes))
+        parts.append(tr("about {minutes} min", language, minutes=minutes))
     return " · ".join(parts)

@@ -32,16 +32,16 @@ class TicketScreen(Screen):
         self.qr = None
         self.problem = False
         self.done_enabled = False
-        self.status = tr("printing", language)
-        self.scan_hint = tr("scan_hint", language)
-        self.done_label = tr("done", language)
+        self.status = tr("Printing your ticket…", language)
+        self.scan_hint = tr("Scan to follow your turn on your phone", language)
+        self.done_label = tr("Done", language)
 
     def show_number(self, number: str, url: str) -> None:
         self.number = number
         self.qr = qr_texture(url)
 
     def show_printed(self, language: str) -> None:
-        self.status = tr("take_ticket", language)
+        self.status = tr("Please take your ticket", language)
 
     def show_problem(self, message: str) -> None:
         self.problem = True

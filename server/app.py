@@ -30,7 +30,14 @@ from server import events, live
 from server.console import COOKIE as STAFF_COOKIE
 from server.console import console_router
 from server.display import default_speech_cache, display_router
-from server.i18n import LANGUAGES, accepted_language, page_words, pick_language, status_text
+from server.i18n import (
+    LANGUAGES,
+    TEMPLATE_GLOBALS,
+    accepted_language,
+    page_words,
+    pick_language,
+    status_text,
+)
 from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
 from server.problems import ERRORS, TicketNotFound, documented, install_handlers
@@ -324,7 +331,7 @@ def create_app(
                 language_names=LANGUAGES,
             )
         language = pick_language(lang, found["language"], found["languages"])
-        words = page_words(language)
+        words = page_words(language, (found["languages"] or [language])[0])
         public = _public(found, language)
         return _render(
             "ticket.html",
@@ -445,6 +452,7 @@ def _token_shaped(token: str) -> bool:
 _templates = Environment(
     loader=PackageLoader("server", "templates"), autoescape=select_autoescape(["html"])
 )
+_templates.globals.update(TEMPLATE_GLOBALS)
 
 
 def _render(template: str, status: int, **context) -> HTMLResponse:

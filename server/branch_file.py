@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
 
+from catalogue import LANGUAGES
 from server.storage import Rejected
 from sync import schedule
 
-LANGUAGES = ("en", "fi", "sv", "et")
 SERVICE_KEYS = {
     "id",
     "prefix",

@@ -152,6 +152,20 @@ def test_the_shipped_configs_are_valid_and_a_reinstall_keeps_them(stage):
     assert (python.parent / "vuoro-display").is_file(), "the reinstalled venv is whole"
 
 
+def test_the_translations_are_installed_compiled_from_their_po(stage):
+    """The installed catalogue has every language's PO and a .mo compiled from
+    it: the kiosk's first screen needs no compile (nor Babel's import)."""
+    python = stage / "opt/vuoro/venv/bin/python"
+    check = (
+        "import catalogue as c; print(c.LOCALE_DIR); print(all(c.is_current("
+        "c.mo_path(x).read_bytes(), c.po_path(x).read_bytes()) for x in c.LANGUAGES))"
+    )
+    checked = run(str(python), "-I", "-c", check)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    where, current = checked.stdout.split()
+    assert where.startswith(str(stage / "opt/vuoro/venv")) and current == "True"
+
+
 def test_the_display_role_is_installed_with_its_pam_session(stage):
     assert (stage / "opt/vuoro/venv/bin/vuoro-display").is_file()
     unit = (stage / "etc/systemd/system/vuoro-display.service").read_text()

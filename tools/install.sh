@@ -33,6 +33,8 @@ else
     "$PYTHON" -m venv --clear "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         "$src${EXTRAS:+[$EXTRAS]}"
+    # the translations' .mo files, stamped with their PO's digest (catalogue/__init__.py)
+    "$venv/bin/python" -I -m catalogue compile >/dev/null
     if [ -n "$root" ]; then
         # a staged venv runs from $PREFIX once the image is flashed: fix its #! lines
         grep -lrZ --include='*' "^#!$venv/bin/" "$venv/bin" \
