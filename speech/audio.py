@@ -155,8 +155,11 @@ def rms(samples: array.array) -> float:
 
 
 def scaled(samples: array.array, gain: float) -> array.array:
-    """The samples times ``gain``, clipped to 16 bits: a volume applied in software,
-    the same on every sound card and on none."""
+    """The samples times ``gain`` (0 to 1): a volume applied in software, the
+    same on every sound card and on none. Integer arithmetic keeps a long
+    sentence's quarter-million samples to a few tens of milliseconds."""
+    gain = max(0.0, min(1.0, gain))
     if gain == 1.0:
         return array.array("h", samples)
-    return array.array("h", (max(-32768, min(32767, round(s * gain))) for s in samples))
+    factor = round(gain * 32768)
+    return array.array("h", [sample * factor >> 15 for sample in samples])
