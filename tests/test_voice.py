@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
+import sys
 import textwrap
 import threading
 import unicodedata
@@ -35,6 +37,7 @@ from kiosk.voice import (
 )
 from speech.audio import SAMPLE_RATE, rms, samples_of_wav
 from speech.engines import LANGUAGES, EspeakEngine, SpeechInputError
+from tests.conftest import TWO_SERVICES
 
 WAIT_S = 60  # a bound for a wait that ends by itself far sooner; never a pass/fail threshold
 SPEAKER, HEADSET = "null", "plug:null"
@@ -538,3 +541,36 @@ def test_an_impossible_wait_is_a_clear_error(minutes):
 def test_an_unknown_language_for_the_wait_is_a_clear_error():
     with pytest.raises(SpeechInputError, match="no speech in language 'de'"):
         spoken.spoken_wait(5, "de")
+
+
+def test_a_piper_voice_from_the_config_speaks_its_language_only(tmp_path, monkeypatch):
+    """Piper itself is not installed here: the display's tests' stand-in, speaking
+    its command-line contract (text on stdin, raw 16 kHz PCM out), named piper on PATH."""
+    from tests.test_speech import PIPER_STAND_IN
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    piper = bin_dir / "piper"
+    piper.write_text(f'#!/bin/sh\nexec {sys.executable} -c "$PIPER_CODE" "$@"\n')
+    piper.chmod(0o755)
+    monkeypatch.setenv("PIPER_CODE", PIPER_STAND_IN)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "fi.onnx").write_bytes(b"")
+    (tmp_path / "fi.onnx.json").write_text('{"audio": {"sample_rate": 16000}}')
+    text = 'engine = "piper"\nvoices = { fi = "fi.onnx" }\nspeaker_device = "null"'
+    toml = textwrap.dedent(TWO_SERVICES).replace(
+        "[[services]]", f"[speech]\n{text}\n\n[[services]]", 1
+    )
+    settings = config.parse(toml, "kiosk.toml", tmp_path).speech
+    voice = voice_from_config(
+        settings, tmp_path / "cache", record_dir=tmp_path / "said", watch_headset_s=None
+    )
+    try:
+        voice.enabled = True
+        utterance = voice.say("Numero A42, maksut", "fi")
+        assert finished(utterance) == "played"
+        assert recorded(utterance)[1]["voice"] == "piper|fi.onnx"
+        assert loudness(recorded(utterance)[2]) > AUDIBLE
+        assert finished(voice.say("Number A42", "en")) == "unavailable"  # no English model
+    finally:
+        voice.shutdown()
