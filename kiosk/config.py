@@ -67,6 +67,27 @@ class AdminConfig:
     hold_s: float = 3.0  # the long press in the top-left corner that opens it
 
 
+SPEECH_ENGINES = ("espeak", "piper")
+HEADSET_SOURCES = ("auto", "usb", "jack", "none")
+_ALSA_DEVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:=,.-]{0,99}")
+_ESPEAK_VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,39}")
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """The kiosk's voice (``kiosk.voice``): off at start unless ``always_on``."""
+
+    enabled: bool = False  # speech at start; a key or a plugged-in headset switches it on
+    always_on: bool = False  # on for every customer, and back on after each
+    engine: str = "espeak"  # or "piper"
+    voices: dict[str, str] = field(default_factory=dict)  # espeak voice name or Piper .onnx
+    speaker_device: str = "default"  # ALSA device of the kiosk's own speaker
+    headset_device: str = ""  # ALSA device of the jack; a USB headset plays on its own card
+    headset: str = "auto"  # where a headset is looked for: usb, jack, both (auto) or none
+    volume: int = 7  # 1 to 10, the level each customer starts at
+    words_per_minute: int = 150  # espeak-ng's speed
+
+
 @dataclass(frozen=True)
 class KioskConfig:
     source: str
@@ -84,6 +105,7 @@ class KioskConfig:
     printer: dict = field(default_factory=dict)
     services: tuple[ServiceConfig, ...] = ()
     admin: AdminConfig = field(default_factory=AdminConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
 
 
 def embedded_default_text() -> str:
@@ -286,8 +308,10 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
             file, int(match.group(1)) if match else None, f"not valid TOML: {message}"
         ) from None
     c = _Checker(file, text)
-    c.known_keys(data, {"kiosk", "branch", "ticket", "printer", "services", "admin"}, None)
-    for section in ("kiosk", "branch", "ticket", "printer", "admin"):
+    c.known_keys(
+        data, {"kiosk", "branch", "ticket", "printer", "services", "admin", "speech"}, None
+    )
+    for section in ("kiosk", "branch", "ticket", "printer", "admin", "speech"):
         if not isinstance(data.get(section, {}), dict):
             c.fail(f"{section!r} must be a [{section}] table", None, None, section)
 
@@ -453,6 +477,7 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         printer=dict(printer) | {"backend": backend},
         services=tuple(services),
         admin=_admin(c, data.get("admin", {})),
+        speech=_speech(c, data.get("speech", {}), base_dir),
     )
 
 
@@ -492,6 +517,100 @@ def _admin(c: _Checker, admin: Mapping) -> AdminConfig:
         idle_s=float(c.value(admin, "idle_s", (int, float), "admin", default=60, check=_positive)),
         hold_s=float(c.value(admin, "hold_s", (int, float), "admin", default=3, check=_positive)),
         **commands,
+    )
+
+
+def _speech(c: _Checker, speech: Mapping, base_dir: Path) -> SpeechConfig:
+    """The [speech] table: devices and voices are checked as names, never run as commands."""
+    c.known_keys(
+        speech,
+        {
+            "enabled",
+            "always_on",
+            "engine",
+            "voices",
+            "speaker_device",
+            "headset_device",
+            "headset",
+            "volume",
+            "words_per_minute",
+        },
+        "speech",
+    )
+    engine = c.value(
+        speech, "engine", str, "speech", default="espeak", check=_one_of(SPEECH_ENGINES)
+    )
+
+    def device(value: object) -> str | None:
+        if value == "" or _ALSA_DEVICE.fullmatch(str(value)):
+            return None
+        return 'must be an ALSA device name, like "default" or "plughw:CARD=Headphones,DEV=0"'
+
+    voices = c.value(speech, "voices", dict, "speech", default={})
+    checked: dict[str, str] = {}
+    for language, voice in voices.items():
+        if language not in LANGUAGES:
+            c.fail(
+                f"'voices' has unknown language {language!r}; use one of {', '.join(LANGUAGES)}",
+                "speech",
+                None,
+                "voices",
+            )
+        if not isinstance(voice, str) or not voice:
+            c.fail(f"'voices'.{language} must be text", "speech", None, "voices")
+        if engine == "espeak":
+            if not _ESPEAK_VOICE.fullmatch(voice):
+                c.fail(
+                    f"'voices'.{language} must be an espeak-ng voice name like \"fi\" or "
+                    f'"en-gb+f3" (`espeak-ng --voices` lists them), got {voice[:60]!r}',
+                    "speech",
+                    None,
+                    "voices",
+                )
+            checked[language] = voice
+        else:
+            model = (base_dir / voice).resolve()
+            if model.suffix != ".onnx" or not model.is_file():
+                c.fail(
+                    f"'voices'.{language} must be a Piper voice's .onnx file; "
+                    f"{str(model)[:200]!r} is not one",
+                    "speech",
+                    None,
+                    "voices",
+                )
+            checked[language] = str(model)
+    if engine == "piper" and not checked:
+        c.fail("engine 'piper' needs 'voices': a .onnx model per language", "speech", None)
+    return SpeechConfig(
+        enabled=c.value(speech, "enabled", bool, "speech", default=False) or False,
+        always_on=c.value(speech, "always_on", bool, "speech", default=False) or False,
+        engine=engine,
+        voices=checked,
+        speaker_device=c.value(
+            speech, "speaker_device", str, "speech", default="default", check=device
+        )
+        or "default",
+        headset_device=c.value(speech, "headset_device", str, "speech", default="", check=device)
+        or "",
+        headset=c.value(
+            speech, "headset", str, "speech", default="auto", check=_one_of(HEADSET_SOURCES)
+        ),
+        volume=c.value(
+            speech,
+            "volume",
+            int,
+            "speech",
+            default=7,
+            check=lambda v: None if 1 <= v <= 10 else "must be 1 to 10",
+        ),
+        words_per_minute=c.value(
+            speech,
+            "words_per_minute",
+            int,
+            "speech",
+            default=150,
+            check=lambda v: None if 80 <= v <= 450 else "must be 80 to 450",
+        ),
     )
 
 

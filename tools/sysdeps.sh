@@ -3,7 +3,8 @@
 #   tools/sysdeps.sh run    the kiosk window
 #   tools/sysdeps.sh test   the test suite (virtual screen, input injection, OCR,
 #                           PostgreSQL's server and psql for a throwaway cluster,
-#                           espeak-ng for the spoken calls)
+#                           espeak-ng for the spoken calls, alsa-utils' aplay
+#                           for the kiosk's voice played to ALSA's null device)
 #   tools/sysdeps.sh venv   python3's venv module
 #   tools/sysdeps.sh server a queue server (espeak-ng speaks the display's calls)
 # As root it installs with apt-get; otherwise through sudo if that works
@@ -13,7 +14,7 @@ set -eu
 case "${1:-}" in
   venv) pkgs="python3-venv" ;;
   run)  pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri" ;;
-  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime postgresql espeak-ng" ;;
+  test) pkgs="libmtdev1 libgl1 libegl1 libgl1-mesa-dri xvfb xauth xdotool tesseract-ocr chromium wrk faketime postgresql espeak-ng alsa-utils" ;;
   server) pkgs="espeak-ng" ;;
   *) echo "usage: $0 run|test|server|venv" >&2; exit 2 ;;
 esac
