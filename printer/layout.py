@@ -168,7 +168,9 @@ def render_ticket(
     block(fields["branch"], bold=True)
     p.ln()
     block(fields["service"], double=True, bold=True)
-    block(fields["location"], bold=True)
+    if fields["location"]:  # back to normal size after the double-size name
+        p.set(normal_textsize=True)
+        block(fields["location"], bold=True)
     number = fields["number"]
     scale = max(1, min(MAX_NUMBER_SCALE, width // (FONT_A_WIDTH * max(len(number), 1))))
     p.set(align="center", bold=True, custom_size=True, width=scale, height=scale)
