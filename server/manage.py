@@ -508,7 +508,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
         try:
             counter, locations = branch_file.check_counter(
                 {
-                    "id": form.get("counter", ""),
+                    "id": form.get("place_counter", ""),
                     "location": {
                         lang: form.get(f"location_{lang}", "").strip()
                         for lang in branch["languages"]

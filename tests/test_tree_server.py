@@ -361,14 +361,14 @@ def test_a_manager_makes_a_category_puts_a_service_in_it_and_sets_a_counters_pla
 
         counter = web.post(
             f"{server.url}/console/manage/counters",
-            data={"csrf": csrf, "counter": "3", "location_en": "Counter 3, ground floor"},
+            data={"csrf": csrf, "place_counter": "3", "location_en": "Counter 3, ground floor"},
             timeout=10,
         )
         assert "Counter 3: place saved" in counter.text
         assert "Counter 3, ground floor" in counter.text
         bad = web.post(
             f"{server.url}/console/manage/counters",
-            data={"csrf": csrf, "counter": "", "location_en": "x"},
+            data={"csrf": csrf, "place_counter": "", "location_en": "x"},
             timeout=10,
         )
         assert bad.status_code == 400 and "a counter is named by" in bad.text
