@@ -20,11 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kiosk.i18n import LANGUAGES
 from printer.escpos_lib import profiles
 from printer.layout import DEFAULT_PROFILE
-from sync import schedule
+from sync import schedule, tree
 
 MAX_TEXT = 500
 MODES = ("standalone", "paired")
 MAX_SERVICES = 40
+MAX_LOCATION = 120  # one line on the paper and the screen
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 class ConfigError(ValueError):
@@ -43,6 +45,8 @@ class ServiceConfig:
     texts: dict[str, str]
     schedule: dict = field(default_factory=dict)  # sync.schedule.Schedule.to_json()
     daily_cap: int | None = None
+    category: str | None = None  # the [[categories]] id it is listed under
+    locations: dict[str, str] = field(default_factory=dict)  # where to go, per language
 
     def as_state(self) -> dict:
         """The service as ``tickets.apply_standalone_config`` takes it."""
@@ -53,6 +57,27 @@ class ServiceConfig:
             "texts": self.texts,
             "schedule": self.schedule,
             "daily_cap": self.daily_cap,
+            "category": self.category,
+            "locations": self.locations,
+        }
+
+
+@dataclass(frozen=True)
+class CategoryConfig:
+    """A button of the service tree that opens a level of services and categories."""
+
+    id: str
+    names: dict[str, str]
+    position: int = 0  # among the level's items; a service's is its place in [[services]]
+    parent: str | None = None  # None: the home screen's top level
+
+    def as_state(self) -> dict:
+        """The category as ``tickets.apply_standalone_config`` takes it."""
+        return {
+            "id": self.id,
+            "names": self.names,
+            "position": self.position,
+            "parent": self.parent,
         }
 
 
@@ -104,6 +129,7 @@ class KioskConfig:
     ticket: dict = field(default_factory=dict)
     printer: dict = field(default_factory=dict)
     services: tuple[ServiceConfig, ...] = ()
+    categories: tuple[CategoryConfig, ...] = ()  # the service tree (none: one flat level)
     admin: AdminConfig = field(default_factory=AdminConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
 
@@ -309,7 +335,9 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         ) from None
     c = _Checker(file, text)
     c.known_keys(
-        data, {"kiosk", "branch", "ticket", "printer", "services", "admin", "speech"}, None
+        data,
+        {"kiosk", "branch", "ticket", "printer", "services", "categories", "admin", "speech"},
+        None,
     )
     for section in ("kiosk", "branch", "ticket", "printer", "admin", "speech"):
         if not isinstance(data.get(section, {}), dict):
@@ -395,7 +423,18 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
     for index, entry in enumerate(services_data):
         c.known_keys(
             entry,
-            {"id", "prefix", "name", "text", "hours", "exceptions", "last_ticket", "daily_cap"},
+            {
+                "id",
+                "prefix",
+                "name",
+                "text",
+                "hours",
+                "exceptions",
+                "last_ticket",
+                "daily_cap",
+                "category",
+                "location",
+            },
             "services",
             index,
         )
@@ -433,7 +472,12 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
                 )
         texts = c.texts(entry, "text", "services", index, language)
         opening, cap = _opening(c, entry, index)
-        services.append(ServiceConfig(service_id, prefix, names, texts, opening, cap))
+        category = c.value(entry, "category", str, "services", index, default="") or None
+        locations = _locations(c, entry, "services", index, language)
+        services.append(
+            ServiceConfig(service_id, prefix, names, texts, opening, cap, category, locations)
+        )
+    categories = _categories(c, data.get("categories", []), services, language)
 
     return KioskConfig(
         source=file,
@@ -476,9 +520,96 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         },
         printer=dict(printer) | {"backend": backend},
         services=tuple(services),
+        categories=categories,
         admin=_admin(c, data.get("admin", {})),
         speech=_speech(c, data.get("speech", {}), base_dir),
     )
+
+
+def _locations(
+    c: _Checker, entry: Mapping, table: str, index: int, language: str
+) -> dict[str, str]:
+    """Where to go (a room, a floor): a text, or one per language; one line each."""
+    found = c.texts(entry, "location", table, index, language)
+    for code, text in found.items():
+        if len(text) > MAX_LOCATION:
+            c.fail(
+                f"'location'.{code} is {len(text)} characters; the limit is {MAX_LOCATION}",
+                table,
+                index,
+                "location",
+            )
+        if not text.isprintable():
+            c.fail(f"'location'.{code} must be one line, without control characters", table, index)
+    return {code: " ".join(text.split()) for code, text in found.items() if text.strip()}
+
+
+def _categories(
+    c: _Checker, data: object, services: list[ServiceConfig], language: str
+) -> tuple[CategoryConfig, ...]:
+    """The [[categories]] tables, checked as a tree with the services put in them."""
+    if not isinstance(data, list) or len(data) > tree.MAX_CATEGORIES:
+        c.fail(
+            f"'categories' must be up to {tree.MAX_CATEGORIES} [[categories]] tables",
+            None,
+            None,
+            "categories",
+        )
+    categories: list[CategoryConfig] = []
+    for index, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            c.fail(f"[[categories]] #{index + 1} must be a table", "categories", index)
+        c.known_keys(entry, {"id", "name", "position", "parent"}, "categories", index)
+        category_id = c.value(
+            entry,
+            "id",
+            str,
+            "categories",
+            index,
+            check=lambda v: (
+                None if _ID.fullmatch(v) else "must be lower-case letters, digits, - or _"
+            ),
+        )
+        if any(earlier.id == category_id for earlier in categories):
+            c.fail(f"category id {category_id!r} is used twice", "categories", index, "id")
+        names = c.texts(entry, "name", "categories", index, language)
+        if not names or not any(n.strip() for n in names.values()):
+            c.fail(f"[[categories]] #{index + 1} needs a 'name'", "categories", index)
+        position = c.value(
+            entry,
+            "position",
+            int,
+            "categories",
+            index,
+            default=0,
+            check=lambda v: None if 0 <= v <= 999 else "must be from 0 to 999",
+        )
+        parent = c.value(entry, "parent", str, "categories", index, default="") or None
+        if parent == category_id:
+            c.fail(f"category {category_id!r} cannot be its own parent", "categories", index)
+        categories.append(CategoryConfig(category_id, names, position or 0, parent))
+    known = {category.id for category in categories}
+    for index, service in enumerate(services):
+        if service.category is not None and service.category not in known:
+            hint = difflib.get_close_matches(service.category, sorted(known), n=1)
+            c.fail(
+                f"service {service.id!r} is in category {service.category!r}, which no "
+                "[[categories]] table defines" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                "services",
+                index,
+                "category",
+            )
+    try:
+        tree.check(
+            {category.id: category.parent for category in categories},
+            [service.category for service in services],
+        )
+    except tree.TreeError as exc:
+        culprit = next(
+            (i for i, category in enumerate(categories) if repr(category.id) in str(exc)), None
+        )
+        c.fail(str(exc), "categories", culprit)
+    return tuple(categories)
 
 
 def _admin(c: _Checker, admin: Mapping) -> AdminConfig:

@@ -58,6 +58,7 @@ def ticket_content(config: KioskConfig, ticket: Ticket, service: Service) -> Tic
         footer=in_language(config.ticket["footer"], language, config.language),
         scan_hint=tr("Scan to follow your turn on your phone", language),
         queue_line=queue_line(service, language),
+        location=service.location(language),
     )
 
 

@@ -62,6 +62,7 @@ def _prepare(
             branch=settings.branch,
             ticket=settings.ticket,
             services=[s.as_state() for s in settings.services],
+            categories=[c.as_state() for c in settings.categories],
         )
     settled = tickets.settle_interrupted(db)
     if settled.voided:

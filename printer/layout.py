@@ -42,6 +42,7 @@ class TicketContent:
     footer: str = ""
     scan_hint: str = ""
     queue_line: str = ""
+    location: str = ""  # where to go ("Room 204, 2nd floor"), under the service's name
     notice: str = ""  # e.g. "COPY" on a reprint, printed inverted on top
 
 
@@ -167,6 +168,9 @@ def render_ticket(
     block(fields["branch"], bold=True)
     p.ln()
     block(fields["service"], double=True, bold=True)
+    if fields["location"]:  # back to normal size after the double-size name
+        p.set(normal_textsize=True)
+        block(fields["location"], bold=True)
     number = fields["number"]
     scale = max(1, min(MAX_NUMBER_SCALE, width // (FONT_A_WIDTH * max(len(number), 1))))
     p.set(align="center", bold=True, custom_size=True, width=scale, height=scale)

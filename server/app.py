@@ -341,6 +341,7 @@ def create_app(
             ticket=found,
             words=words,
             service=public["service"],
+            location=public["location"] or "",
             status_text=status_text(found["status"], found["counter"], words),
             wait_text=_wait_text(found["estimated_wait_s"], words),
             languages=[code for code in found["languages"] if code in LANGUAGES],
@@ -475,7 +476,13 @@ def _public(ticket: dict, language: str | None) -> dict:
         "position": ticket["position"],
         "estimated_wait_s": ticket["estimated_wait_s"],
         "counter": ticket["counter"],
+        "location": _in_language(ticket.get("locations") or {}, language, ticket["language"]),
     }
+
+
+def _in_language(texts: dict[str, str], language: str | None, fallback: str) -> str | None:
+    """A text in the asked language, else the ticket's, else any; None when there is none."""
+    return texts.get(language or "") or texts.get(fallback) or next(iter(texts.values()), None)
 
 
 def _wait_text(seconds: int | None, words: dict[str, str]) -> str:

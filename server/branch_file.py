@@ -15,7 +15,7 @@ import tomli_w
 
 from catalogue import LANGUAGES
 from server.storage import Rejected
-from sync import schedule
+from sync import schedule, tree
 
 SERVICE_KEYS = {
     "id",
@@ -28,12 +28,18 @@ SERVICE_KEYS = {
     "last_ticket",
     "daily_cap",
     "open",
+    "category",
+    "location",
 }
+CATEGORY_KEYS = {"id", "name", "position", "parent"}
+COUNTER_KEYS = {"id", "location"}
 BRANCH_KEYS = {"id", "name", "timezone", "languages", "ticket_url_template"}
 ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PREFIX = re.compile(r"^[A-Z]{1,3}$")
 MAX_TEXT = 500
 MAX_SERVICES = 40
+MAX_COUNTERS = 100
+MAX_LOCATION = 120  # a line on the ticket, the display and the phone
 
 
 def load(path: Path) -> tuple[dict, list[dict]]:
@@ -67,7 +73,94 @@ def parse(data: dict, where: str = "branch file") -> tuple[dict, list[dict]]:
         twice = {v for v in seen if seen.count(v) > 1}
         if twice:
             raise Rejected(f"{where}: service {kind} {sorted(twice)[0]!r} is used twice")
+    categories = _tables(data, "categories", tree.MAX_CATEGORIES, where)
+    checked_branch["categories"] = [
+        check_category(entry, f"{where}: [[categories]] #{index}")
+        for index, entry in enumerate(categories, start=1)
+    ]
+    check_tree(checked_branch["categories"], services, where)
+    counters = {}
+    for index, entry in enumerate(_tables(data, "counters", MAX_COUNTERS, where), start=1):
+        counter, locations = check_counter(entry, f"{where}: [[counters]] #{index}")
+        if counter in counters:
+            raise Rejected(f"{where}: counter {counter!r} is given twice")
+        counters[counter] = locations
+    checked_branch["counters"] = counters
     return checked_branch, services
+
+
+def _tables(data: dict, key: str, most: int, where: str) -> list[dict]:
+    entries = data.get(key, [])
+    if not isinstance(entries, list) or len(entries) > most:
+        raise Rejected(f"{where}: {key} must be up to {most} [[{key}]] tables")
+    for index, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise Rejected(f"{where}: [[{key}]] #{index}: not a table")
+    return entries
+
+
+def check_tree(categories: list[dict], services: list[dict], where: str = "branch") -> None:
+    """Rejected unless the categories and the services' places in them make a
+    tree a kiosk can show (sync.tree: known, no circles, a few levels). A
+    category with no service yet is kept (kiosks do not show it), so what the
+    management page made always exports and loads again."""
+    ids = [c["id"] for c in categories]
+    twice = {i for i in ids if ids.count(i) > 1}
+    if twice:
+        raise Rejected(f"{where}: category id {sorted(twice)[0]!r} is used twice")
+    try:
+        tree.check(
+            {c["id"]: c["parent"] for c in categories},
+            [s.get("category") for s in services],
+            allow_empty=True,
+        )
+    except tree.TreeError as exc:
+        raise Rejected(f"{where}: {exc}") from None
+
+
+def check_category(entry: dict, label: str = "category") -> dict:
+    """One category as storage keeps it; Rejected names the field."""
+    _known(entry, CATEGORY_KEYS, label)
+    category_id = entry.get("id")
+    if not isinstance(category_id, str) or not ID.match(category_id):
+        raise Rejected(f"{label}: id must be lower-case letters, digits, - or _ (at most 64)")
+    names = _texts(entry.get("name"), f"{label}: name")
+    if not any(names.values()):
+        raise Rejected(f"{label}: needs a name")
+    position = entry.get("position", 0)
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= 999:
+        raise Rejected(f"{label}: position must be a whole number from 0 to 999")
+    parent = entry.get("parent") or None
+    if parent is not None and (not isinstance(parent, str) or not ID.match(parent)):
+        raise Rejected(f"{label}: parent must be a category id")
+    if parent == category_id:
+        raise Rejected(f"{label}: a category cannot be its own parent")
+    return {"id": category_id, "names": names, "position": position, "parent": parent}
+
+
+def check_counter(entry: dict, label: str = "counter") -> tuple[str, dict[str, str]]:
+    """A counter's name and where it is, per language."""
+    _known(entry, COUNTER_KEYS, label)
+    counter = entry.get("id")
+    if isinstance(counter, int) and not isinstance(counter, bool):
+        counter = str(counter)
+    if not isinstance(counter, str):
+        raise Rejected(f'{label}: id must be the counter\'s name, e.g. "3"')
+    counter = " ".join(counter.split())
+    if not counter or len(counter) > 20 or not counter.isprintable():
+        raise Rejected(f"{label}: a counter is named by 1 to 20 printable characters")
+    return counter, locations(entry.get("location"), f"{label}: location")
+
+
+def locations(value: object, label: str) -> dict[str, str]:
+    """Where to go (a room, a floor) per language: one line each, no control characters."""
+    texts = {k: " ".join(v.split()) for k, v in _texts(value, label).items()}
+    for language, text in texts.items():
+        if len(text) > MAX_LOCATION:
+            raise Rejected(f"{label}.{language}: at most {MAX_LOCATION} characters")
+        if not text.isprintable():
+            raise Rejected(f"{label}.{language}: no control characters")
+    return {k: v for k, v in texts.items() if v}
 
 
 def _known(table: dict, allowed: set[str], label: str) -> None:
@@ -154,9 +247,14 @@ def check_service(entry: dict, label: str = "service") -> dict:
         cap = schedule.check_daily_cap(entry.get("daily_cap"))
     except schedule.ScheduleError as exc:
         raise Rejected(f"{label}: {exc}") from None
+    category = entry.get("category") or None
+    if category is not None and (not isinstance(category, str) or not ID.match(category)):
+        raise Rejected(f"{label}: category must be a category id")
     return {
         "id": service_id,
         "prefix": prefix,
+        "category": category,
+        "locations": locations(entry.get("location"), f"{label}: location"),
         "names": names,
         "texts": _texts(entry.get("text"), f"{label}: text"),
         "priority": priority,
@@ -168,11 +266,18 @@ def check_service(entry: dict, label: str = "service") -> dict:
 
 def dump(branch: dict, services: list[dict]) -> str:
     """TOML that :func:`load` reads back to the same branch."""
+    branch = dict(branch)
+    categories = branch.pop("categories", [])
+    counters = branch.pop("counters", {})
     out_services = []
     for s in services:
         entry = {"id": s["id"], "prefix": s["prefix"], "name": s["names"]}
         if s.get("texts"):
             entry["text"] = s["texts"]
+        if s.get("category"):
+            entry["category"] = s["category"]
+        if s.get("locations"):
+            entry["location"] = s["locations"]
         if s.get("priority"):
             entry["priority"] = s["priority"]
         if not s.get("is_open", True):
@@ -187,4 +292,15 @@ def dump(branch: dict, services: list[dict]) -> str:
         if s.get("daily_cap") is not None:
             entry["daily_cap"] = s["daily_cap"]
         out_services.append(entry)
-    return tomli_w.dumps({"branch": branch, "services": out_services})
+    document: dict = {"branch": branch, "services": out_services}
+    if categories:
+        document["categories"] = [
+            {"id": c["id"], "name": c["names"], "position": c["position"]}
+            | ({"parent": c["parent"]} if c.get("parent") else {})
+            for c in categories
+        ]
+    if counters:
+        document["counters"] = [
+            {"id": counter, "location": texts} for counter, texts in counters.items()
+        ]
+    return tomli_w.dumps(document)

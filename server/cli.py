@@ -121,6 +121,41 @@ def parser() -> argparse.ArgumentParser:
     which = branch.add_mutually_exclusive_group(required=True)
     which.add_argument("file", type=Path, nargs="?", help="branch TOML ([branch], [[services]])")
     which.add_argument("--export", metavar="BRANCH", help="print the branch as TOML")
+    listing = sub.add_parser("categories", help="the kiosk's service tree: categories")
+    listing.add_argument("--branch", required=True)
+    category = sub.add_parser(
+        "category", help="add or change a category of the kiosk's service tree"
+    )
+    category.add_argument("--branch", required=True)
+    category.add_argument("id", help="a-z, 0-9, - or _")
+    category.add_argument(
+        "--name", action="append", default=[], metavar="LANG=TEXT", help="repeatable: en=Payments"
+    )
+    category.add_argument("--parent", default="", help="the category it opens from (none: top)")
+    category.add_argument("--position", type=int, default=0, help="0 to 999 (0: first)")
+    uncategory = sub.add_parser(
+        "category-remove", help="remove a category; what was in it moves up a level"
+    )
+    uncategory.add_argument("--branch", required=True)
+    uncategory.add_argument("id")
+    place = sub.add_parser(
+        "service-place", help="put a service in a category and say where its customers go"
+    )
+    place.add_argument("--branch", required=True)
+    place.add_argument("service")
+    place.add_argument("--category", help='the category id ("" for the top level)')
+    place.add_argument(
+        "--location",
+        action="append",
+        metavar="LANG=TEXT",
+        help='where to go, repeatable: "en=Room 204, 2nd floor"; "" alone removes it',
+    )
+    counter = sub.add_parser(
+        "counter-location", help="where a counter is, said with its calls (none given: forget)"
+    )
+    counter.add_argument("--branch", required=True)
+    counter.add_argument("counter")
+    counter.add_argument("location", nargs="*", metavar="LANG=TEXT", help='e.g. "en=Room 204"')
     code = sub.add_parser("pair-code", help="a single-use pairing code for a new kiosk")
     code.add_argument("--branch", required=True)
     code.add_argument("--ttl", type=int, default=600, help="seconds the code stays valid")
@@ -176,6 +211,80 @@ def parser() -> argparse.ArgumentParser:
     message.add_argument("--branch", required=True)
     message.add_argument("text", help='the message ("" for none)')
     return p
+
+
+def _texts(pairs: list[str], what: str) -> dict[str, str]:
+    """``LANG=TEXT`` arguments as a table; Rejected for any other shape."""
+    texts = {}
+    for pair in pairs:
+        if pair == "":
+            continue
+        language, sep, text = pair.partition("=")
+        if not sep or language not in branch_file.LANGUAGES:
+            raise Rejected(
+                f"{what}: {pair[:40]!r} is not LANG=TEXT with LANG one of "
+                f"{', '.join(branch_file.LANGUAGES)}"
+            )
+        texts[language] = text
+    return texts
+
+
+def _tree(storage: Storage, args: argparse.Namespace) -> None:
+    """The service-tree and where-to-go commands (Rejected says what is wrong)."""
+    if args.command == "categories":
+        branch, services = storage.branch_settings(args.branch)
+        print(f"{'category':<20} {'inside':<20} {'position':>8} {'services':>8}  names")
+        for c in branch["categories"]:
+            count = sum(1 for s in services if s["category"] == c["id"])
+            names = "; ".join(f"{k}={v}" for k, v in c["names"].items())
+            print(
+                f"{shown(c['id']):<20} {shown(c['parent'] or '-'):<20} {c['position']:>8} "
+                f"{count:>8}  {shown(names)}"
+            )
+    elif args.command == "category":
+        checked = branch_file.check_category(
+            {
+                "id": args.id,
+                "name": _texts(args.name, "--name"),
+                "position": args.position,
+                "parent": args.parent or None,
+            },
+            "category",
+        )
+        storage.put_category(args.branch, checked)
+        print(f"category {checked['id']} saved")
+    elif args.command == "category-remove":
+        if not storage.remove_category(args.branch, args.id):
+            raise Rejected(f"no category {args.id!r} in {args.branch}")
+        print(f"removed category {args.id}; what was in it moved up a level")
+    elif args.command == "service-place":
+        _, services = storage.branch_settings(args.branch)
+        service = next((s for s in services if s["id"] == args.service), None)
+        if service is None:
+            raise Rejected(f"no service {args.service!r} in {args.branch}")
+        if args.category is not None:
+            category = args.category.strip() or None
+            if category is not None and not branch_file.ID.match(category):
+                raise Rejected("--category: a category id (a-z, 0-9, - or _)")
+            service["category"] = category
+        if args.location is not None:
+            service["locations"] = branch_file.locations(
+                _texts(args.location, "--location"), "--location"
+            )
+        storage.put_service(args.branch, service)
+        where = "; ".join(f"{k}={v}" for k, v in service["locations"].items()) or "no place"
+        inside = service["category"] or "the top level"
+        print(f"service {args.service}: in {inside}, {shown(where)}")
+    elif args.command == "counter-location":
+        counter, locations = branch_file.check_counter(
+            {"id": args.counter, "location": _texts(args.location, "location")}, "counter"
+        )
+        storage.set_counter_location(args.branch, counter, locations)
+        where = "; ".join(f"{k}={v}" for k, v in locations.items()) or "no place"
+        print(f"counter {shown(counter)}: {shown(where)}")
+
+
+TREE_COMMANDS = ("categories", "category", "category-remove", "service-place", "counter-location")
 
 
 def _transfer(storage: Storage, args: argparse.Namespace) -> int:
@@ -234,7 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "branch":
             branch, services = branch_file.load(args.file)
             storage.put_branch(branch, services)
-            print(f"branch {branch['id']}: {len(services)} services")
+            categories = len(branch["categories"])
+            print(
+                f"branch {branch['id']}: {len(services)} services"
+                + (f", {categories} categories" if categories else "")
+            )
+        elif args.command in TREE_COMMANDS:
+            _tree(storage, args)
         elif args.command == "pair-code":
             print(storage.new_pairing_code(args.branch, args.ttl))
         elif args.command == "call-next":

@@ -79,6 +79,7 @@ class DisplayView:
             "timezone": branch["timezone"],
             "message": self.storage.display_message(branch_id),
             "services": services,
+            "counters": branch["counters"],  # where each counter is, per language
             "queue": self.storage.queue(branch_id),
             "calls": self.storage.recent_calls(branch_id),
         }
@@ -108,6 +109,7 @@ class DisplayView:
         ][:SHOWN_CALLS]
         voices = ",".join(languages)
         spoken = [code for code in languages if self.speech.available(code)]
+        places = {s["id"]: s.get("locations") or {} for s in branch["services"]}
         return {
             "display": {"id": display["id"], "name": display["name"]},
             "branch": branch["name"],
@@ -126,6 +128,11 @@ class DisplayView:
                     "number": call["number"],
                     "counter": call["counter"],
                     "recall": call["recall"],
+                    # "Room 204": the counter's place, else the service's; per language
+                    "location": _located(
+                        branch["counters"].get(call["counter"]) or places.get(call["service"]),
+                        languages,
+                    ),
                     "at_ms": _ms(call["at"]),
                     "sound": f"/display/sound/{call['id']}.wav?l={voices}",
                     "say": _texts(call, spoken),
@@ -151,6 +158,14 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None:
     first = int(start)
     last = min(int(end), size - 1) if end.isdigit() else size - 1
     return (first, last) if first <= last else None
+
+
+def _located(texts: dict[str, str] | None, languages: list[str]) -> dict[str, str]:
+    """Where to go in each of the display's languages (any given one where one is
+    missing); empty when the counter and the service have no place set."""
+    if not texts:
+        return {}
+    return {code: texts.get(code) or _first(texts) for code in languages}
 
 
 def _first(names: dict[str, str]) -> str:

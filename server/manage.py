@@ -1,6 +1,7 @@
 """Management pages for a branch's managers: the branch, its services (names,
-opening hours, exceptions, last-ticket time, daily cap, priority), its kiosks
-(pairing codes, names, revocation, health) and its staff accounts.
+opening hours, exceptions, last-ticket time, daily cap, priority, category,
+where to go), the kiosk's service tree (categories), where each counter is,
+its kiosks (pairing codes, names, revocation, health) and its staff accounts.
 
 Under ``/console/manage`` so the console's session cookie and CSRF token
 cover it; only staff with the manager role get in. Every form that fails
@@ -60,9 +61,12 @@ def service_from_form(form: dict[str, str], languages: list[str]) -> dict:
         "name": {lang: form.get(f"name_{lang}", "").strip() for lang in languages},
         "text": {lang: form.get(f"text_{lang}", "").strip() for lang in languages},
         "open": form.get("open") == "on",
+        "category": form.get("category", "").strip() or None,
+        "location": {lang: form.get(f"location_{lang}", "").strip() for lang in languages},
     }
     entry["name"] = {k: v for k, v in entry["name"].items() if v}
     entry["text"] = {k: v for k, v in entry["text"].items() if v}
+    entry["location"] = {k: v for k, v in entry["location"].items() if v}
     for key in ("priority", "last_ticket", "daily_cap"):
         value = form.get(key, "").strip()
         if value:
@@ -75,6 +79,37 @@ def service_from_form(form: dict[str, str], languages: list[str]) -> dict:
         entry["hours"] = {day: periods for day, periods in hours.items() if periods}
     entry["exceptions"] = _exceptions(form.get("exceptions", ""))
     return entry
+
+
+def category_from_form(form: dict[str, str], languages: list[str]) -> dict:
+    """The category form's fields as a branch-file entry (checked by branch_file)."""
+    position = form.get("position", "").strip() or "0"
+    if not position.isdigit() or len(position) > 3:
+        raise Rejected(f"position: {position[:20]!r} is not a whole number from 0 to 999")
+    return {
+        "id": form.get("id", "").strip(),
+        "name": {
+            lang: form.get(f"name_{lang}", "").strip()
+            for lang in languages
+            if form.get(f"name_{lang}", "").strip()
+        },
+        "position": int(position),
+        "parent": form.get("parent", "").strip() or None,
+    }
+
+
+def category_form_values(category: dict | None, languages: list[str]) -> dict[str, str]:
+    """A stored category as the form's fields (or a new one's defaults)."""
+    if category is None:
+        return {"position": "0"}
+    values = {
+        "id": category["id"],
+        "position": str(category["position"]),
+        "parent": category["parent"] or "",
+    }
+    for lang in languages:
+        values[f"name_{lang}"] = category["names"].get(lang, "")
+    return values
 
 
 def _periods(text: str) -> list[str]:
@@ -117,9 +152,11 @@ def service_form_values(service: dict | None, languages: list[str]) -> dict[str,
             for day, periods in (opening.get("exceptions") or {}).items()
         ),
     }
+    values["category"] = service.get("category") or ""
     for lang in languages:
         values[f"name_{lang}"] = service["names"].get(lang, "")
         values[f"text_{lang}"] = service.get("texts", {}).get(lang, "")
+        values[f"location_{lang}"] = service.get("locations", {}).get(lang, "")
     hours = opening.get("hours")
     if hours is None:
         values["always_open"] = "on"
@@ -208,6 +245,12 @@ def manage_router(storage: Storage, render) -> APIRouter:
         branch, services = storage.branch_settings(member.branch_id)
         for service in services:
             service["hours_text"] = hours_summary(service)
+        in_category = {c["id"]: 0 for c in branch["categories"]}
+        for service in services:
+            if service["category"] in in_category:
+                in_category[service["category"]] += 1
+        for category in branch["categories"]:
+            category["services"] = in_category[category["id"]]
         return render(
             "manage.html",
             status,
@@ -331,6 +374,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
             is_new=service is None and not (values or {}).get("existing"),
             values=values or service_form_values(service, branch["languages"]),
             days=schedule.DAYS,
+            categories=branch["categories"],
             error=error,
         )
 
@@ -367,6 +411,121 @@ def manage_router(storage: Storage, render) -> APIRouter:
         member, _form = checked
         removed = await run_in_threadpool(storage.remove_service, member.branch_id, service_id)
         return back(f"Service {service_id} removed." if removed else "No such service.")
+
+    @router.get("/categories/new")
+    def new_category(session: Annotated[str | None, Cookie(alias=COOKIE)] = None) -> Response:
+        member = manager(session)
+        if member is None:
+            return refused(session)
+        return category_page(member, None)
+
+    @router.get("/categories/{category_id}")
+    def edit_category(
+        category_id: str, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
+    ) -> Response:
+        member = manager(session)
+        if member is None:
+            return refused(session)
+        category = next(
+            (c for c in storage.categories(member.branch_id) if c["id"] == category_id), None
+        )
+        if category is None:
+            return render("message.html", 404, lang="en", title="No such category", text="")
+        return category_page(member, category)
+
+    def category_page(
+        member: StaffMember,
+        category: dict | None,
+        status: int = 200,
+        values: dict | None = None,
+        error: str = "",
+    ) -> Response:
+        branch, _ = storage.branch_settings(member.branch_id)
+        values = values or category_form_values(category, branch["languages"])
+        return render(
+            "manage_category.html",
+            status,
+            lang="en",
+            member=member,
+            branch=branch,
+            is_new=category is None and not values.get("existing"),
+            values=values,
+            # a category cannot go under itself
+            parents=[c for c in branch["categories"] if c["id"] != values.get("id")],
+            error=error,
+        )
+
+    @router.post("/categories")
+    async def save_category(
+        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
+    ) -> Response:
+        """Add or change a category of the kiosk's service tree."""
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
+        branch, _ = storage.branch_settings(member.branch_id)
+        existing = {c["id"] for c in branch["categories"]}
+        try:
+            if form.get("existing") and form.get("id") not in existing:
+                raise Rejected("this category was removed meanwhile; add it again")
+            if not form.get("existing") and form.get("id", "").strip() in existing:
+                raise Rejected(f"a category {form.get('id')!r} exists already")
+            category = branch_file.check_category(category_from_form(form, branch["languages"]))
+            await run_in_threadpool(storage.put_category, member.branch_id, category)
+        except Rejected as exc:
+            return category_page(member, None, 400, values=form, error=str(exc))
+        return back(f"Category {category['id']} saved; kiosks take it at their next sync.")
+
+    @router.post("/categories/{category_id}/remove")
+    async def remove_category(
+        category_id: str,
+        request: Request,
+        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
+    ) -> Response:
+        """What was in the category moves up a level; nothing leaves the kiosks."""
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, _form = checked
+        removed = await run_in_threadpool(storage.remove_category, member.branch_id, category_id)
+        return back(
+            f"Category {category_id} removed; what was in it moved up a level."
+            if removed
+            else "No such category."
+        )
+
+    @router.post("/counters")
+    async def save_counter(
+        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
+    ) -> Response:
+        """Where a counter is (a room, a floor): its calls say it; empty forgets it."""
+        checked = await manager_form(request, session)
+        if isinstance(checked, Response):
+            return checked
+        member, form = checked
+        branch, _ = storage.branch_settings(member.branch_id)
+        try:
+            counter, locations = branch_file.check_counter(
+                {
+                    "id": form.get("place_counter", ""),
+                    "location": {
+                        lang: form.get(f"location_{lang}", "").strip()
+                        for lang in branch["languages"]
+                        if form.get(f"location_{lang}", "").strip()
+                    },
+                },
+                "counter",
+            )
+            await run_in_threadpool(
+                storage.set_counter_location, member.branch_id, counter, locations
+            )
+        except Rejected as exc:
+            return overview(member, 400, error=str(exc), counter_form=form)
+        return back(
+            f"Counter {counter}: {'place saved' if locations else 'no place set'}; "
+            "calls say it from now on."
+        )
 
     @router.post("/pairing-code")
     async def pairing_code(

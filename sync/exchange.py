@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from sync import clock, protocol
 from sync.state import transaction
-from sync.tickets import boot_id, get_config, iso, now_utc, set_config
+from sync.tickets import boot_id, get_config, iso, now_utc, put_categories, set_config
 
 FINAL_STATES = ("printed", "print_failed", "void")
 
@@ -39,6 +39,7 @@ def apply_server_config(db: sqlite_utils.Database, config: protocol.KioskConfig,
             {**(get_config(db, "ticket", {}) or {}), "url_template": config.ticket_url_template},
         )
         set_config(db, "server_etag", etag)
+        put_categories(db, [c.model_dump() for c in config.categories])
         db.execute("UPDATE services SET listed = 0")
         for position, service in enumerate(config.services):
             db["services"].upsert(
@@ -51,6 +52,8 @@ def apply_server_config(db: sqlite_utils.Database, config: protocol.KioskConfig,
                     "is_open": int(service.is_open),
                     "schedule": json.dumps(service.opening.to_json()),
                     "daily_cap": service.daily_cap,
+                    "category": service.category,
+                    "locations": json.dumps(service.location, ensure_ascii=False),
                     "listed": 1,
                 },
                 pk="id",

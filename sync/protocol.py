@@ -116,11 +116,28 @@ class Branch(Message):
     languages: list[str]
 
 
+#: Where to go (a room, a floor): one printable line per language.
+Place = Annotated[str, StringConstraints(max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class Category(Message):
+    """A button of the kiosk's service tree that opens a level of its own (added
+    in v1 as an optional part of the config: older kiosks show services flat)."""
+
+    id: Id
+    names: dict[str, Text]
+    # where it stands among the services and categories of its level
+    position: Annotated[int, Field(ge=0, le=999)] = 0
+    parent: Id | None = None  # None: the top level
+
+
 class Service(Message):
     id: Id
     prefix: Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,3}$")]
     names: dict[str, Text]
     texts: dict[str, Text] = {}
+    category: Id | None = None  # the Category it is listed under; None: the top level
+    location: dict[str, Place] = {}  # where its customers go, per language
     is_open: bool = True
     daily_cap: int | None = None
     # opening hours (sync.schedule): None is always open; checked by the kiosk at each tap
@@ -158,6 +175,7 @@ class KioskConfig(Message):
     services: list[Service]
     ticket_url_template: str
     texts: dict[str, Text] = {}
+    categories: Annotated[list[Category], Field(max_length=40)] = []  # the service tree
 
 
 class LeaseRequest(Message):
@@ -302,3 +320,5 @@ class PublicTicket(Message):
     position: int | None
     estimated_wait_s: int | None
     counter: str | None
+    # where to go once called, in the ticket's language: the counter's place, else the service's
+    location: str | None = None

@@ -33,7 +33,16 @@ log = logging.getLogger("vuoro.sync.recovery")
 RECOVERY_GAP = 100  # numbers skipped past the highest found: the lost ones may be out there
 RECOVERED_COMPONENT = "state_db"  # its device status: the admin menu and heartbeat show it
 #: Copied in this order: a ticket needs its service, an outbox row its ticket.
-TABLES = ("config", "services", "leases", "tickets", "outbox", "commands", "device_status")
+TABLES = (
+    "config",
+    "categories",
+    "services",
+    "leases",
+    "tickets",
+    "outbox",
+    "commands",
+    "device_status",
+)
 _CHUNK = 500
 _PROBE_LIMIT = 200_000  # rowids probed one by one past a damaged page, at most
 

@@ -165,6 +165,23 @@ def _m7_queue_counts(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX tickets_since ON tickets(service_id, day, kiosk_seq, state)")
 
 
+def _m8_tree(db: sqlite_utils.Database) -> None:
+    """The service tree (categories that open a level of their own) and where a
+    service's customers go (a room, a floor), per language."""
+    db.execute(
+        """
+        CREATE TABLE categories (
+            id TEXT PRIMARY KEY,
+            names TEXT NOT NULL,          -- JSON {language: name}
+            position INTEGER NOT NULL DEFAULT 0,
+            parent TEXT,                  -- NULL: the top level
+            listed INTEGER NOT NULL DEFAULT 1  -- 0: removed from config
+        )"""
+    )
+    db.execute("ALTER TABLE services ADD COLUMN category TEXT")  # NULL: the top level
+    db.execute("ALTER TABLE services ADD COLUMN locations TEXT NOT NULL DEFAULT '{}'")  # JSON
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
@@ -176,6 +193,7 @@ MIGRATIONS: list[Migration] = [
     _m5_schedule,
     _m6_field_faults,
     _m7_queue_counts,
+    _m8_tree,
 ]
 
 

@@ -11,13 +11,13 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from sync import clock, schedule
+from sync import clock, schedule, tree
 from sync.protocol import HEARTBEAT_S
 from sync.state import boot_id, get_config, iso, now_utc, set_config, transaction
 
@@ -55,6 +55,8 @@ class Service:
     availability: schedule.Availability = schedule.OPEN
     waiting: int | None = None
     estimated_wait_s: int | None = None
+    category: str | None = None  # the category it is listed under; None: the top level
+    locations: dict[str, str] = field(default_factory=dict)  # where to go, per language
 
     @property
     def is_open(self) -> bool:
@@ -66,6 +68,32 @@ class Service:
 
     def text(self, language: str) -> str:
         return self.texts.get(language) or next(iter(self.texts.values()), "")
+
+    def location(self, language: str) -> str:
+        """Where its customers go ("Room 204, 2nd floor") in ``language``, else in
+        any language given (a place is better said in another language than not
+        at all), else nothing."""
+        return self.locations.get(language) or next(iter(self.locations.values()), "")
+
+
+@dataclass(frozen=True)
+class Category:
+    """A button of the service tree that opens a level of its own."""
+
+    id: str
+    names: dict[str, str]
+    position: int = 0
+    parent: str | None = None  # None: the top level
+    #: open if any service under it is open; else the reason that ends soonest
+    availability: schedule.Availability = schedule.OPEN
+
+    @property
+    def is_open(self) -> bool:
+        return self.availability.is_open
+
+    def name(self, language: str) -> str:
+        """The name in ``language``, else in any language given, else the id."""
+        return self.names.get(language) or next(iter(self.names.values()), self.id)
 
 
 @dataclass(frozen=True)
@@ -92,16 +120,20 @@ def apply_standalone_config(
     branch: dict,
     ticket: dict,
     services: list[dict],
+    categories: list[dict] = (),
 ) -> None:
     """Make the local config file the source of truth (no server configured).
 
     Services missing from the file are unlisted, not deleted: old tickets
-    still point at them.
+    still point at them. ``categories`` (id, names, position, parent) make the
+    service tree; a service's ``category`` puts it in one, its ``locations``
+    say where its customers go.
     """
     with transaction(db):
         set_config(db, "mode", "standalone")
         set_config(db, "branch", branch)
         set_config(db, "ticket", ticket)
+        put_categories(db, categories)
         db.execute("UPDATE services SET listed = 0")
         for position, service in enumerate(services):
             db["services"].upsert(
@@ -114,10 +146,91 @@ def apply_standalone_config(
                     "is_open": 1,
                     "schedule": json.dumps(service.get("schedule") or {}),
                     "daily_cap": service.get("daily_cap"),
+                    "category": service.get("category"),
+                    "locations": json.dumps(service.get("locations") or {}, ensure_ascii=False),
                     "listed": 1,
                 },
                 pk="id",
             )
+
+
+def put_categories(db: sqlite_utils.Database, categories: list[dict]) -> None:
+    """The service tree's categories become these (inside the caller's
+    transaction); those left out are unlisted."""
+    db.execute("UPDATE categories SET listed = 0")
+    for category in categories:
+        db["categories"].upsert(
+            {
+                "id": category["id"],
+                "names": json.dumps(category["names"], ensure_ascii=False),
+                "position": int(category.get("position") or 0),
+                "parent": category.get("parent"),
+                "listed": 1,
+            },
+            pk="id",
+        )
+
+
+def listed_categories(db: sqlite_utils.Database) -> list[Category]:
+    """Every category of the tree, by position (availability not worked out:
+    :func:`tree_level` does that). A category whose parent is unknown, in a
+    circle or too deep (a server's config the kiosk did not check) is put at
+    the top level rather than lost."""
+    rows = db.execute(
+        "SELECT id, names, position, parent FROM categories WHERE listed = 1 ORDER BY position, id"
+    ).fetchall()
+    parents = tree.effective_parents({r[0]: r[3] for r in rows})
+    return [Category(r[0], json.loads(r[1]), r[2], parents[r[0]]) for r in rows]
+
+
+def tree_level(
+    db: sqlite_utils.Database,
+    category: str | None = None,
+    moment: datetime | None = None,
+    mono_ns: int | None = None,
+) -> list[Service | Category]:
+    """What one level of the service tree offers, in order: the services and the
+    categories directly under ``category`` (None: the home screen's top level).
+
+    Items are ordered by position; a category comes before a service of the
+    same position, so a category without one comes first. A service's position
+    is its place in the whole list of services. A category shows whether
+    anything under it takes a ticket (:func:`sync.tree.summarise`: open if any
+    service is, else the reason that ends soonest), so its button can say why
+    as a service's does; a category with no service under it is left out. A
+    service in a category the kiosk does not know is shown at the top level.
+    """
+    services = listed_services(db, moment, mono_ns)
+    categories = listed_categories(db)
+    known = {c.id: c for c in categories}
+
+    def placed(service: Service) -> str | None:
+        return service.category if service.category in known else None
+
+    below: dict[str, list[schedule.Availability]] = {c.id: [] for c in categories}
+    for service in services:
+        ancestor = placed(service)
+        while ancestor is not None:
+            below[ancestor].append(service.availability)
+            ancestor = known[ancestor].parent
+    items: list[Service | Category] = [
+        replace(c, availability=tree.summarise(below[c.id]))
+        for c in categories
+        if c.parent == category and below[c.id]
+    ]
+    items += [s for s in services if placed(s) == category]
+    return sorted(items, key=lambda item: (item.position, isinstance(item, Service)))
+
+
+def category_path(db: sqlite_utils.Database, category: str | None) -> list[Category]:
+    """The categories from the top level down to ``category`` (for a screen's
+    title and its way back); empty at the top level or for an unknown one."""
+    known = {c.id: c for c in listed_categories(db)}
+    path: list[Category] = []
+    while category in known and len(path) < tree.MAX_DEPTH:
+        path.insert(0, known[category])
+        category = known[category].parent
+    return path
 
 
 def listed_services(
@@ -130,7 +243,7 @@ def listed_services(
     now = clock.read(db, moment, mono_ns)
     day = branch_day(db, now.moment)
     rows = db.execute(
-        """SELECT id, prefix, names, texts, position FROM services
+        """SELECT id, prefix, names, texts, position, category, locations FROM services
            WHERE listed = 1 ORDER BY position"""
     ).fetchall()
     services = []
@@ -146,6 +259,8 @@ def listed_services(
                 availability=availability(db, r[0], now.moment, hours_known=now.sure),
                 waiting=waiting,
                 estimated_wait_s=wait_s,
+                category=r[5],
+                locations=json.loads(r[6]),
             )
         )
     return services
@@ -582,12 +697,20 @@ def last_valid_ticket(db: sqlite_utils.Database) -> Ticket | None:
 def get_service(db: sqlite_utils.Database, service_id: str) -> Service:
     """A service by id, listed or not (old tickets keep their service)."""
     row = db.execute(
-        "SELECT id, prefix, names, texts, position FROM services WHERE id = ?",
+        "SELECT id, prefix, names, texts, position, category, locations FROM services WHERE id = ?",
         [service_id],
     ).fetchone()
     if row is None:
         raise UnknownService(service_id)
-    return Service(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4])
+    return Service(
+        row[0],
+        row[1],
+        json.loads(row[2]),
+        json.loads(row[3]),
+        row[4],
+        category=row[5],
+        locations=json.loads(row[6]),
+    )
 
 
 def outbox_depth(db: sqlite_utils.Database) -> int:

@@ -47,6 +47,7 @@ def pages(branch, tmp_path):
         ("counter", f"{server.url}/console", True),
         ("manage", f"{server.url}/console/manage", True),
         ("service form", f"{server.url}/console/manage/services/payments", True),
+        ("category form", f"{server.url}/console/manage/categories/new", True),
     ]
 
 

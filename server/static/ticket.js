@@ -36,6 +36,9 @@
     main.dataset.status = t.status;
     const service = document.querySelector(".service");  // staff may move it to another queue
     if (t.service && service.textContent !== t.service) service.textContent = t.service;
+    const place = $("location");  // where to go: the counter's room, else the service's
+    if (place.textContent !== (t.location || "")) place.textContent = t.location || "";
+    place.hidden = !t.location;
     $("queue").hidden = t.position === null;
     $("position").textContent = t.position ?? "";
     $("wait").textContent = waitText(t.estimated_wait_s);

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from server.storage.common import Rejected, branch_today, iso, now
 from server.storage.database import Database, Tx
-from sync import protocol
+from sync import protocol, tree
 
 
 def _service_row(branch_id: str, service: dict, position: int) -> dict:
@@ -22,8 +22,60 @@ def _service_row(branch_id: str, service: dict, position: int) -> dict:
         "daily_cap": service.get("daily_cap"),
         "priority": int(service.get("priority", 0)),
         "schedule": json.dumps(service.get("schedule") or {}),
+        "category": service.get("category"),
+        "locations": json.dumps(service.get("locations") or {}, ensure_ascii=False),
         "listed": 1,
     }
+
+
+def _check_tree(db: Tx, branch_id: str) -> None:
+    """Rejected unless the branch's categories, as the transaction has them, make
+    a tree a kiosk can show (an empty category is kept: kiosks hide it)."""
+    parents = dict(
+        db.execute("SELECT id, parent FROM categories WHERE branch_id = ?", [branch_id]).fetchall()
+    )
+    placed = [
+        r[0]
+        for r in db.execute(
+            "SELECT category FROM services WHERE branch_id = ? AND listed = 1", [branch_id]
+        )
+    ]
+    try:
+        tree.check(parents, placed, allow_empty=True)
+    except tree.TreeError as exc:
+        raise Rejected(str(exc)) from None
+
+
+def _put_category(db: Tx, branch_id: str, category: dict) -> None:
+    db.upsert(
+        "categories",
+        {
+            "branch_id": branch_id,
+            "id": category["id"],
+            "names": json.dumps(category["names"], ensure_ascii=False),
+            "position": int(category.get("position") or 0),
+            "parent": category.get("parent"),
+        },
+        ["branch_id", "id"],
+    )
+
+
+def _put_counter_location(db: Tx, branch_id: str, counter: str, locations: dict) -> None:
+    if not locations:
+        db.execute(
+            "DELETE FROM counter_locations WHERE branch_id = ? AND counter = ?",
+            [branch_id, counter],
+        )
+        return
+    db.upsert(
+        "counter_locations",
+        {
+            "branch_id": branch_id,
+            "counter": counter,
+            "locations": json.dumps(locations, ensure_ascii=False),
+        },
+        ["branch_id", "counter"],
+    )
 
 
 def _schedule_fields(data: dict) -> dict:
@@ -35,12 +87,35 @@ def _schedule_fields(data: dict) -> dict:
     }
 
 
+def _categories(db: Tx, branch_id: str) -> list[dict]:
+    return [
+        {"id": r[0], "names": json.loads(r[1]), "position": r[2], "parent": r[3]}
+        for r in db.execute(
+            "SELECT id, names, position, parent FROM categories WHERE branch_id = ? "
+            "ORDER BY position, id",
+            [branch_id],
+        )
+    ]
+
+
+def _counter_locations(db: Tx, branch_id: str) -> dict[str, dict[str, str]]:
+    return {
+        r[0]: json.loads(r[1])
+        for r in db.execute(
+            "SELECT counter, locations FROM counter_locations WHERE branch_id = ? ORDER BY counter",
+            [branch_id],
+        )
+    }
+
+
 class Branches:
     database: Database
 
     def put_branch(self, branch: dict, services: list[dict] | None = None) -> None:
         """Create or update a branch and, when given, its services in that order
-        (services left out are unlisted, kept for their old tickets)."""
+        (services left out are unlisted, kept for their old tickets). A branch
+        with ``categories`` (a list) or ``counters`` (counter → where it is per
+        language), as a branch file has, replaces those too."""
         with self.database.transaction() as db:
             db.upsert(
                 "branches",
@@ -54,13 +129,24 @@ class Branches:
                 },
                 ["id"],
             )
-            if services is None:
-                return
-            db.execute("UPDATE services SET listed = 0 WHERE branch_id = ?", [branch["id"]])
-            for position, service in enumerate(services):
-                db.upsert(
-                    "services", _service_row(branch["id"], service, position), ["branch_id", "id"]
-                )
+            if "categories" in branch:
+                db.execute("DELETE FROM categories WHERE branch_id = ?", [branch["id"]])
+                for category in branch["categories"]:
+                    _put_category(db, branch["id"], category)
+            if "counters" in branch:
+                db.execute("DELETE FROM counter_locations WHERE branch_id = ?", [branch["id"]])
+                for counter, locations in branch["counters"].items():
+                    _put_counter_location(db, branch["id"], counter, locations)
+            if services is not None:
+                db.execute("UPDATE services SET listed = 0 WHERE branch_id = ?", [branch["id"]])
+                for position, service in enumerate(services):
+                    db.upsert(
+                        "services",
+                        _service_row(branch["id"], service, position),
+                        ["branch_id", "id"],
+                    )
+            if "categories" in branch or services is not None:
+                _check_tree(db, branch["id"])
 
     def put_service(self, branch_id: str, service: dict) -> None:
         """Add or change one service (as branch_file.check_service made it); a new one
@@ -88,6 +174,53 @@ class Branches:
             )
             row = _service_row(branch_id, service, position)
             db.upsert("services", row, ["branch_id", "id"])
+            _check_tree(db, branch_id)
+
+    def put_category(self, branch_id: str, category: dict) -> None:
+        """Add or change one category (as branch_file.check_category made it);
+        Rejected for an unknown parent, a circle or a tree too deep."""
+        with self.database.transaction() as db:
+            if not db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone():
+                raise Rejected(f"no branch {branch_id!r}")
+            _put_category(db, branch_id, category)
+            _check_tree(db, branch_id)
+
+    def remove_category(self, branch_id: str, category_id: str) -> bool:
+        """Remove a category; what was in it moves up to its parent (nothing is hidden)."""
+        with self.database.transaction() as db:
+            row = db.execute(
+                "SELECT parent FROM categories WHERE branch_id = ? AND id = ?",
+                [branch_id, category_id],
+            ).fetchone()
+            if row is None:
+                return False
+            for table, column in (("services", "category"), ("categories", "parent")):
+                db.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE branch_id = ? AND {column} = ?",
+                    [row[0], branch_id, category_id],
+                )
+            db.execute(
+                "DELETE FROM categories WHERE branch_id = ? AND id = ?", [branch_id, category_id]
+            )
+        return True
+
+    def categories(self, branch_id: str) -> list[dict]:
+        """The branch's categories by position: id, names, position, parent."""
+        with self.database.reading() as db:
+            return _categories(db, branch_id)
+
+    def set_counter_location(self, branch_id: str, counter: str, locations: dict) -> None:
+        """Where a counter is, per language (checked by branch_file.locations); an
+        empty table forgets it (its calls then say the service's place)."""
+        with self.database.transaction() as db:
+            if not db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone():
+                raise Rejected(f"no branch {branch_id!r}")
+            _put_counter_location(db, branch_id, counter, locations)
+
+    def counter_locations(self, branch_id: str) -> dict[str, dict[str, str]]:
+        """Counter → where it is, per language."""
+        with self.database.reading() as db:
+            return _counter_locations(db, branch_id)
 
     def remove_service(self, branch_id: str, service_id: str) -> bool:
         """Take a service off the kiosks; its tickets and numbers stay."""
@@ -109,13 +242,18 @@ class Branches:
             if b is None:
                 raise Rejected(f"no branch {branch_id!r}")
             rows = db.execute(
-                "SELECT id, prefix, names, texts, priority, is_open, schedule, daily_cap "
-                "FROM services WHERE branch_id = ? AND listed = 1 ORDER BY position",
+                "SELECT id, prefix, names, texts, priority, is_open, schedule, daily_cap, "
+                "category, locations FROM services WHERE branch_id = ? AND listed = 1 "
+                "ORDER BY position",
                 [branch_id],
             ).fetchall()
+            categories = _categories(db, branch_id)
+            counters = _counter_locations(db, branch_id)
         fields = ("id", "name", "timezone", "languages", "ticket_url_template")
         branch = dict(zip(fields, b, strict=True))
         branch["languages"] = json.loads(branch["languages"])
+        branch["categories"] = categories
+        branch["counters"] = counters
         services = [
             {
                 "id": r[0],
@@ -126,6 +264,8 @@ class Branches:
                 "is_open": bool(r[5]),
                 "schedule": json.loads(r[6]),
                 "daily_cap": r[7],
+                "category": r[8],
+                "locations": json.loads(r[9]),
             }
             for r in rows
         ]
@@ -155,9 +295,17 @@ class Branches:
                     texts=s["texts"],
                     is_open=s["is_open"],
                     daily_cap=s["daily_cap"],
+                    category=s["category"],
+                    location=s["locations"],
                     **_schedule_fields(s["schedule"]),
                 )
                 for s in services
+            ],
+            categories=[
+                protocol.Category(
+                    id=c["id"], names=c["names"], position=c["position"], parent=c["parent"]
+                )
+                for c in branch["categories"]
             ],
             ticket_url_template=branch["ticket_url_template"],
         )

@@ -57,7 +57,32 @@ services = sa.Table(
     _col("priority", Int, server_default="0"),
     # opening hours, date exceptions and last-ticket time (sync.schedule), as JSON
     _col("schedule", server_default="{}"),
+    # the kiosk's service tree: the category it is listed under (none: the top level)
+    _col("category", nullable=True),
+    # where its customers go, per language (JSON), unless the calling counter has a place
+    _col("locations", server_default="{}"),
     sa.UniqueConstraint("branch_id", "prefix"),
+)
+
+# the kiosk's service tree: a category opens a level of services and categories;
+# ``parent`` nests it (a few levels at most, no cycles: branch_file checks)
+categories = sa.Table(
+    "categories",
+    metadata,
+    _col("branch_id", sa.ForeignKey("branches.id"), primary_key=True),
+    _col("id", primary_key=True),
+    _col("names"),
+    _col("position", Int, server_default="0"),
+    _col("parent", nullable=True),
+)
+
+# where a counter is (room, floor), per language (JSON): said with its calls
+counter_locations = sa.Table(
+    "counter_locations",
+    metadata,
+    _col("branch_id", sa.ForeignKey("branches.id"), primary_key=True),
+    _col("counter", primary_key=True),
+    _col("locations"),
 )
 
 kiosks = sa.Table(

@@ -32,7 +32,8 @@ class Tickets:
         with self.database.reading() as db:
             row = db.execute(
                 "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
-                "t.counter, t.language, s.names, b.name, b.languages, t.id, t.kiosk_seq "
+                "t.counter, t.language, s.names, b.name, b.languages, t.id, t.kiosk_seq, "
+                "s.locations "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
                 "AND s.id = t.queue_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.public_token = ?",
@@ -42,6 +43,14 @@ class Tickets:
                 return None
             display, queue_id, status, queued_at, branch_id, day, counter = row[:7]
             position = feedback = None
+            # where to go: the calling counter's place, else the service's
+            place = (
+                counter is not None
+                and db.execute(
+                    "SELECT locations FROM counter_locations WHERE branch_id = ? AND counter = ?",
+                    [branch_id, counter],
+                ).fetchone()
+            )
             if status == "waiting":
                 waiting = self._waiting(db, branch_id, queue_id, day)
                 ahead = bisect.bisect_left(waiting, queued_at)
@@ -72,6 +81,7 @@ class Tickets:
             if position is None
             else estimate.wait_in_branch(queue_id, position - 1, rates, waiting_before),
             "counter": counter,
+            "locations": _json(place[0] if place else row[13] or "{}"),
             "feedback_given": feedback is not None,
             "personal_data": bool(feedback and feedback[0]),
             # for the server's own use (the live channel), never shown
