@@ -147,6 +147,30 @@ _PHRASES: dict[str, dict[str, str]] = {
         "sv": "Ingen kölapp kunde ges. Fråga personalen.",
         "et": "Piletit ei saanud väljastada. Palun pöörduge töötaja poole.",
     },
+    "large_text": {
+        "en": "Large text",
+        "fi": "Iso teksti",
+        "sv": "Stor text",
+        "et": "Suur kiri",
+    },
+    "high_contrast": {
+        "en": "High contrast",
+        "fi": "Suuri kontrasti",
+        "sv": "Hög kontrast",
+        "et": "Suur kontrast",
+    },
+    "more_time": {
+        "en": "Need more time? Tap here",
+        "fi": "Tarvitsetko lisää aikaa? Napauta tästä",
+        "sv": "Behöver du mer tid? Tryck här",
+        "et": "Vajate rohkem aega? Puudutage siin",
+    },
+    "more_time_key": {
+        "en": "or press any key",
+        "fi": "tai paina mitä tahansa näppäintä",
+        "sv": "eller tryck på valfri tangent",
+        "et": "või vajutage suvalist klahvi",
+    },
 }
 
 
