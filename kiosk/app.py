@@ -153,6 +153,8 @@ class KioskApp(App):
             log.warning("the state DB is usable again: open for customers")
         self.unavailable = ""
         self.settings = prepared.settings
+        for limit in (self.ticket_limit, self.idle_limit):
+            limit.warn_before_s = self.settings.warn_before_s
         self.home.branch_name = self.settings.branch["name"]
         self.not_set_up = prepared.not_set_up
         if self.db is None:
@@ -451,7 +453,8 @@ class KioskApp(App):
             return True
         if key == KEY_ESCAPE:
             return True  # never quits, never goes "back"
-        self._activity()  # any key: more time (Enter on the ticket screen is still "Done")
+        if not (self.screens.current == "ticket" and key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE)):
+            self._activity()  # any key: more time (on the ticket screen Enter is "Done")
         mode = _mode_key(key, codepoint, modifiers)
         if mode:
             self.toggle_mode(mode)
