@@ -289,6 +289,7 @@ def test_large_text_and_high_contrast_by_tap_and_key_on_every_screen_then_reset(
             "the ticket screen",
         )
         kiosk.wait_for_tickets(1, ("printed",))
+        kiosk.until(lambda s: not kiosk.button(s, "Done")["disabled"], "Done takes a tap")
         ticket = kiosk.settled()
         targets["ticket, both"] = small_targets(ticket)
         done = kiosk.button(ticket, "Done")
@@ -302,7 +303,6 @@ def test_large_text_and_high_contrast_by_tap_and_key_on_every_screen_then_reset(
         assert ticket["text_scale"] == 1.5
 
         # Done: the next customer gets the default look
-        time.sleep(1.1)  # past the double-tap grace: "Done" takes a key
         screen.key("Return")
         after = kiosk.until(lambda s: s["screen"] == "home", "home after Done")
         assert (after["large_text"], after["high_contrast"]) == (False, False)
