@@ -226,9 +226,9 @@ class AdminMenu:
 
     def touched(self) -> None:
         """Any touch or key: the menu stays open another ``idle_s``."""
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = Clock.schedule_once(lambda _dt: self.close("idle"), self.admin.idle_s)
+        if self._idle is None:
+            self._idle = self.app.time_limit("admin", lambda: self.close("idle"))
+        self._idle.start(self.admin.idle_s)  # warns first: "need more time?"
 
     def close(self, why: str = "closed") -> None:
         if self._idle is not None:

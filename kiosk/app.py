@@ -7,6 +7,7 @@ config: the window is created when Kivy's window module is imported.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.lang import Builder
+from kivy.properties import ObjectProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from appliance.notify import Notifier
@@ -25,10 +27,12 @@ from kiosk.guard import TapGuard
 from kiosk.home import HomeScreen
 from kiosk.i18n import closed_reason, set_default_language, tr
 from kiosk.issuing import Callbacks, TicketIssuer
+from kiosk.modes import MODE_KEYS, MODES, ModeButton, Theme, TimeWarning
 from kiosk.paper import ticket_url
 from kiosk.pin import PinScreen
 from kiosk.startup import RETRY_S, Prepared, StateUnavailable, prepare
 from kiosk.ticket import TicketScreen
+from kiosk.timelimit import TimeLimit
 from printer.backends import Backend
 from sync import clock, devices, state, tickets
 from sync.devices import NO_PAPER_STATES
@@ -48,11 +52,15 @@ KEYS_NEXT = {274, 275}  # down, right
 KEYS_PREVIOUS = {273, 276}  # up, left
 KEY_KP_1 = 257
 KEY_BACKSPACE = 8
+MODE_KEYCODES = {270: "large_text", 268: "high_contrast"}  # keypad + and *
+MODE_SHIFTED = {61: "large_text", 56: "high_contrast"}  # Shift+= and Shift+8 (US layout)
+WARNING_TICK_S = 0.1
 CORNER = 0.12  # of the screen's height: the admin gesture's square
 
 
 class KioskApp(App):
     title = "Vuoro"
+    theme = ObjectProperty(None)  # kiosk.modes.Theme: what the .kv rules bind to
 
     def __init__(
         self,
@@ -81,16 +89,19 @@ class KioskApp(App):
         self.guard = TapGuard(settings.min_tap_interval_s, settings.max_tickets_per_minute)
         self.busy = False
         self._current: Service | None = None
-        self._go_home_event = None
-        self._language_reset = None
         self.printer_state = "unknown"
         self.out_of_order = False
         self.notifier = Notifier()
+        self.theme = Theme()
+        self.register_event_type("on_timeout_warning")
+        self.ticket_limit = self.time_limit("ticket", lambda: self.go_home())
+        self.idle_limit = self.time_limit("customer", self._reset_customer)
+        self._warning_tick = None
 
     # -- building ---------------------------------------------------------
 
     def build(self) -> ScreenManager:
-        for name in ("home.kv", "ticket.kv", "pin.kv", "admin.kv"):
+        for name in ("modes.kv", "home.kv", "ticket.kv", "pin.kv", "admin.kv"):
             with resources.as_file(resources.files("kiosk") / name) as path:
                 Builder.load_file(str(path))
         self.home = HomeScreen(name="home", branch_name=self.settings.branch["name"])
@@ -116,7 +127,9 @@ class KioskApp(App):
             on_touch_down=self._on_touch_down,
             on_touch_up=self._on_touch_up,
         )
-        Window.clearcolor = (0.93, 0.95, 0.97, 1)
+        Window.clearcolor = self.theme.colours.background
+        self.warning = TimeWarning()
+        self._build_modes()
         self._start(self.prepared)
         Clock.schedule_interval(lambda _dt: self._tick_clock(), 1.0)
         Clock.schedule_interval(lambda _dt: self.refresh(), REFRESH_S)
@@ -140,6 +153,8 @@ class KioskApp(App):
         self.unavailable = ""
         self.settings = prepared.settings
         set_default_language(self.settings.language)
+        for limit in (self.ticket_limit, self.idle_limit):
+            limit.warn_before_s = self.settings.warn_before_s
         self.home.branch_name = self.settings.branch["name"]
         self.not_set_up = prepared.not_set_up
         if self.db is None:
@@ -204,6 +219,7 @@ class KioskApp(App):
         self.services = tickets.listed_services(self.db)
         self.out_of_order = devices.is_out_of_order(self.db) or self.not_set_up
         self.home.show_languages(self.settings.languages, self.language, self.set_language)
+        self._label_modes()
         self.home.show_services(
             [] if self.out_of_order else self.services, self.language, self.choose
         )
@@ -259,11 +275,7 @@ class KioskApp(App):
     def set_language(self, language: str) -> None:
         """The customer's language until their ticket, or until they walk away."""
         self.language = language
-        if self._language_reset is not None:
-            self._language_reset.cancel()
-        self._language_reset = Clock.schedule_once(
-            lambda _dt: self.set_language(self.settings.language), self.settings.language_reset_s
-        )
+        self._customer_changed()
         self.refresh()
 
     def choose(self, service: Service) -> None:
@@ -275,6 +287,7 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: self.refresh(), self.settings.min_tap_interval_s)
             return
         self.busy = True
+        self.idle_limit.cancel()  # the choices hold until this ticket is done
         self._current = service
         self.ticket.show_pending(service.name(self.language), self.language)
         self.screens.current = "ticket"
@@ -317,15 +330,11 @@ class KioskApp(App):
         self._go_home_in(self.settings.return_home_s)
 
     def _go_home_in(self, seconds: float) -> None:
-        if self._go_home_event is not None:
-            self._go_home_event.cancel()
-        self._go_home_event = Clock.schedule_once(lambda _dt: self.go_home(), seconds)
+        self.ticket_limit.start(seconds)
 
     def go_home(self) -> None:
-        if self._go_home_event is not None:
-            self._go_home_event.cancel()
-            self._go_home_event = None
-        self._language_reset = None
+        self.ticket_limit.cancel()
+        self.theme.reset()  # the next customer starts afresh
         self.printer_state = "unknown"
         self.busy = False
         self.screens.current = "home"
@@ -334,6 +343,99 @@ class KioskApp(App):
             self.set_language(self.settings.language)  # the next customer starts afresh
         else:
             self.refresh()
+
+    # -- the customer's modes and time limits -------------------------------------
+
+    def _build_modes(self) -> None:
+        """The mode switches on the home screen; a switch re-renders every screen."""
+        for mode in MODES:
+            button = ModeButton(mode=mode)
+            button.bind(on_release=lambda b: self.toggle_mode(b.mode))
+            self.home.ids.modes.add_widget(button)
+        self.theme.bind(
+            large_text=lambda *_: self._modes_changed(),
+            high_contrast=lambda *_: self._modes_changed(),
+            colours=lambda _t, colours: setattr(Window, "clearcolor", colours.background),
+        )
+        self._label_modes()
+
+    def _label_modes(self) -> None:
+        for button in self.home.mode_buttons:
+            button.label = (
+                tr("Large text", self.language)
+                if button.mode == "large_text"
+                else tr("High contrast", self.language)
+            )
+            button.on = getattr(self.theme, button.mode)
+
+    def toggle_mode(self, mode: str) -> None:
+        """Large text or high contrast on or off, by tap or key, for this customer."""
+        self.theme.toggle(mode)
+        log.info("%s %s", mode.replace("_", " "), "on" if getattr(self.theme, mode) else "off")
+
+    def _modes_changed(self) -> None:
+        self._label_modes()
+        self._customer_changed()
+
+    def _customer_changed(self) -> None:
+        """A customer's own choice (language, a mode) holds while they are here:
+        it goes back after ``language_reset_s`` untouched, with a warning first."""
+        if self.language == self.settings.language and self.theme.is_default:
+            self.idle_limit.cancel()
+        elif self.screens.current == "home" and not self.busy:
+            self.idle_limit.start(self.settings.language_reset_s)
+
+    def _reset_customer(self) -> None:
+        log.info("the customer's choices went back to the defaults (idle)")
+        self.theme.reset()
+        if self.language != self.settings.language:
+            self.set_language(self.settings.language)
+
+    def time_limit(self, name: str, on_expire) -> TimeLimit:
+        """A limit that shows the "need more time?" band before it ends."""
+        return TimeLimit(
+            name,
+            on_expire,
+            schedule=lambda callback, delay: Clock.schedule_once(lambda _dt: callback(), delay),
+            now=time.monotonic,
+            warn_before_s=self.settings.warn_before_s,
+            on_warning=self._show_warning,
+            on_quiet=self._hide_warning,
+        )
+
+    def on_timeout_warning(self, name: str, seconds_left: float) -> None:
+        """A time limit is about to end. The speech output binds to this for a sound cue."""
+        log.info("time limit %s: warning, %.1f s left", name, seconds_left)
+
+    def _show_warning(self, limit: TimeLimit) -> None:
+        self.warning.show(
+            limit,
+            tr("Need more time? Tap here", self.language),
+            tr("or press any key", self.language),
+            # Translators: the seconds left before the screen times out
+            tr("{seconds} s", self.language),
+        )
+        if self._warning_tick is None:
+            self._warning_tick = Clock.schedule_interval(
+                lambda _dt: self.warning.update(), WARNING_TICK_S
+            )
+        self.dispatch("on_timeout_warning", limit.name, limit.remaining_s())
+
+    def _hide_warning(self, limit: TimeLimit) -> None:
+        if self.warning.limit is not limit:
+            return
+        self.warning.hide()
+        if self._warning_tick is not None:
+            self._warning_tick.cancel()
+            self._warning_tick = None
+        log.info("time limit %s: warning gone", limit.name)
+
+    def _activity(self) -> None:
+        """A touch or key from the customer: their running time limit starts over."""
+        if self.screens.current == "home":
+            self.idle_limit.extend()
+        elif self.screens.current == "ticket":
+            self.ticket_limit.extend()
 
     def restart(self) -> None:
         """From the admin menu: exit; systemd starts the kiosk again (Restart=always)."""
@@ -348,7 +450,9 @@ class KioskApp(App):
             return False
         if self.admin.is_open:
             self.admin.touched()
-        elif self.screens.current == "home" and _in_corner(touch.pos, Window.size):
+            return False
+        self._activity()
+        if self.screens.current == "home" and _in_corner(touch.pos, Window.size):
             self._cancel_corner_hold()
             self._corner_hold = Clock.schedule_once(
                 lambda _dt: self.admin.open_pin(), self.settings.admin.hold_s
@@ -377,6 +481,12 @@ class KioskApp(App):
             return True
         if key == KEY_ESCAPE:
             return True  # never quits, never goes "back"
+        if not (self.screens.current == "ticket" and key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE)):
+            self._activity()  # any key: more time (on the ticket screen Enter is "Done")
+        mode = _mode_key(key, codepoint, modifiers)
+        if mode:
+            self.toggle_mode(mode)
+            return True
         if self.screens.current == "ticket":
             if key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE) and self.ticket.done_enabled:
                 self.go_home()
@@ -415,6 +525,13 @@ def _in_corner(pos: tuple[float, float], size: tuple[int, int]) -> bool:
     """The top-left corner: a square of 12% of the screen's height (Kivy's y is up)."""
     side = size[1] * CORNER
     return pos[0] <= side and pos[1] >= size[1] - side
+
+
+def _mode_key(key: int, codepoint: str | None, modifiers: list[str]) -> str:
+    """The mode a key switches ("" for none): keypad + and *, or + and * typed."""
+    if "shift" in modifiers and key in MODE_SHIFTED:
+        return MODE_SHIFTED[key]
+    return MODE_KEYS.get(codepoint or "") or MODE_KEYCODES.get(key, "")
 
 
 def _digit(key: int, codepoint: str | None) -> int:

@@ -123,6 +123,7 @@ class KioskConfig:
     require_time_sync: bool = True  # an unsynchronised clock gets no dated numbers
     return_home_s: float = 8.0
     language_reset_s: float = 30.0  # a chosen language goes back for the next customer
+    warn_before_s: float = 10.0  # a time limit warns this long (or a third of it) before
     min_tap_interval_s: float = 1.5
     max_tickets_per_minute: int = 12
     branch: dict = field(default_factory=dict)
@@ -354,6 +355,7 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
             "require_time_sync",
             "return_home_s",
             "language_reset_s",
+            "warn_before_s",
             "min_tap_interval_s",
             "max_tickets_per_minute",
         },
@@ -491,6 +493,9 @@ def parse(text: str, file: str = "kiosk.toml", base_dir: Path | None = None) -> 
         ),
         language_reset_s=float(
             c.value(kiosk, "language_reset_s", (int, float), "kiosk", default=30, check=_positive)
+        ),
+        warn_before_s=float(
+            c.value(kiosk, "warn_before_s", (int, float), "kiosk", default=10, check=_positive)
         ),
         min_tap_interval_s=float(
             c.value(

@@ -95,10 +95,15 @@ class HomeScreen(Screen):
         return list(reversed(self.ids.languages.children))
 
     @property
+    def mode_buttons(self) -> list:
+        return list(reversed(self.ids.modes.children))
+
+    @property
     def focus_ring(self) -> list[Button]:
         """What Tab and the arrows visit: the services first (what most come
-        for), then the language buttons, so a keypad user can change language."""
-        return [*self.service_buttons, *self.language_buttons]
+        for), then the language buttons, so a keypad user can change language,
+        then the large text and high contrast switches."""
+        return [*self.service_buttons, *self.language_buttons, *self.mode_buttons]
 
     def move_focus(self, step: int) -> None:
         ring = self.focus_ring

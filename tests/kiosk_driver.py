@@ -96,6 +96,7 @@ class Kiosk:
         env: dict[str, str] | None = None,
         command: tuple[str, ...] = (str(KIOSK),),
         log_dir: Path | None = None,
+        size: tuple[int, int] = SCREEN,
     ) -> None:
         self.screen = screen
         self.state_dir = state_dir
@@ -107,7 +108,7 @@ class Kiosk:
             str(state_dir),
             *extra_args,
             "--size",
-            f"{SCREEN[0]}x{SCREEN[1]}",
+            f"{size[0]}x{size[1]}",
         ]
         if config:
             args += ["--config", str(config)]
