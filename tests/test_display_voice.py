@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from tests.test_display import issue
@@ -14,6 +15,7 @@ from tests.test_display_page import open_display, staff_at, wait_played
 SERVER_DATABASES = ("sqlite",)  # the page's own stamina; the database is not in question
 
 
+@pytest.mark.timeout(900)  # four minutes on a quiet 2-core machine, more beside other tests
 def test_the_voice_still_plays_after_a_thousand_calls(chromium, branch):
     """One page session, 1,000 recalls: each announcement loaded, played and
     ended (fast-forwarded near its end, so the test takes a minute, not hours),
