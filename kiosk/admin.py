@@ -183,6 +183,7 @@ class AdminMenu:
             log.warning("admin menu asked for, but [admin] pin_hash is not set")
             return
         locked = self.lock.locked_s()
+        self.app.idle_limit.cancel()  # staff at the kiosk: no customer's choices to wait for
         self.app.pin.reset(f"Locked: try again in {locked} s" if locked else "")
         self.app.screens.current = "pin"
         self.touched()
