@@ -86,6 +86,8 @@ def texts() -> list[dict]:
                 parent = parent.parent
             x, y = widget.to_window(*widget.pos)
             tw, th = widget.texture_size
+            core = getattr(widget, "_label", None)  # Kivy's renderer: what the text needed
+            needs = list(getattr(core, "_internal_size", (tw, th)))
             left, bottom = x + (widget.width - tw) / 2, y + (widget.height - th) / 2
             found.append(
                 {
@@ -98,6 +100,8 @@ def texts() -> list[dict]:
                     "bold": bool(widget.bold) or str(widget.text).startswith("[b]"),
                     "opacity": opacity,
                     "disabled": bool(widget.disabled),
+                    "needs": needs,
+                    "shortened": bool(getattr(core, "is_shortened", False)),
                 }
             )
     return found

@@ -183,14 +183,20 @@ def measure(image: Image.Image, text: dict, region: tuple[int, int, int, int]) -
 
 def overflowing(answer: dict) -> list[str]:
     """Labels whose text is bigger than the widget holding it: Kivy draws it
-    anyway, over its neighbours or off the screen (a layout fault, not a
-    contrast one: reported, not failed)."""
+    over its neighbours, or leaves lines out, or cuts it short with "..." (a
+    layout fault, not a contrast one: reported, not failed)."""
     found = []
     for text in answer["texts"]:
+        if text["opacity"] < 0.01:
+            continue
         _x, _y, bw, bh = text["box"]
         _gx, _gy, gw, gh = text["glyphs"]
-        if text["opacity"] >= 0.01 and (gw > bw + 2 or gh > bh + 2):
+        nw, nh = text.get("needs", (gw, gh))
+        gw, gh = max(gw, nw), max(gh, nh)  # a text_size clips what does not fit
+        if gw > bw * 1.1 + 2 or gh > bh * 1.1 + 2:  # a line's own padding may spill
             found.append(f"{text['text'][:40]!r} needs {gw:.0f}x{gh:.0f}, has {bw:.0f}x{bh:.0f}")
+        elif text.get("shortened"):
+            found.append(f"{text['text'][:40]!r} is cut short with '...' in {bw:.0f}x{bh:.0f}")
     return found
 
 

@@ -81,6 +81,12 @@ def test_text_bigger_than_its_box_is_reported():
     big["texts"][0]["glyphs"] = [15, 0, 370, 90]
     assert screens.overflowing(answer()) == []
     assert screens.overflowing(big) == ["'Payments 123' needs 370x90, has 380x60"]
+    clipped = answer()  # a text_size the lines do not fit: the texture is the box
+    clipped["texts"][0]["needs"] = [300, 120]
+    assert screens.overflowing(clipped) == ["'Payments 123' needs 370x120, has 380x60"]
+    short = answer()
+    short["texts"][0]["shortened"] = True
+    assert screens.overflowing(short) == ["'Payments 123' is cut short with '...' in 380x60"]
 
 
 @pytest.mark.ui
