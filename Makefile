@@ -19,7 +19,7 @@ help:
 	@echo "make soak         200 seeded fault-injection runs (SEEDS=n for fewer), then a long API fuzz (FUZZ_EXAMPLES=n)"
 	@echo "make mutation     mutation testing of the promise-keeping modules (score table + var/mutation/)"
 	@echo "make lint         ruff and the import-layer contracts"
-	@echo "make screenshots  regenerate docs/*.png from the real app"
+	@echo "make screenshots  regenerate docs/*.png and docs/screens/ (every screen, language, mode; contrast-checked) from the real app"
 	@echo "make i18n         extract the messages, update every language's PO file, compile them"
 	@echo "make install      the appliance: app in $(PREFIX)/venv, units, rules, config (DESTDIR= to stage)"
 
@@ -86,6 +86,7 @@ mutation: $(VENV)/.mutation
 screenshots: venv
 	@tools/sysdeps.sh test
 	$(PY) -m tests.kiosk_driver screenshots docs
+	$(PY) -m tests.screens docs/screens
 	VUORO_SCREENSHOTS=docs $(PY) -m pytest -q -m screenshot
 
 # The one translation catalogue (catalogue/locale, README "Translations"): the

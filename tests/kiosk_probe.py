@@ -4,6 +4,10 @@ the current screen, the modes, the time-limit band and every button on screen
 (in X11 pixels: origin top-left), then removes ``ask``. For the UI tests of
 large text, high contrast and time limits only.
 
+When ``$VUORO_PROBE/do.json`` appears, it puts the screen it names on show
+(tests.screen_stages) and removes it; the answer then also lists every label's
+colours and glyph box (``texts``) for the contrast check (tests.screens).
+
     python -m tests.kiosk_probe [vuoro-kiosk arguments]
 """
 
@@ -56,7 +60,63 @@ def describe(kiosk_app) -> dict:
         "warning": kiosk_app.warning.limit.name if kiosk_app.warning.limit else "",
         "buttons": [box(w) for w in every if isinstance(w, ButtonBehavior) and w.opacity > 0],
         "labels": [box(w) | {"font_size": w.font_size} for w in every if isinstance(w, Label)],
+        "texts": texts(),
+        "layers": layers(),
     }
+
+
+def texts() -> list[dict]:
+    """Every label with text on screen: where its glyphs are drawn (the texture,
+    centred in the widget as Kivy draws it, in X11 pixels), its colour, size and
+    weight, how opaque it really is (its parents' opacity too) and which window
+    layer holds it (0 the bottom one: a later layer, such as the time-limit
+    band, covers what is under it)."""
+    from kivy.core.window import Window
+    from kivy.uix.label import Label
+
+    height = Window.height
+    found = []
+    for layer, root in enumerate(reversed(Window.children)):
+        for widget in widgets(root):
+            if not isinstance(widget, Label) or not str(widget.text).strip():
+                continue
+            opacity, parent = 1.0, widget
+            while parent is not None and parent is not Window:
+                opacity *= parent.opacity
+                parent = parent.parent
+            x, y = widget.to_window(*widget.pos)
+            tw, th = widget.texture_size
+            core = getattr(widget, "_label", None)  # Kivy's renderer: what the text needed
+            needs = list(getattr(core, "_internal_size", (tw, th)))
+            left, bottom = x + (widget.width - tw) / 2, y + (widget.height - th) / 2
+            found.append(
+                {
+                    "text": str(widget.text),
+                    "layer": layer,
+                    "box": [x, height - y - widget.height, widget.width, widget.height],
+                    "glyphs": [left, height - bottom - th, tw, th],
+                    "color": list(widget.color),
+                    "font_size": float(widget.font_size),
+                    "bold": bool(widget.bold) or str(widget.text).startswith("[b]"),
+                    "opacity": opacity,
+                    "disabled": bool(widget.disabled),
+                    "needs": needs,
+                    "shortened": bool(getattr(core, "is_shortened", False)),
+                }
+            )
+    return found
+
+
+def layers() -> list[list[float]]:
+    """Each window layer's box (X11 pixels), bottom first."""
+    from kivy.core.window import Window
+
+    height = Window.height
+    boxes = []
+    for root in reversed(Window.children):
+        x, y = root.to_window(*root.pos)
+        boxes.append([x, height - y - root.height, root.width, root.height])
+    return boxes
 
 
 def patch_build() -> None:
@@ -79,6 +139,12 @@ def watch(self) -> None:
     folder = Path(os.environ["VUORO_PROBE"])
 
     def check(_dt: float) -> None:
+        order = folder / "do.json"
+        if order.exists():
+            from tests import screen_stages
+
+            screen_stages.show(self, json.loads(order.read_text(encoding="utf-8")))
+            order.unlink()
         ask = folder / "ask"
         if ask.exists():
             answer = folder / "answer.json.new"
