@@ -128,8 +128,14 @@ class TimeWarning(ButtonBehavior, BoxLayout):
     def _place(self) -> None:
         self.size_hint = (None, None)
         width, height = Window.size
-        self.size = (width, max(dp(96), height * 0.24) * (1.3 if self._large_text() else 1))
+        wanted = max(dp(96), height * 0.24) * (1.3 if self._large_text() else 1)
+        # the words wrap rather than being cut: the band grows to hold them
+        self.size = (width, max(wanted, self.minimum_height))
         self.pos = (0, height - self.height)
+
+    def on_minimum_height(self, *_args) -> None:
+        if self.parent is not None:
+            self._place()
 
     @staticmethod
     def _large_text() -> bool:

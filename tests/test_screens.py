@@ -101,3 +101,23 @@ def test_home_and_ticket_in_two_languages_and_every_mode_pass_the_contrast_check
     assert all(not shot.failures for shot in shots), report
     measured = {m.text for shot in shots for m in shot.worst}
     assert {"Payments", "Maksut", "Done", "Valmis", "Closed today"} <= measured, measured
+
+
+@pytest.mark.ui
+def test_the_print_failed_message_and_the_time_warning_fit_in_large_text(tmp_path):
+    """What a customer must read when something goes wrong (or time runs out)
+    is whole in large text, in every language: never cut off or shortened."""
+    shots = screens.take(
+        tmp_path,
+        screens=("ticket-failed", "time-warning"),
+        languages=("en", "fi", "sv", "et"),
+        modes=("large",),
+    )
+    assert len(shots) == 8
+    overflowing = {
+        shot.path.name: problems
+        for shot in shots
+        # the branch's name in the top bar may be shortened: it is not news
+        if (problems := [o for o in shot.overflows if not o.startswith("'City service point'")])
+    }
+    assert not overflowing, overflowing
