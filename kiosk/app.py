@@ -427,8 +427,7 @@ class KioskApp(App):
         self.theme.reset()  # the next customer starts afresh
         self.category = None
         self.home.clear_focus()
-        if self.voice is not None:
-            self.voice.reset()
+        self._reset_voice()
         self.printer_state = "unknown"
         self.busy = False
         self.screens.current = "home"
@@ -476,6 +475,12 @@ class KioskApp(App):
         """Queue ``text`` for the voice (when speech is on); returns at once."""
         if self.voice is not None:
             self.voice.say(text, language or self.language)
+
+    def _reset_voice(self) -> None:
+        """Speech and volume back to their defaults for the next customer."""
+        if self.voice is not None:
+            self.voice.reset()
+            log.info("speech reset: %s", "on" if self.voice.enabled else "off")
 
     def _speech_switched(self) -> bool:
         """Speech on for this customer though it is off by default."""
@@ -575,9 +580,7 @@ class KioskApp(App):
     def _reset_customer(self) -> None:
         log.info("the customer's choices went back to the defaults (idle)")
         self.theme.reset()
-        if self.voice is not None:
-            self.voice.reset()
-            log.info("speech reset: %s", "on" if self.voice.enabled else "off")
+        self._reset_voice()
         self.category = None
         self.home.clear_focus()
         if self.language != self.settings.language:
