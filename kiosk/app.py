@@ -216,18 +216,22 @@ class KioskApp(App):
             self.notifier.watchdog()
             Clock.schedule_interval(lambda _dt: self.notifier.watchdog(), interval)
 
-    def _make_voice(self) -> Voice:
+    def _make_voice(self) -> Voice | None:
         """The kiosk's voice: off until a held ``0`` or a plugged-in headset (or
         ``always_on``); recordings cached under the state directory."""
         record = os.environ.get(SPEECH_RECORD_ENV)
-        return voice_from_config(
-            self.settings.speech,
-            self.db_path.parent / "speech-cache",
-            record_dir=Path(record) if record else None,
-            on_headset=lambda present: Clock.schedule_once(
-                lambda _dt: self._headset_changed(present), 0
-            ),
-        )
+        try:
+            return voice_from_config(
+                self.settings.speech,
+                self.db_path.parent / "speech-cache",
+                record_dir=Path(record) if record else None,
+                on_headset=lambda present: Clock.schedule_once(
+                    lambda _dt: self._headset_changed(present), 0
+                ),
+            )
+        except Exception:  # the kiosk issues tickets without a voice rather than not at all
+            log.exception("no speech: the voice could not be set up")
+            return None
 
     def on_stop(self) -> None:
         self.notifier.stopping()
@@ -425,8 +429,7 @@ class KioskApp(App):
     def go_home(self) -> None:
         self.ticket_limit.cancel()
         self.theme.reset()  # the next customer starts afresh
-        self.category = None
-        self.home.clear_focus()
+        self._leave_tree()
         self._reset_voice()
         self.printer_state = "unknown"
         self.busy = False
@@ -475,6 +478,13 @@ class KioskApp(App):
         """Queue ``text`` for the voice (when speech is on); returns at once."""
         if self.voice is not None:
             self.voice.say(text, language or self.language)
+
+    def _leave_tree(self) -> None:
+        """The next customer starts at the first level (the focus starts afresh
+        there; on a flat home screen it stays where it was, as it always has)."""
+        if self.category is not None:
+            self.category = None
+            self.home.clear_focus()
 
     def _reset_voice(self) -> None:
         """Speech and volume back to their defaults for the next customer."""
@@ -581,8 +591,7 @@ class KioskApp(App):
         log.info("the customer's choices went back to the defaults (idle)")
         self.theme.reset()
         self._reset_voice()
-        self.category = None
-        self.home.clear_focus()
+        self._leave_tree()
         if self.language != self.settings.language:
             self.set_language(self.settings.language)
         else:

@@ -67,8 +67,9 @@ def ticket_words(number: str, service: Service, language: str) -> str:
     try:
         said = spoken_ticket_number(number)
     except SpeechInputError:
-        said = number
-    parts = [tr("Your number is {number}", language, number=said), service.name(language)]
+        said = ""
+    parts = [tr("Your number is {number}", language, number=said)] if said else []
+    parts.append(service.name(language))
     if service.waiting is not None:
         parts.append(
             ntr(
@@ -81,8 +82,12 @@ def ticket_words(number: str, service: Service, language: str) -> str:
             else tr("no wait", language)
         )
         if service.waiting and service.estimated_wait_s is not None:
-            wait = spoken_wait(service.estimated_wait_s / 60, language)
-            parts.append(f"{tr('Estimated wait', language)}: {wait}")
+            try:
+                wait = spoken_wait(service.estimated_wait_s / 60, language)
+            except SpeechInputError:
+                wait = ""  # a broken estimate is left unsaid
+            if wait:
+                parts.append(f"{tr('Estimated wait', language)}: {wait}")
     location = service.location(language)
     if location:
         parts.append(tr("Go to {place}", language, place=location))
