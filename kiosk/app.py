@@ -519,7 +519,13 @@ class KioskApp(App):
         elif self.screens.current == "home":
             self._say_choices(speech_on=speech_on)
 
+    def _speaking(self) -> bool:
+        """Whether anything said now is heard (nothing is composed otherwise)."""
+        return self.voice is not None and self.voice.enabled
+
     def _say_choices(self, speech_on: bool = False) -> None:
+        if not self._speaking():
+            return
         if self.out_of_order or self.unavailable or not self.level:
             self.say(self.home.notice or self.home.prompt)
             return
@@ -530,6 +536,8 @@ class KioskApp(App):
     def _say_focused(self) -> None:
         """The button the focus just moved to, said (a language in its own language)."""
         button = self.home.focused
+        if not self._speaking():
+            return
         if isinstance(button, ServiceButton) and button.item is not None:
             self.say(narration.item_words(button.item, self.language))
         elif isinstance(button, LanguageButton):
