@@ -101,6 +101,8 @@ def test_the_tree_down_and_back_by_keys_and_taps_and_where_to_go(
         assert classes(top).count("CategoryButton") == 1
         assert {"Money matters", "More choices", "Advice"} <= set(labels(top))
         assert "Payments" not in labels(top), "a category's services wait inside it"
+        kiosk.settled()
+        grab(screen).save(shots / "kiosk-tree-top.png")
 
         # down by its digit: the title, its services, the closed one saying why
         screen.key("1")
