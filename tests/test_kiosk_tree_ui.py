@@ -2,7 +2,7 @@
 level (by digit and by tap), Back (key and button), Home (button and key) and
 a short 0 lead back, a closed service inside a category still says why, the
 ticket screen says where to go, and the next customer starts at the top
-(after a ticket, and after the kiosk sat idle).
+(after a ticket, and after the kiosk sat idle, speech off again).
 
 The app runs as ``tests.kiosk_probe`` (see tests/test_kiosk_modes_ui.py).
 """
@@ -160,11 +160,19 @@ def test_the_tree_down_and_back_by_keys_and_taps_and_where_to_go(
         screen.key("Return")
         kiosk.until(at_top, "the next customer at the top level")
 
-        # walking away inside a category: the kiosk goes back to the top by itself
+        # walking away inside a category, speech on: the kiosk goes back to the
+        # top by itself, and speech off
         screen.key("1")
         kiosk.until(in_money, "the level again")
+        screen.xdotool("mousemove", "400", "5")
+        screen.xdotool("keydown", "KP_0")
+        try:
+            kiosk.wait_for_log("speech on")
+        finally:
+            screen.xdotool("keyup", "KP_0")
         kiosk.wait_for_log("went back to the defaults")
         kiosk.until(at_top, "the top level after the idle reset")
+        kiosk.wait_for_log("speech reset: off", times=2)  # after the ticket, and now
         assert len(kiosk.tickets()) == 1
     finally:
         kiosk.stop()
