@@ -7,6 +7,7 @@ config: the window is created when Kivy's window module is imported.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime, timedelta
 from importlib import resources
@@ -21,10 +22,11 @@ from kivy.properties import ObjectProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from appliance.notify import Notifier
+from kiosk import narration
 from kiosk.admin import AdminMenu, AdminScreen
 from kiosk.config import KioskConfig
 from kiosk.guard import TapGuard
-from kiosk.home import HomeScreen
+from kiosk.home import HomeScreen, LanguageButton, NavButton, ServiceButton
 from kiosk.i18n import closed_reason, set_default_language, tr
 from kiosk.issuing import Callbacks, TicketIssuer
 from kiosk.modes import MODE_KEYS, MODES, ModeButton, Theme, TimeWarning
@@ -33,11 +35,12 @@ from kiosk.pin import PinScreen
 from kiosk.startup import RETRY_S, Prepared, StateUnavailable, prepare
 from kiosk.ticket import TicketScreen
 from kiosk.timelimit import TimeLimit
+from kiosk.voice import Voice, voice_from_config
 from printer.backends import Backend
 from sync import clock, devices, state, tickets
 from sync.devices import NO_PAPER_STATES
 from sync.schedule import Availability
-from sync.tickets import Service, Ticket
+from sync.tickets import Category, Service, Ticket
 
 log = logging.getLogger("vuoro.kiosk")
 
@@ -52,6 +55,13 @@ KEYS_NEXT = {274, 275}  # down, right
 KEYS_PREVIOUS = {273, 276}  # up, left
 KEY_KP_1 = 257
 KEY_BACKSPACE = 8
+KEY_KP_0 = 256
+KEY_ZERO = 48
+KEY_HOME = 278
+KEYS_LOUDER = {280, 267}  # PageUp, keypad /
+KEYS_QUIETER = {281, 269}  # PageDown, keypad -
+SPEECH_HOLD_S = 1.5  # holding 0 this long switches speech on or off
+SPEECH_RECORD_ENV = "VUORO_SPEECH_RECORD"  # a folder: every utterance kept as WAV, text, JSON
 MODE_KEYCODES = {270: "large_text", 268: "high_contrast"}  # keypad + and *
 MODE_SHIFTED = {61: "large_text", 56: "high_contrast"}  # Shift+= and Shift+8 (US layout)
 WARNING_TICK_S = 0.1
@@ -97,6 +107,13 @@ class KioskApp(App):
         self.ticket_limit = self.time_limit("ticket", lambda: self.go_home())
         self.idle_limit = self.time_limit("customer", self._reset_customer)
         self._warning_tick = None
+        self.voice: Voice | None = None
+        self.category: str | None = None  # the open level of the service tree (None: the top)
+        self.level: list[Service | Category] = []  # what the open level offers
+        self.level_title = ""
+        self._zero_hold = None  # the pending "0 held long enough" event
+        self._zero_down = False
+        self._ticket_words = ""  # the ticket said on the ticket screen (0 says it again)
 
     # -- building ---------------------------------------------------------
 
@@ -121,8 +138,10 @@ class KioskApp(App):
         )
         self.menu.bind(on_action=lambda _s, action: self.admin.act(action))
         self._corner_hold = None
+        self.voice = self._make_voice()
         Window.bind(
             on_key_down=self._on_key_down,
+            on_key_up=self._on_key_up,
             on_request_close=self._on_request_close,
             on_touch_down=self._on_touch_down,
             on_touch_up=self._on_touch_up,
@@ -197,10 +216,29 @@ class KioskApp(App):
             self.notifier.watchdog()
             Clock.schedule_interval(lambda _dt: self.notifier.watchdog(), interval)
 
+    def _make_voice(self) -> Voice | None:
+        """The kiosk's voice: off until a held ``0`` or a plugged-in headset (or
+        ``always_on``); recordings cached under the state directory."""
+        record = os.environ.get(SPEECH_RECORD_ENV)
+        try:
+            return voice_from_config(
+                self.settings.speech,
+                self.db_path.parent / "speech-cache",
+                record_dir=Path(record) if record else None,
+                on_headset=lambda present: Clock.schedule_once(
+                    lambda _dt: self._headset_changed(present), 0
+                ),
+            )
+        except Exception:  # the kiosk issues tickets without a voice rather than not at all
+            log.exception("no speech: the voice could not be set up")
+            return None
+
     def on_stop(self) -> None:
         self.notifier.stopping()
         if self.issuer is not None:
             self.issuer.shutdown()
+        if self.voice is not None:
+            self.voice.shutdown()
 
     # -- home -------------------------------------------------------------
 
@@ -220,8 +258,14 @@ class KioskApp(App):
         self.out_of_order = devices.is_out_of_order(self.db) or self.not_set_up
         self.home.show_languages(self.settings.languages, self.language, self.set_language)
         self._label_modes()
+        path = self._read_level()
         self.home.show_services(
-            [] if self.out_of_order else self.services, self.language, self.choose
+            [] if self.out_of_order else self.level,
+            self.language,
+            self.choose,
+            self.open_category,
+            path,
+            self.navigate,
         )
         if self.out_of_order:
             self.home.prompt = tr("Out of order. Please ask the staff for a number.", self.language)
@@ -229,6 +273,45 @@ class KioskApp(App):
         reading = clock.read(self.db)
         self._clock_offset = reading.moment - tickets.now_utc() if reading.sure else None
         self._tick_clock()
+
+    def _read_level(self) -> list[Category]:
+        """The open level of the service tree (the services alone without one);
+        a category gone since it was opened takes the customer to the top."""
+        if not tickets.listed_categories(self.db):
+            self.category = None
+            self.level, self.level_title = self.services, ""
+            return []
+        path = tickets.category_path(self.db, self.category) if self.category else []
+        if self.category is not None and not path:
+            self.category = None
+        self.level = tickets.tree_level(self.db, self.category)
+        if self.category is not None and not self.level:
+            self.category, path = None, []
+            self.level = tickets.tree_level(self.db, None)
+        self.level_title = " › ".join(c.name(self.language) for c in path)
+        return path
+
+    def open_category(self, category: Category) -> None:
+        """A tap (or key) on a category: its level, with its title read out."""
+        if self.busy or not category.is_open:
+            return
+        self._show_level(category.id)
+
+    def navigate(self, action: str) -> None:
+        """Back: one level up; home: the top level."""
+        if action == "home" or self.category is None:
+            self._show_level(None)
+            return
+        path = tickets.category_path(self.db, self.category)
+        self._show_level(path[-1].parent if path else None)
+
+    def _show_level(self, category: str | None) -> None:
+        log.info("service tree: level %s", category or "top")
+        self.category = category
+        self.home.clear_focus()
+        self.refresh()
+        self._customer_changed()
+        self._say_choices()
 
     def check_printer(self) -> None:
         if not self.busy and self.issuer is not None:
@@ -274,9 +357,12 @@ class KioskApp(App):
 
     def set_language(self, language: str) -> None:
         """The customer's language until their ticket, or until they walk away."""
+        changed = language != self.language
         self.language = language
         self._customer_changed()
         self.refresh()
+        if changed and self.screens.current == "home" and not self.busy:
+            self._say_choices()  # the choices again, in the language just chosen
 
     def choose(self, service: Service) -> None:
         """A deliberate tap (or key) on a service: start one ticket."""
@@ -287,9 +373,12 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: self.refresh(), self.settings.min_tap_interval_s)
             return
         self.busy = True
+        self._ticket_words = ""
         self.idle_limit.cancel()  # the choices hold until this ticket is done
         self._current = service
-        self.ticket.show_pending(service.name(self.language), self.language)
+        self.ticket.show_pending(
+            service.name(self.language), self.language, service.location(self.language)
+        )
         self.screens.current = "ticket"
         self.issuer.request(
             service,
@@ -304,6 +393,11 @@ class KioskApp(App):
 
     def _committed(self, ticket: Ticket) -> None:
         self.ticket.show_number(ticket.display, ticket_url(self.settings, ticket))
+        if self._current is not None:  # the issuer has it: speech cannot hold the paper up
+            self._ticket_words = narration.ticket_words(
+                ticket.display, self._current, self.language
+            )
+            self.say(self._ticket_words)
         Clock.schedule_once(lambda _dt: setattr(self.ticket, "done_enabled", True), DONE_GRACE_S)
 
     def _printed(self, ticket: Ticket) -> None:
@@ -335,6 +429,8 @@ class KioskApp(App):
     def go_home(self) -> None:
         self.ticket_limit.cancel()
         self.theme.reset()  # the next customer starts afresh
+        self._leave_tree()
+        self._reset_voice()
         self.printer_state = "unknown"
         self.busy = False
         self.screens.current = "home"
@@ -372,15 +468,129 @@ class KioskApp(App):
         """Large text or high contrast on or off, by tap or key, for this customer."""
         self.theme.toggle(mode)
         log.info("%s %s", mode.replace("_", " "), "on" if getattr(self.theme, mode) else "off")
+        for button in self.home.mode_buttons:
+            if button.mode == mode:
+                self.say(narration.mode_words(button.label, button.on, self.language))
+
+    # -- speech -------------------------------------------------------------------
+
+    def say(self, text: str, language: str | None = None) -> None:
+        """Queue ``text`` for the voice (when speech is on); returns at once."""
+        if self.voice is not None:
+            self.voice.say(text, language or self.language)
+
+    def _leave_tree(self) -> None:
+        """The next customer starts at the first level (the focus starts afresh
+        there; on a flat home screen it stays where it was, as it always has)."""
+        if self.category is not None:
+            self.category = None
+            self.home.clear_focus()
+
+    def _reset_voice(self) -> None:
+        """Speech and volume back to their defaults for the next customer."""
+        if self.voice is not None:
+            self.voice.reset()
+            log.info("speech reset: %s", "on" if self.voice.enabled else "off")
+
+    def _speech_switched(self) -> bool:
+        """Speech on for this customer though it is off by default."""
+        return self.voice is not None and self.voice.enabled and not self.voice.default_enabled
+
+    def toggle_speech(self) -> None:
+        """Holding 0: speech on (it says so, and reads the choices) or off."""
+        if self.voice is None:
+            return
+        self.voice.enabled = not self.voice.enabled
+        log.info("speech %s", "on" if self.voice.enabled else "off")
+        if self.voice.enabled:
+            self._say_screen(speech_on=True)
+        self._customer_changed()
+
+    def _headset_changed(self, present: bool) -> None:
+        """A headset plugged in switched speech on: tell the customer where they are."""
+        log.info("speech %s (headset)", "on" if self.voice and self.voice.enabled else "off")
+        if present:
+            self._say_screen(speech_on=True)
+        self._customer_changed()
+
+    def _say_screen(self, speech_on: bool = False) -> None:
+        if self.screens.current == "ticket" and self._ticket_words:
+            self.say(self._ticket_words)
+        elif self.screens.current == "home":
+            self._say_choices(speech_on=speech_on)
+
+    def _speaking(self) -> bool:
+        """Whether anything said now is heard (nothing is composed otherwise)."""
+        return self.voice is not None and self.voice.enabled
+
+    def _say_choices(self, speech_on: bool = False) -> None:
+        if not self._speaking():
+            return
+        if self.out_of_order or self.unavailable or not self.level:
+            self.say(self.home.notice or self.home.prompt)
+            return
+        self.say(
+            narration.choices(self.level, self.level_title, self.language, speech_on=speech_on)
+        )
+
+    def _say_focused(self) -> None:
+        """The button the focus just moved to, said (a language in its own language)."""
+        button = self.home.focused
+        if not self._speaking():
+            return
+        if isinstance(button, ServiceButton) and button.item is not None:
+            self.say(narration.item_words(button.item, self.language))
+        elif isinstance(button, LanguageButton):
+            self.say(*narration.language_words(button.language))
+        elif isinstance(button, NavButton):
+            self.say(button.text.lstrip("‹ "))
+        elif isinstance(button, ModeButton):
+            self.say(narration.mode_words(button.label, button.on, self.language))
+
+    def _zero_pressed(self) -> None:
+        if not self._zero_down:  # a held key repeats: the first press counts
+            self._zero_down = True
+            self._zero_hold = Clock.schedule_once(lambda _dt: self._zero_held(), SPEECH_HOLD_S)
+
+    def _zero_held(self) -> None:
+        self._zero_hold = None
+        self.toggle_speech()
+
+    def _zero_released(self) -> None:
+        """A short 0: back one level inside a category, else say the screen again."""
+        self._zero_down = False
+        if self._zero_hold is None:
+            return  # held: speech was switched
+        self._zero_hold.cancel()
+        self._zero_hold = None
+        if self.admin is not None and self.admin.is_open:
+            return
+        if self.screens.current == "home" and self.category is not None and not self.busy:
+            self.navigate("back")
+        else:
+            self._say_screen()
+
+    def _change_volume(self, step: int) -> None:
+        if self.voice is None:
+            return
+        level = self.voice.volume_up() if step > 0 else self.voice.volume_down()
+        log.info("speech volume %d", level)
+        self.say(tr("Volume {level}", self.language, level=level))
 
     def _modes_changed(self) -> None:
         self._label_modes()
         self._customer_changed()
 
     def _customer_changed(self) -> None:
-        """A customer's own choice (language, a mode) holds while they are here:
-        it goes back after ``language_reset_s`` untouched, with a warning first."""
-        if self.language == self.settings.language and self.theme.is_default:
+        """A customer's own choice (language, a mode, an open category, speech)
+        holds while they are here: it goes back after ``language_reset_s``
+        untouched, with a warning first."""
+        if (
+            self.language == self.settings.language
+            and self.theme.is_default
+            and self.category is None
+            and not self._speech_switched()
+        ):
             self.idle_limit.cancel()
         elif self.screens.current == "home" and not self.busy:
             self.idle_limit.start(self.settings.language_reset_s)
@@ -388,8 +598,12 @@ class KioskApp(App):
     def _reset_customer(self) -> None:
         log.info("the customer's choices went back to the defaults (idle)")
         self.theme.reset()
+        self._reset_voice()
+        self._leave_tree()
         if self.language != self.settings.language:
             self.set_language(self.settings.language)
+        else:
+            self.refresh()
 
     def time_limit(self, name: str, on_expire) -> TimeLimit:
         """A limit that shows the "need more time?" band before it ends."""
@@ -404,8 +618,10 @@ class KioskApp(App):
         )
 
     def on_timeout_warning(self, name: str, seconds_left: float) -> None:
-        """A time limit is about to end. The speech output binds to this for a sound cue."""
+        """A time limit is about to end: said aloud too when speech is on."""
         log.info("time limit %s: warning, %.1f s left", name, seconds_left)
+        if name != "admin":
+            self.say(tr("Need more time? Press any key", self.language))
 
     def _show_warning(self, limit: TimeLimit) -> None:
         self.warning.show(
@@ -483,6 +699,12 @@ class KioskApp(App):
             return True  # never quits, never goes "back"
         if not (self.screens.current == "ticket" and key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE)):
             self._activity()  # any key: more time (on the ticket screen Enter is "Done")
+        if _is_zero(key, codepoint):
+            self._zero_pressed()  # short: back or say again; held: speech on or off
+            return True
+        if key in KEYS_LOUDER or key in KEYS_QUIETER:
+            self._change_volume(1 if key in KEYS_LOUDER else -1)
+            return True
         mode = _mode_key(key, codepoint, modifiers)
         if mode:
             self.toggle_mode(mode)
@@ -497,15 +719,30 @@ class KioskApp(App):
             self.home.activate(digit - 1)
         elif key == KEY_TAB:
             self.home.move_focus(-1 if "shift" in modifiers else 1)
+            self._say_focused()
         elif key in KEYS_NEXT:
             self.home.move_focus(1)
+            self._say_focused()
         elif key in KEYS_PREVIOUS:
             self.home.move_focus(-1)
+            self._say_focused()
         elif key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE):
             self.home.activate()
+        elif key == KEY_BACKSPACE:
+            if self.category is not None and not self.busy:
+                self.navigate("back")
+        elif key == KEY_HOME:
+            if self.category is not None and not self.busy:
+                self.navigate("home")
         else:
             return False
         return True
+
+    def _on_key_up(self, _window, key: int, _scancode=None, *_args) -> bool:
+        if _is_zero(key, None):
+            self._zero_released()
+            return True
+        return False
 
     def _admin_key(self, key: int, codepoint: str | None) -> bool:
         self.admin.touched()
@@ -532,6 +769,11 @@ def _mode_key(key: int, codepoint: str | None, modifiers: list[str]) -> str:
     if "shift" in modifiers and key in MODE_SHIFTED:
         return MODE_SHIFTED[key]
     return MODE_KEYS.get(codepoint or "") or MODE_KEYCODES.get(key, "")
+
+
+def _is_zero(key: int, codepoint: str | None) -> bool:
+    """0 on the main row or the keypad: the speech key."""
+    return codepoint == "0" or key in (KEY_ZERO, KEY_KP_0)
 
 
 def _digit(key: int, codepoint: str | None) -> int:

@@ -1,15 +1,19 @@
-"""The home screen: one large button per service, driven by touch or keys."""
+"""The home screen: one large button per service (or category of the service
+tree), driven by touch or keys."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from kivy.properties import BooleanProperty, NumericProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.screenmanager import Screen
 
 from kiosk.i18n import ENDONYMS, closed_reason, ntr, tr
-from sync.tickets import Service
+from sync.tickets import Category, Service
+
+#: between the names of a level's title ("Money matters › Cards")
+PATH_SEPARATOR = " › "
 
 
 class ServiceButton(Button):
@@ -17,6 +21,19 @@ class ServiceButton(Button):
     title = StringProperty("")
     detail = StringProperty("")
     is_open = BooleanProperty(True)
+    focused = BooleanProperty(False)
+    item = ObjectProperty(None, allownone=True)  # the Service (or Category) it stands for
+
+
+class CategoryButton(ServiceButton):
+    """A category: drawn like a service with an arrow in place of the letter, and
+    says in words that it opens more choices (never colour alone)."""
+
+
+class NavButton(Button):
+    """ "Back" (one level up) and "Home" (the first level) inside a category."""
+
+    action = StringProperty("")
     focused = BooleanProperty(False)
 
 
@@ -31,43 +48,60 @@ class HomeScreen(Screen):
     clock = StringProperty("")
     prompt = StringProperty("")
     notice = StringProperty("")  # printer trouble, said instead of the prompt
+    level_title = StringProperty("")  # the open category's path; "" at the top level
     columns = NumericProperty(1)
     focus_index = NumericProperty(-1)
     _shown: tuple = ()
 
     def show_services(
-        self, services: list[Service], language: str, choose: Callable[[Service], None]
+        self,
+        services: list[Service | Category],
+        language: str,
+        choose: Callable[[Service], None],
+        open_category: Callable[[Category], None] = lambda _c: None,
+        path: list[Category] = (),
+        navigate: Callable[[str], None] = lambda _action: None,
     ) -> None:
-        """(Re)build the buttons; keeps the keyboard focus where it was."""
+        """(Re)build the buttons of one level of the tree; keeps the keyboard focus
+        where it was. ``path`` is the open category's way down from the top
+        (empty at the top level: no title, no Back and Home buttons)."""
         self.prompt = (
             tr("Choose a service to get your number", language)
             if services
             else tr("Getting ready, one moment please", language)
         )
-        shown = (language, tuple(services))
+        shown = (language, tuple(services), tuple(c.id for c in path))
         if shown == self._shown:
             return  # rebuilding would drop a press in progress
         self._shown = shown
+        self.level_title = PATH_SEPARATOR.join(_displayable(c.name(language)) for c in path)
+        self._show_nav(bool(path), language, navigate)
         self.columns = 1 if len(services) <= 4 else 2 if len(services) <= 10 else 3
         grid = self.ids.buttons
         grid.clear_widgets()
-        for service in services:
-            detail = ""
-            if not service.is_open:
-                state = service.availability
-                detail = closed_reason(state.status, state.opens_at, language)
-            elif service.waiting is not None:
-                detail = ntr("{count} waiting", "{count} waiting", service.waiting, language)
-            button = ServiceButton(
-                prefix=service.prefix,
-                title=_displayable(service.name(language)),
-                detail=detail,
-                is_open=service.is_open,
-                disabled=not service.is_open,
-            )
-            button.bind(on_release=lambda _b, s=service: choose(s))
+        for item in services:
+            button = _button(item, language)
+            if isinstance(item, Category):
+                button.bind(on_release=lambda _b, c=item: open_category(c))
+            else:
+                button.bind(on_release=lambda _b, s=item: choose(s))
             grid.add_widget(button)
         self._paint_focus()
+
+    def _show_nav(self, shown: bool, language: str, navigate: Callable[[str], None]) -> None:
+        """Back and Home exist only inside a category (the top level looks as it
+        always did); the ring skips nothing that is not there."""
+        box = self.ids.nav
+        for button in self.nav_buttons:
+            box.remove_widget(button)
+        if not shown:
+            return
+        back = NavButton(action="back", text="‹  " + tr("Back", language))
+        home = NavButton(action="home", text=tr("Home", language))
+        for button in (back, home):
+            button.bind(on_release=lambda b: navigate(b.action))
+        box.add_widget(back, index=len(box.children))  # left of the title
+        box.add_widget(home)  # right of it
 
     def show_languages(
         self, languages: tuple[str, ...], current: str, choose: Callable[[str], None]
@@ -91,6 +125,10 @@ class HomeScreen(Screen):
         return list(reversed(self.ids.buttons.children))  # Kivy keeps children last-first
 
     @property
+    def nav_buttons(self) -> list[NavButton]:
+        return [b for b in reversed(self.ids.nav.children) if isinstance(b, NavButton)]
+
+    @property
     def language_buttons(self) -> list[LanguageButton]:
         return list(reversed(self.ids.languages.children))
 
@@ -101,9 +139,21 @@ class HomeScreen(Screen):
     @property
     def focus_ring(self) -> list[Button]:
         """What Tab and the arrows visit: the services first (what most come
-        for), then the language buttons, so a keypad user can change language,
-        then the large text and high contrast switches."""
-        return [*self.service_buttons, *self.language_buttons, *self.mode_buttons]
+        for), then Back and Home inside a category, then the language buttons,
+        so a keypad user can change language, then the large text and high
+        contrast switches."""
+        return [
+            *self.service_buttons,
+            *self.nav_buttons,
+            *self.language_buttons,
+            *self.mode_buttons,
+        ]
+
+    @property
+    def focused(self):
+        """The button the keyboard focus is on, or None."""
+        ring = self.focus_ring
+        return ring[self.focus_index] if 0 <= self.focus_index < len(ring) else None
 
     def move_focus(self, step: int) -> None:
         ring = self.focus_ring
@@ -136,6 +186,31 @@ class HomeScreen(Screen):
     def _paint_focus(self) -> None:
         for index, button in enumerate(self.focus_ring):
             button.focused = index == self.focus_index
+
+
+def item_detail(item: Service | Category, language: str) -> str:
+    """What a button says under its name: why it is closed, the queue, or (a
+    category) that it opens more choices."""
+    if not item.is_open:
+        state = item.availability
+        return closed_reason(state.status, state.opens_at, language)
+    if isinstance(item, Category):
+        return tr("More choices", language)
+    if item.waiting is not None:
+        return ntr("{count} waiting", "{count} waiting", item.waiting, language)
+    return ""
+
+
+def _button(item: Service | Category, language: str) -> ServiceButton:
+    kind = CategoryButton if isinstance(item, Category) else ServiceButton
+    return kind(
+        prefix="" if isinstance(item, Category) else item.prefix,
+        title=_displayable(item.name(language)),
+        detail=item_detail(item, language),
+        is_open=item.is_open,
+        disabled=not item.is_open,
+        item=item,
+    )
 
 
 def _displayable(text: str) -> str:

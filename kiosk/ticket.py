@@ -1,4 +1,4 @@
-"""The "take your ticket" screen: number, service and the paper's QR code."""
+"""The "take your ticket" screen: number, service, where to go and the paper's QR code."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kiosk.qr import qr_texture
 
 class TicketScreen(Screen):
     service_name = StringProperty("")
+    location = StringProperty("")  # where to go ("Room 204, 2nd floor"); "" when not said
     number = StringProperty("")
     status = StringProperty("")
     scan_hint = StringProperty("")
@@ -26,8 +27,9 @@ class TicketScreen(Screen):
     def on_done(self) -> None:
         """Default handler; the app binds the real one."""
 
-    def show_pending(self, service_name: str, language: str) -> None:
+    def show_pending(self, service_name: str, language: str, location: str = "") -> None:
         self.service_name = service_name
+        self.location = "".join(ch for ch in location if ch.isprintable()).strip()
         self.number = ""
         self.qr = None
         self.problem = False
