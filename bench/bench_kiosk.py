@@ -170,28 +170,36 @@ def refused_port() -> tuple[socket.socket, int]:
 
 @dataclass
 class Printer:
-    """``vuoro-printer emulator`` on a free loopback port, its tickets in ``out``."""
+    """``vuoro-printer emulator`` on a free loopback port, its tickets in ``out``;
+    started at once, its port read (waited for) when first asked."""
 
     out: Path
     process: subprocess.Popen = field(init=False)
-    port: int = field(init=False)
+    _port: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        log = open(self.out.parent / f"{self.out.name}.log", "w+b")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [str(BIN / "vuoro-printer"), "emulator", "--port", "0", "--out", str(self.out)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + WAIT_S
-        while b"emulated printer on " not in Path(log.name).read_bytes():
-            assert self.process.poll() is None and time.monotonic() < deadline, "no emulator"
-            time.sleep(0.01)
-        line = Path(log.name).read_text().split("emulated printer on ")[1].split()[0]
-        self.port = int(line.rsplit(":", 1)[1])
-        log.close()
+        self.log = self.out.parent / f"{self.out.name}.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "vuoro-printer"), "emulator", "--port", "0", "--out", str(self.out)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         self.out.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def port(self) -> int:
+        deadline = time.monotonic() + WAIT_S
+        while not self._port:
+            said = self.log.read_text(errors="replace")
+            if "emulated printer on " in said:
+                address = said.split("emulated printer on ")[1].split()[0]
+                self._port = int(address.rsplit(":", 1)[1])
+                break
+            assert self.process.poll() is None and time.monotonic() < deadline, said
+            time.sleep(0.01)
+        return self._port
 
     def files(self, suffix: str) -> list[str]:
         return [e.name for e in os.scandir(self.out) if e.name.endswith(suffix)]
@@ -316,23 +324,24 @@ def wait_for(condition, what: str) -> None:
 def kiosks(tmp_path_factory) -> Iterator[tuple[Server, list[BenchKiosk]]]:
     """The server with the demo branch, and two paired kiosks (speech off, on)."""
     root = tmp_path_factory.mktemp("kiosk-bench")
-    server = Server(root / "server" / "server.db")
+    names = (("speech-off", False), ("speech-on", True))
+    printers = [Printer(root / f"{name}-printed") for name, _ in names]  # start meanwhile
     started: list[BenchKiosk] = []
     screens: list[VirtualScreen] = []
-    printers: list[Printer] = []
+    server = None
     try:
+        server = Server(root / "server" / "server.db")
         demo = root / "branch.toml"
         demo.write_text(
             DEMO_BRANCH.read_text(encoding="utf-8").replace("http://127.0.0.1:8000", server.url),
             encoding="utf-8",
         )
         server.load_branch(demo)
-        for name, speech in (("speech-off", False), ("speech-on", True)):
+        for (name, speech), printer in zip(names, printers, strict=True):
             state_dir = root / name
             server.pair(state_dir, name)
             screens.append(VirtualScreen())
-            printers.append(Printer(root / f"{name}-printed"))
-            kiosk = BenchKiosk(name, screens[-1], state_dir, printers[-1], speech)
+            kiosk = BenchKiosk(name, screens[-1], state_dir, printer, speech)
             started.append(kiosk)
             kiosk.start()
         yield server, started
@@ -346,7 +355,8 @@ def kiosks(tmp_path_factory) -> Iterator[tuple[Server, list[BenchKiosk]]]:
             kiosk.stop()
         for each in (*printers, *screens):
             each.stop() if isinstance(each, Printer) else each.close()
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 def _ms(seconds: float) -> float:
