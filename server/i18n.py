@@ -91,6 +91,18 @@ def _display_words(language: str, default: str) -> dict[str, str]:
     }
 
 
+def spoken_call_words(language: str) -> tuple[str, str]:
+    """The words a display says around a call ("Number A42, counter 3"), in
+    ``language`` (the display speaks each of its languages in turn)."""
+    ptr = translator(language, language).pgettext
+    return (
+        # Translators: spoken before a called ticket's number ("Number A42")
+        ptr("spoken call", "Number"),
+        # Translators: spoken before a counter given as digits only ("counter 3")
+        ptr("spoken call", "counter"),
+    )
+
+
 @pass_context
 def _template_tr(context: Context, message: str, **values: Any) -> str:
     text = translator(context.get("lang"), context.get("default_lang")).gettext(message)

@@ -112,6 +112,15 @@ def category_form_values(category: dict | None, languages: list[str]) -> dict[st
     return values
 
 
+def _check_new_or_existing(form: dict[str, str], existing: set[str], noun: str) -> None:
+    """A form that edits must find its item still there; one that adds must not
+    find it there already (two managers at once, or a reloaded page)."""
+    if form.get("existing") and form.get("id") not in existing:
+        raise Rejected(f"this {noun} was removed meanwhile; add it again")
+    if not form.get("existing") and form.get("id", "").strip() in existing:
+        raise Rejected(f"a {noun} {form.get('id')!r} exists already")
+
+
 def _periods(text: str) -> list[str]:
     text = text.strip()
     if text.lower() in ("", "closed", "-"):
@@ -387,12 +396,8 @@ def manage_router(storage: Storage, render) -> APIRouter:
             return checked
         member, form = checked
         branch, services = storage.branch_settings(member.branch_id)
-        existing = {s["id"] for s in services}
         try:
-            if form.get("existing") and form.get("id") not in existing:
-                raise Rejected("this service was removed meanwhile; add it again")
-            if not form.get("existing") and form.get("id", "").strip() in existing:
-                raise Rejected(f"a service {form.get('id')!r} exists already")
+            _check_new_or_existing(form, {s["id"] for s in services}, "service")
             service = branch_file.check_service(service_from_form(form, branch["languages"]))
             await run_in_threadpool(storage.put_service, member.branch_id, service)
         except Rejected as exc:
@@ -465,12 +470,8 @@ def manage_router(storage: Storage, render) -> APIRouter:
             return checked
         member, form = checked
         branch, _ = storage.branch_settings(member.branch_id)
-        existing = {c["id"] for c in branch["categories"]}
         try:
-            if form.get("existing") and form.get("id") not in existing:
-                raise Rejected("this category was removed meanwhile; add it again")
-            if not form.get("existing") and form.get("id", "").strip() in existing:
-                raise Rejected(f"a category {form.get('id')!r} exists already")
+            _check_new_or_existing(form, {c["id"] for c in branch["categories"]}, "category")
             category = branch_file.check_category(category_from_form(form, branch["languages"]))
             await run_in_threadpool(storage.put_category, member.branch_id, category)
         except Rejected as exc:

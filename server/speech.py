@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.i18n import spoken_call_words
 from speech import audio, numbers
 from speech.audio import SAMPLE_RATE
 from speech.cache import RecordingCache
@@ -62,22 +63,12 @@ __all__ = [
 MAX_COUNTER_CHARS = 64
 MAX_PHRASE_CHARS = 200
 
-# What the call is introduced with, and the word said before a counter that is
-# only digits ("3" becomes "palvelupiste 3"); a named counter ("Room 12",
-# "Kassa") is said as it is written.
-_WORDS: dict[str, tuple[str, str]] = {
-    "en": ("Number", "counter"),
-    "fi": ("Numero", "palvelupiste"),
-    "sv": ("Nummer", "lucka"),
-    "et": ("Number", "teeninduslett"),
-}
-
 _GAP_S = 0.4
 _AFTER_CHIME_S = 0.3
 
 
 def _check_language(language: str) -> str:
-    if language not in _WORDS:
+    if language not in LANGUAGES:
         raise SpeechInputError(
             f"no spoken calls in language {language!r}; known: {', '.join(LANGUAGES)}"
         )
@@ -85,9 +76,11 @@ def _check_language(language: str) -> str:
 
 
 def _spoken_counter(counter: str, language: str) -> str:
+    """A counter that is only digits gets its word ("3" becomes "palvelupiste
+    3"); a named one ("Room 12", "Kassa") is said as it is written."""
     cleaned = numbers.clean(counter, "counter", MAX_COUNTER_CHARS)
     if re.fullmatch(r"\d+", cleaned):
-        return f"{_WORDS[language][1]} {numbers.say_digits(cleaned)}"
+        return f"{spoken_call_words(language)[1]} {numbers.say_digits(cleaned)}"
     return cleaned
 
 
@@ -102,7 +95,7 @@ def phrase(number: str, counter: str, language: str) -> str:
     _check_language(language)
     said_number = numbers.spoken_number(number)
     said_counter = _spoken_counter(counter, language)
-    text = f"{_WORDS[language][0]} {said_number}"
+    text = f"{spoken_call_words(language)[0]} {said_number}"
     if said_counter:
         text += f", {said_counter}"
     return text + "."
