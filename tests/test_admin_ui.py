@@ -131,7 +131,9 @@ def test_the_right_pin_opens_the_menu_and_reboot_runs_once_after_confirming(
 
 
 def test_the_menu_closes_itself_and_out_of_order_stops_tickets(screen, write_config, tmp_path):
-    config, _ = config_with_admin(write_config, tmp_path, idle_s=8)
+    # time enough to find the button by OCR before the idle warning (a third
+    # of the limit before it) covers the top of the menu
+    config, _ = config_with_admin(write_config, tmp_path, idle_s=15)
     kiosk = Kiosk(screen, tmp_path / "state", config)
     try:
         screen.key("ctrl+alt+a")
