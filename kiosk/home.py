@@ -48,6 +48,7 @@ class HomeScreen(Screen):
     clock = StringProperty("")
     prompt = StringProperty("")
     notice = StringProperty("")  # printer trouble, said instead of the prompt
+    empty = BooleanProperty(True)  # no buttons: the prompt or notice is a big sign instead
     level_title = StringProperty("")  # the open category's path; "" at the top level
     columns = NumericProperty(1)
     focus_index = NumericProperty(-1)
@@ -70,6 +71,7 @@ class HomeScreen(Screen):
             if services
             else tr("Getting ready, one moment please", language)
         )
+        self.empty = not services
         shown = (language, tuple(services), tuple(c.id for c in path))
         if shown == self._shown:
             return  # rebuilding would drop a press in progress
