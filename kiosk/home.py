@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kivy.clock import Clock
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.button import Button
+from kivy.uix.label import Label
 from kivy.uix.screenmanager import Screen
 
 from kiosk.i18n import ENDONYMS, closed_reason, ntr, tr
@@ -35,6 +37,33 @@ class NavButton(Button):
 
     action = StringProperty("")
     focused = BooleanProperty(False)
+
+
+class FittedLabel(Label):
+    """A label whose font shrinks, step by step down to ``min_font_size``, until
+    the whole text fits its box: a long branch name on two smaller lines rather
+    than cut to "City s...point" beside four language buttons."""
+
+    max_font_size = NumericProperty(20)
+    min_font_size = NumericProperty(10)
+
+    def __init__(self, **kwargs) -> None:
+        self._fit_soon = Clock.create_trigger(self._fit)
+        super().__init__(**kwargs)
+        self.fbind("size", self._fit_soon)
+        self.fbind("text", self._fit_soon)
+        self.fbind("max_font_size", self._fit_soon)
+
+    def _fit(self, *_args) -> None:
+        size = self.max_font_size
+        self.text_size = (self.width, None)  # wrapped to the width, as tall as it needs
+        while True:
+            self.font_size = size
+            self.texture_update()
+            if self.texture_size[1] <= self.height or size <= self.min_font_size:
+                break
+            size = max(self.min_font_size, size * 0.9)
+        self.text_size = self.size
 
 
 class LanguageButton(Button):

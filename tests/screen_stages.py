@@ -51,6 +51,7 @@ def reset(app: Any, language: str) -> None:
     app.ticket_limit.cancel()
     app.busy = False
     app.not_set_up = False
+    app.category = None
     devices.set_out_of_order(app.db, False)
     app.screens.current = "home"
     app.language = language
@@ -60,6 +61,15 @@ def reset(app: Any, language: str) -> None:
 
 def home(app: Any, language: str) -> None:
     reset(app, language)
+
+
+def category(app: Any, language: str) -> None:
+    """The first category open: its title, Back and Home, its services."""
+    from sync import tickets
+
+    reset(app, language)
+    first = next(c for c in tickets.tree_level(app.db, None) if isinstance(c, tickets.Category))
+    app.open_category(first)
 
 
 def out_of_order(app: Any, language: str) -> None:
@@ -85,7 +95,7 @@ def _ticket(app: Any, language: str) -> None:
     reset(app, language)
     service = app.services[0]
     app.busy = True
-    app.ticket.show_pending(service.name(language), language)
+    app.ticket.show_pending(service.name(language), language, service.location(language))
     app.ticket.show_number(NUMBER, QR_URL)
     app.screens.current = "ticket"
 
@@ -118,6 +128,7 @@ def admin_menu(app: Any, language: str) -> None:
 
 STAGES: tuple[Stage, ...] = (
     Stage("home", False, home),
+    Stage("category", False, category),
     Stage("time-warning", False, time_warning),
     Stage("ticket-printing", False, ticket_printing),
     Stage("ticket-printed", False, ticket_printed),

@@ -65,14 +65,27 @@ backend = "emulator"
 pin_hash = "{pin_hash}"
 idle_s = 3600
 
+[[categories]]
+id = "payments-and-permits"
+name.en = "Payments and permits"
+name.fi = "Maksut ja luvat"
+name.sv = "Betalningar och tillstånd"
+name.et = "Maksed ja load"
+
 [[services]]
 id = "payments"
 prefix = "A"
 name = {{ en = "Payments", fi = "Maksut", sv = "Betalningar", et = "Maksed" }}
+category = "payments-and-permits"
+location.en = "Room 204, 2nd floor"
+location.fi = "Huone 204, 2. kerros"
+location.sv = "Rum 204, 2 våningen"
+location.et = "Ruum 204, 2. korrus"
 
 [[services]]
 id = "permits"
 prefix = "B"
+category = "payments-and-permits"
 name.en = "Permits and licences"
 name.fi = "Luvat ja lisenssit"
 name.sv = "Tillstånd och licenser"
@@ -91,7 +104,8 @@ exceptions = {{ "{today}" = [] }}
 
 
 def config_text() -> str:
-    """Three services, the last closed today (its reason is the detail text)."""
+    """Three services, the last closed today (its reason is the detail text);
+    the first two in a category, the first with a place to go."""
     today = datetime.now(ZoneInfo("Europe/Helsinki")).date().isoformat()
     return CONFIG.format(pin_hash=DEMO_PIN_HASH, today=today)
 
