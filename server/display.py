@@ -109,7 +109,6 @@ class DisplayView:
         ][:SHOWN_CALLS]
         voices = ",".join(languages)
         spoken = [code for code in languages if self.speech.available(code)]
-        places = {s["id"]: s.get("locations") or {} for s in branch["services"]}
         return {
             "display": {"id": display["id"], "name": display["name"]},
             "branch": branch["name"],
@@ -121,25 +120,30 @@ class DisplayView:
             "server_time_ms": _ms(iso(now())),
             "speak_within_s": SPEAK_WITHIN_S,
             "services": services,
-            "calls": [
-                {
-                    "id": call["id"],
-                    "ticket": call["ticket"],
-                    "number": call["number"],
-                    "counter": call["counter"],
-                    "recall": call["recall"],
-                    # "Room 204": the counter's place, else the service's; per language
-                    "location": _located(
-                        branch["counters"].get(call["counter"]) or places.get(call["service"]),
-                        languages,
-                    ),
-                    "at_ms": _ms(call["at"]),
-                    "sound": f"/display/sound/{call['id']}.wav?l={voices}",
-                    "say": _texts(call, spoken),
-                }
-                for call in calls
-            ],
+            "calls": [_call(call, branch, languages, spoken, voices) for call in calls],
         }
+
+
+def _call(call: dict, branch: dict, languages: list[str], spoken: list[str], voices: str) -> dict:
+    location = call_location(branch, call, languages)
+    return {
+        "id": call["id"],
+        "ticket": call["ticket"],
+        "number": call["number"],
+        "counter": call["counter"],
+        "recall": call["recall"],
+        "location": location,
+        "at_ms": _ms(call["at"]),
+        "sound": f"/display/sound/{call['id']}.wav?l={voices}",
+        "say": _texts(call, spoken, location),
+    }
+
+
+def call_location(branch: dict, call: dict, languages: list[str]) -> dict[str, str]:
+    """Where the called customer goes ("Room 204"), per language: the counter's
+    place, else the service's; empty when neither has one."""
+    service = next((s for s in branch["services"] if s["id"] == call.get("service")), {})
+    return _located(branch["counters"].get(call["counter"]) or service.get("locations"), languages)
 
 
 def byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -172,18 +176,21 @@ def _first(names: dict[str, str]) -> str:
     return next(iter(names.values()), "")
 
 
-def _texts(call: dict, languages: list[str]) -> dict[str, str]:
+def _texts(call: dict, languages: list[str], location: dict[str, str]) -> dict[str, str]:
     try:
-        return {code: _phrase(call["number"], call["counter"], code) for code in languages}
+        return {
+            code: _phrase(call["number"], call["counter"], code, location.get(code, ""))
+            for code in languages
+        }
     except (SpeechError, ValueError):  # a number no voice can say: shown, not spoken
         return {}
 
 
 @functools.lru_cache(maxsize=4096)
-def _phrase(number: str, counter: str, language: str) -> str:
+def _phrase(number: str, counter: str, language: str, place: str) -> str:
     """What is said for a call: every display renders the same few calls again
     at every event of the branch."""
-    return phrase(number, counter, language)
+    return phrase(number, counter, language, place)
 
 
 @functools.lru_cache(maxsize=64)
@@ -361,10 +368,11 @@ def display_router(
 
         def announce():
             voices = [code for code in display["languages"] if speech.available(code)]
-            key = (call["number"], call["counter"], tuple(voices))
+            places = call_location(view.branch(display["branch_id"]), call, voices)
+            key = (call["number"], call["counter"], tuple(voices), tuple(places.items()))
             said = recent_sounds.get(key)
             if said is None:
-                said = speech.announcement(call["number"], call["counter"], voices)
+                said = speech.announcement(call["number"], call["counter"], voices, places)
                 recent_sounds[key] = said
                 while len(recent_sounds) > RECENT_SOUNDS:  # the oldest goes first
                     recent_sounds.pop(next(iter(recent_sounds)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import array
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +61,8 @@ __all__ = [
 ]
 
 MAX_COUNTER_CHARS = 64
-MAX_PHRASE_CHARS = 200
+MAX_PLACE_CHARS = 120  # as long as a service's or counter's location may be
+MAX_PHRASE_CHARS = 400
 
 _GAP_S = 0.4
 _AFTER_CHIME_S = 0.3
@@ -84,20 +85,33 @@ def _spoken_counter(counter: str, language: str) -> str:
     return cleaned
 
 
-def phrase(number: str, counter: str, language: str) -> str:
+def _spoken_place(place: str) -> str:
+    """Where to go, said as written: its commas kept as pauses ("Huone 204,
+    2. kerros"), everything else cleaned as a counter's name is."""
+    if not isinstance(place, str) or len(place) > MAX_PLACE_CHARS:
+        raise SpeechInputError(f"a place to go is text of at most {MAX_PLACE_CHARS} characters")
+    parts = (numbers.clean(part, "place", MAX_PLACE_CHARS) for part in place.split(","))
+    return ", ".join(part for part in parts if part)
+
+
+def phrase(number: str, counter: str, language: str, place: str = "") -> str:
     """The exact text spoken for a call: ``phrase("A042", "3", "fi")`` is
-    ``"Numero A42, palvelupiste 3."``.
+    ``"Numero A42, palvelupiste 3."``; with ``place="Huone 204, 2. kerros"``
+    ``"Numero A42, palvelupiste 3. Huone 204, 2. kerros."``.
 
     Raises :class:`SpeechInputError` (a ``ValueError``) for an unknown
-    language, a number or counter over its length cap, or a number with
-    nothing to say. A counter with nothing left to say is left out.
+    language, a number, counter or place over its length cap, or a number with
+    nothing to say. A counter or place with nothing left to say is left out.
     """
     _check_language(language)
     said_number = numbers.spoken_number(number)
     said_counter = _spoken_counter(counter, language)
+    said_place = _spoken_place(place).rstrip(".")
     text = f"{spoken_call_words(language)[0]} {said_number}"
     if said_counter:
         text += f", {said_counter}"
+    if said_place:
+        text += f". {said_place}"
     return text + "."
 
 
@@ -180,8 +194,15 @@ class Speech(RecordingCache):
         """The languages of :data:`LANGUAGES` that can be spoken here."""
         return [language for language in LANGUAGES if self.engine.available(language)]
 
-    def announcement(self, number: str, counter: str, languages: Sequence[str]) -> Announcement:
-        """The chime, then the call said in each language in turn.
+    def announcement(
+        self,
+        number: str,
+        counter: str,
+        languages: Sequence[str],
+        places: Mapping[str, str] | None = None,
+    ) -> Announcement:
+        """The chime, then the call said in each language in turn, with where to
+        go in that language when ``places`` has it.
 
         Raises :class:`SpeechInputError` for bad input, :class:`SpeechUnavailable`
         when a language's voice is missing, :class:`SpeechFailed` when the engine fails.
@@ -189,7 +210,11 @@ class Speech(RecordingCache):
         ordered = list(dict.fromkeys(languages))
         if not ordered:
             raise SpeechInputError("an announcement needs at least one language")
-        texts = {language: phrase(number, counter, language) for language in ordered}
+        places = places or {}
+        texts = {
+            language: phrase(number, counter, language, places.get(language, ""))
+            for language in ordered
+        }
         if self._chime is None:
             self._chime = chime()
         samples = array.array("h", self._chime)

@@ -123,6 +123,44 @@ def test_the_sound_of_a_call_is_the_chime_and_each_language_spoken(branch):
     assert requests.get(f"{server.url}{call['sound']}", timeout=10).status_code == 401
 
 
+def test_a_call_says_where_to_go_the_counters_place_before_the_services(branch):
+    server, kiosk_dir = branch
+    session, _ = pair_display(server)
+    _, services = server.storage.branch_settings("demo")
+    permits = next(s for s in services if s["id"] == "permits")
+    permits["locations"] = {"fi": "Huone 204, 2. kerros", "en": "Room 204, 2nd floor"}
+    server.storage.put_service("demo", permits)
+    server.storage.set_counter_location("demo", "7", {"en": "Desk 7"})
+    issue(kiosk_dir, 2)
+    first = call_next(server, "3").split()[0]  # counter 3 has no place: the service's
+    second = call_next(server, "7").split()[0]  # counter 7 has one: it wins
+    state = session.get(f"{server.url}/display/state", timeout=10).json()
+    by_number = {call["number"]: call for call in state["calls"]}
+    languages = state["languages"]
+    assert "fi" in languages and "en" in languages, languages
+    service_call, counter_call = by_number[first], by_number[second]
+    assert service_call["location"]["fi"] == "Huone 204, 2. kerros"
+    assert service_call["location"]["en"] == "Room 204, 2nd floor"
+    assert {counter_call["location"][code] for code in languages} == {"Desk 7"}
+    for language in languages:  # said after the counter, in each language
+        place = service_call["location"][language]
+        assert service_call["say"][language] == phrase(first, "3", language, place)
+    assert (
+        service_call["say"]["en"]
+        == f"Number {first[0]}{int(first[1:])}, counter 3. Room 204, 2nd floor."
+    )
+    reply = session.get(f"{server.url}{service_call['sound']}", timeout=60)
+    assert reply.status_code == 200
+    assert json.loads(reply.headers["X-Vuoro-Said"]) == service_call["say"]
+    issue(kiosk_dir, 1, service="advice")  # no place anywhere: the call alone
+    plain_number = call_next(server, "4", "advice").split()[0]
+    calls = session.get(f"{server.url}/display/state", timeout=10).json()["calls"]
+    plain = next(call for call in calls if call["number"] == plain_number)
+    assert plain["location"] == {} and plain["say"]["en"].endswith("counter 4.")
+    heard = session.get(f"{server.url}{plain['sound']}", timeout=60)
+    assert len(reply.content) > len(heard.content) + 44100  # the place is heard: a second more
+
+
 def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
     server, kiosk_dir = branch
     session, token = pair_display(server)

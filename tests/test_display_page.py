@@ -61,6 +61,10 @@ def wait_played(page, count: int, timeout_s: float = 60) -> list[dict]:
 @pytest.mark.screenshot
 def test_a_console_call_shows_and_speaks_and_a_recall_speaks_again(chromium, branch, shots):
     server, kiosk_dir = branch
+    _, services = server.storage.branch_settings("demo")
+    permits = next(s for s in services if s["id"] == "permits")
+    permits["locations"] = {"fi": "Huone 204, 2. kerros", "en": "Room 204, 2nd floor"}
+    server.storage.put_service("demo", permits)
     issue(kiosk_dir, 2)
     display = open_display(chromium, server)
     assert display.locator("#idle").is_visible()
@@ -71,6 +75,12 @@ def test_a_console_call_shows_and_speaks_and_a_recall_speaks_again(chromium, bra
     now = display.locator("#now")
     now.locator(".number").get_by_text(number).wait_for()
     assert display.locator("#now-counter").inner_text() == "3"
+    # where to go, in the language on show (the labels rotate through the display's)
+    place, shown = display.evaluate(
+        "[window.vuoroDisplay.state.calls[0].location[document.documentElement.lang],"
+        " document.getElementById('now-place').textContent]"
+    )
+    assert place in {"Huone 204, 2. kerros", "Room 204, 2nd floor"} and shown == place
     assert "fresh" in now.get_attribute("class")  # highlighted, blinking
     first = wait_played(display, 1)
     call_id = int(now.get_attribute("data-call-id"))

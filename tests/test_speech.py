@@ -551,3 +551,39 @@ def test_piper_output_is_resampled_to_the_announcement_format(tmp_path, monkeypa
     # four words of 0.1 s each, resampled from 16 kHz
     assert end - start == pytest.approx(0.4, abs=0.01)
     assert rms(part(samples, start, end)) > 4000
+
+
+@pytest.mark.parametrize(
+    ("place", "said"),
+    [
+        # a full stop after a digit goes (espeak-ng says "kaksi kerros" either way)
+        ("Huone 204, 2. kerros", "Numero A42, palvelupiste 3. Huone 204, 2 kerros."),
+        ("Room 12.", "Numero A42, palvelupiste 3. Room 12."),  # one full stop, not two
+        (" , ,", "Numero A42, palvelupiste 3."),  # nothing to say: left out
+        ("<speak>B</speak>, -v de\x00", "Numero A42, palvelupiste 3. speak B speak, v de."),
+        ("\u202eשלום, Kerros 2", "Numero A42, palvelupiste 3. Kerros 2."),
+    ],
+)
+def test_where_to_go_is_said_after_the_counter(place, said):
+    assert phrase("A042", "3", "fi", place) == said
+
+
+def test_a_place_over_its_cap_is_refused():
+    with pytest.raises(SpeechInputError):
+        phrase("A042", "3", "fi", "x" * 121)
+    with pytest.raises(SpeechInputError):
+        phrase("A042", "3", "fi", None)
+
+
+def test_an_announcement_says_each_language_its_own_place(speech):
+    places = {"fi": "Huone 204, 2. kerros", "en": "Room 204, 2nd floor"}
+    announcement = speech.announcement("A042", "3", ["fi", "en"], places)
+    assert announcement.texts == {
+        "fi": "Numero A42, palvelupiste 3. Huone 204, 2 kerros.",
+        "en": "Number A42, counter 3. Room 204, 2nd floor.",
+    }
+    samples = decode(announcement.wav)
+    for _language, start, end in announcement.segments[1:]:
+        assert rms(part(samples, start, end)) > 1000
+    plain = speech.announcement("A042", "3", ["fi", "en"])
+    assert announcement.duration_s > plain.duration_s + 1.0  # the places are heard

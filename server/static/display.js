@@ -74,6 +74,8 @@
     $("history-title").textContent = w.earlier;
     $("now-counter-word").textContent = w.counter;
     $("idle").textContent = w.no_calls;
+    const shown = presenting || state.calls[0];
+    $("now-place").textContent = (shown && shown.location && shown.location[language]) || "";
     const list = $("services");
     list.replaceChildren(
       ...state.services.map((service) => {
@@ -123,6 +125,8 @@
     const panel = $("now");
     $("now-number").textContent = call ? call.number : "";
     $("now-counter").textContent = call ? call.counter : "";
+    const language = state ? words()[0] : "";
+    $("now-place").textContent = (call && call.location && call.location[language]) || "";
     panel.hidden = !call;
     $("idle").hidden = Boolean(call);
     panel.dataset.callId = call ? String(call.id) : "";

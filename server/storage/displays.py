@@ -219,13 +219,19 @@ class Displays:
         """One call of the branch by its event id (a display's sound for it)."""
         with self.database.reading() as db:
             row = db.execute(
-                "SELECT data, created_at FROM events WHERE id = ? AND branch_id = ? AND kind = ?",
+                "SELECT data, created_at, queue_id FROM events "
+                "WHERE id = ? AND branch_id = ? AND kind = ?",
                 [event_id, branch_id, events.CALLED],
             ).fetchone()
         if row is None:
             return None
         said = json.loads(row[0])
-        return {"number": said.get("number", ""), "counter": said.get("counter", ""), "at": row[1]}
+        return {
+            "number": said.get("number", ""),
+            "counter": said.get("counter", ""),
+            "service": row[2],
+            "at": row[1],
+        }
 
 
 def _picks(values: list[str], what: str) -> list[str]:
