@@ -7,7 +7,6 @@ config: the window is created when Kivy's window module is imported.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import datetime, timedelta
 from importlib import resources
@@ -26,16 +25,17 @@ from kiosk import narration
 from kiosk.admin import AdminMenu, AdminScreen
 from kiosk.config import KioskConfig
 from kiosk.guard import TapGuard
-from kiosk.home import HomeScreen, LanguageButton, NavButton, ServiceButton
+from kiosk.home import HomeScreen
 from kiosk.i18n import closed_reason, set_default_language, tr
 from kiosk.issuing import Callbacks, TicketIssuer
-from kiosk.modes import MODE_KEYS, MODES, ModeButton, Theme, TimeWarning
+from kiosk.keys import Keys
+from kiosk.modes import MODES, ModeButton, Theme, TimeWarning
 from kiosk.paper import ticket_url
 from kiosk.pin import PinScreen
+from kiosk.speaking import Speaking
 from kiosk.startup import RETRY_S, Prepared, StateUnavailable, prepare
 from kiosk.ticket import TicketScreen
 from kiosk.timelimit import TimeLimit
-from kiosk.voice import Voice, voice_from_config
 from printer.backends import Backend
 from sync import clock, devices, state, tickets
 from sync.devices import NO_PAPER_STATES
@@ -49,21 +49,6 @@ REFRESH_S = 5.0
 PRINTER_POLL_S = 20.0  # how often an idle kiosk asks the printer how it is
 PRINT_FAILED_HOLD = 3  # the customer needs time to photograph the screen
 
-KEY_TAB, KEY_ENTER, KEY_SPACE, KEY_ESCAPE = 9, 13, 32, 27
-KEY_KP_ENTER = 271
-KEYS_NEXT = {274, 275}  # down, right
-KEYS_PREVIOUS = {273, 276}  # up, left
-KEY_KP_1 = 257
-KEY_BACKSPACE = 8
-KEY_KP_0 = 256
-KEY_ZERO = 48
-KEY_HOME = 278
-KEYS_LOUDER = {280, 267}  # PageUp, keypad /
-KEYS_QUIETER = {281, 269}  # PageDown, keypad -
-SPEECH_HOLD_S = 1.5  # holding 0 this long switches speech on or off
-SPEECH_RECORD_ENV = "VUORO_SPEECH_RECORD"  # a folder: every utterance kept as WAV, text, JSON
-MODE_KEYCODES = {270: "large_text", 268: "high_contrast"}  # keypad + and *
-MODE_SHIFTED = {61: "large_text", 56: "high_contrast"}  # Shift+= and Shift+8 (US layout)
 WARNING_TICK_S = 0.1
 CORNER = 0.12  # of the screen's height: the admin gesture's square
 
@@ -107,13 +92,10 @@ class KioskApp(App):
         self.ticket_limit = self.time_limit("ticket", lambda: self.go_home())
         self.idle_limit = self.time_limit("customer", self._reset_customer)
         self._warning_tick = None
-        self.voice: Voice | None = None
+        self.speaking = Speaking(self)
         self.category: str | None = None  # the open level of the service tree (None: the top)
         self.level: list[Service | Category] = []  # what the open level offers
         self.level_title = ""
-        self._zero_hold = None  # the pending "0 held long enough" event
-        self._zero_down = False
-        self._ticket_words = ""  # the ticket said on the ticket screen (0 says it again)
 
     # -- building ---------------------------------------------------------
 
@@ -138,10 +120,11 @@ class KioskApp(App):
         )
         self.menu.bind(on_action=lambda _s, action: self.admin.act(action))
         self._corner_hold = None
-        self.voice = self._make_voice()
+        self.speaking.start()
+        self.keys = Keys(self)  # held here: Kivy binds bound methods weakly
         Window.bind(
-            on_key_down=self._on_key_down,
-            on_key_up=self._on_key_up,
+            on_key_down=self.keys.down,
+            on_key_up=self.keys.up,
             on_request_close=self._on_request_close,
             on_touch_down=self._on_touch_down,
             on_touch_up=self._on_touch_up,
@@ -216,29 +199,11 @@ class KioskApp(App):
             self.notifier.watchdog()
             Clock.schedule_interval(lambda _dt: self.notifier.watchdog(), interval)
 
-    def _make_voice(self) -> Voice | None:
-        """The kiosk's voice: off until a held ``0`` or a plugged-in headset (or
-        ``always_on``); recordings cached under the state directory."""
-        record = os.environ.get(SPEECH_RECORD_ENV)
-        try:
-            return voice_from_config(
-                self.settings.speech,
-                self.db_path.parent / "speech-cache",
-                record_dir=Path(record) if record else None,
-                on_headset=lambda present: Clock.schedule_once(
-                    lambda _dt: self._headset_changed(present), 0
-                ),
-            )
-        except Exception:  # the kiosk issues tickets without a voice rather than not at all
-            log.exception("no speech: the voice could not be set up")
-            return None
-
     def on_stop(self) -> None:
         self.notifier.stopping()
         if self.issuer is not None:
             self.issuer.shutdown()
-        if self.voice is not None:
-            self.voice.shutdown()
+        self.speaking.shutdown()
 
     # -- home -------------------------------------------------------------
 
@@ -310,8 +275,8 @@ class KioskApp(App):
         self.category = category
         self.home.clear_focus()
         self.refresh()
-        self._customer_changed()
-        self._say_choices()
+        self.customer_changed()
+        self.speaking.say_choices()
 
     def check_printer(self) -> None:
         if not self.busy and self.issuer is not None:
@@ -359,10 +324,10 @@ class KioskApp(App):
         """The customer's language until their ticket, or until they walk away."""
         changed = language != self.language
         self.language = language
-        self._customer_changed()
+        self.customer_changed()
         self.refresh()
         if changed and self.screens.current == "home" and not self.busy:
-            self._say_choices()  # the choices again, in the language just chosen
+            self.speaking.say_choices()  # the choices again, in the language just chosen
 
     def choose(self, service: Service) -> None:
         """A deliberate tap (or key) on a service: start one ticket."""
@@ -373,7 +338,7 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: self.refresh(), self.settings.min_tap_interval_s)
             return
         self.busy = True
-        self._ticket_words = ""
+        self.speaking.ticket_words = ""
         self.idle_limit.cancel()  # the choices hold until this ticket is done
         self._current = service
         self.ticket.show_pending(
@@ -394,10 +359,7 @@ class KioskApp(App):
     def _committed(self, ticket: Ticket) -> None:
         self.ticket.show_number(ticket.display, ticket_url(self.settings, ticket))
         if self._current is not None:  # the issuer has it: speech cannot hold the paper up
-            self._ticket_words = narration.ticket_words(
-                ticket.display, self._current, self.language
-            )
-            self.say(self._ticket_words)
+            self.speaking.say_ticket(ticket.display, self._current)
         Clock.schedule_once(lambda _dt: setattr(self.ticket, "done_enabled", True), DONE_GRACE_S)
 
     def _printed(self, ticket: Ticket) -> None:
@@ -430,7 +392,7 @@ class KioskApp(App):
         self.ticket_limit.cancel()
         self.theme.reset()  # the next customer starts afresh
         self._leave_tree()
-        self._reset_voice()
+        self.speaking.reset()
         self.printer_state = "unknown"
         self.busy = False
         self.screens.current = "home"
@@ -470,14 +432,9 @@ class KioskApp(App):
         log.info("%s %s", mode.replace("_", " "), "on" if getattr(self.theme, mode) else "off")
         for button in self.home.mode_buttons:
             if button.mode == mode:
-                self.say(narration.mode_words(button.label, button.on, self.language))
+                self.speaking.say(narration.mode_words(button.label, button.on, self.language))
 
-    # -- speech -------------------------------------------------------------------
-
-    def say(self, text: str, language: str | None = None) -> None:
-        """Queue ``text`` for the voice (when speech is on); returns at once."""
-        if self.voice is not None:
-            self.voice.say(text, language or self.language)
+    # -- the service tree ------------------------------------------------------
 
     def _leave_tree(self) -> None:
         """The next customer starts at the first level (the focus starts afresh
@@ -486,102 +443,11 @@ class KioskApp(App):
             self.category = None
             self.home.clear_focus()
 
-    def _reset_voice(self) -> None:
-        """Speech and volume back to their defaults for the next customer."""
-        if self.voice is not None:
-            self.voice.reset()
-            log.info("speech reset: %s", "on" if self.voice.enabled else "off")
-
-    def _speech_switched(self) -> bool:
-        """Speech on for this customer though it is off by default."""
-        return self.voice is not None and self.voice.enabled and not self.voice.default_enabled
-
-    def toggle_speech(self) -> None:
-        """Holding 0: speech on (it says so, and reads the choices) or off."""
-        if self.voice is None:
-            return
-        self.voice.enabled = not self.voice.enabled
-        log.info("speech %s", "on" if self.voice.enabled else "off")
-        if self.voice.enabled:
-            self._say_screen(speech_on=True)
-        self._customer_changed()
-
-    def _headset_changed(self, present: bool) -> None:
-        """A headset plugged in switched speech on: tell the customer where they are."""
-        log.info("speech %s (headset)", "on" if self.voice and self.voice.enabled else "off")
-        if present:
-            self._say_screen(speech_on=True)
-        self._customer_changed()
-
-    def _say_screen(self, speech_on: bool = False) -> None:
-        if self.screens.current == "ticket" and self._ticket_words:
-            self.say(self._ticket_words)
-        elif self.screens.current == "home":
-            self._say_choices(speech_on=speech_on)
-
-    def _speaking(self) -> bool:
-        """Whether anything said now is heard (nothing is composed otherwise)."""
-        return self.voice is not None and self.voice.enabled
-
-    def _say_choices(self, speech_on: bool = False) -> None:
-        if not self._speaking():
-            return
-        if self.out_of_order or self.unavailable or not self.level:
-            self.say(self.home.notice or self.home.prompt)
-            return
-        self.say(
-            narration.choices(self.level, self.level_title, self.language, speech_on=speech_on)
-        )
-
-    def _say_focused(self) -> None:
-        """The button the focus just moved to, said (a language in its own language)."""
-        button = self.home.focused
-        if not self._speaking():
-            return
-        if isinstance(button, ServiceButton) and button.item is not None:
-            self.say(narration.item_words(button.item, self.language))
-        elif isinstance(button, LanguageButton):
-            self.say(*narration.language_words(button.language))
-        elif isinstance(button, NavButton):
-            self.say(button.text.lstrip("‹ "))
-        elif isinstance(button, ModeButton):
-            self.say(narration.mode_words(button.label, button.on, self.language))
-
-    def _zero_pressed(self) -> None:
-        if not self._zero_down:  # a held key repeats: the first press counts
-            self._zero_down = True
-            self._zero_hold = Clock.schedule_once(lambda _dt: self._zero_held(), SPEECH_HOLD_S)
-
-    def _zero_held(self) -> None:
-        self._zero_hold = None
-        self.toggle_speech()
-
-    def _zero_released(self) -> None:
-        """A short 0: back one level inside a category, else say the screen again."""
-        self._zero_down = False
-        if self._zero_hold is None:
-            return  # held: speech was switched
-        self._zero_hold.cancel()
-        self._zero_hold = None
-        if self.admin is not None and self.admin.is_open:
-            return
-        if self.screens.current == "home" and self.category is not None and not self.busy:
-            self.navigate("back")
-        else:
-            self._say_screen()
-
-    def _change_volume(self, step: int) -> None:
-        if self.voice is None:
-            return
-        level = self.voice.volume_up() if step > 0 else self.voice.volume_down()
-        log.info("speech volume %d", level)
-        self.say(tr("Volume {level}", self.language, level=level))
-
     def _modes_changed(self) -> None:
         self._label_modes()
-        self._customer_changed()
+        self.customer_changed()
 
-    def _customer_changed(self) -> None:
+    def customer_changed(self) -> None:
         """A customer's own choice (language, a mode, an open category, speech)
         holds while they are here: it goes back after ``language_reset_s``
         untouched, with a warning first."""
@@ -589,7 +455,7 @@ class KioskApp(App):
             self.language == self.settings.language
             and self.theme.is_default
             and self.category is None
-            and not self._speech_switched()
+            and not self.speaking.switched
         ):
             self.idle_limit.cancel()
         elif self.screens.current == "home" and not self.busy:
@@ -598,7 +464,7 @@ class KioskApp(App):
     def _reset_customer(self) -> None:
         log.info("the customer's choices went back to the defaults (idle)")
         self.theme.reset()
-        self._reset_voice()
+        self.speaking.reset()
         self._leave_tree()
         if self.language != self.settings.language:
             self.set_language(self.settings.language)
@@ -621,7 +487,7 @@ class KioskApp(App):
         """A time limit is about to end: said aloud too when speech is on."""
         log.info("time limit %s: warning, %.1f s left", name, seconds_left)
         if name != "admin":
-            self.say(tr("Need more time? Press any key", self.language))
+            self.speaking.say(tr("Need more time? Press any key", self.language))
 
     def _show_warning(self, limit: TimeLimit) -> None:
         self.warning.show(
@@ -646,7 +512,7 @@ class KioskApp(App):
             self._warning_tick = None
         log.info("time limit %s: warning gone", limit.name)
 
-    def _activity(self) -> None:
+    def activity(self) -> None:
         """A touch or key from the customer: their running time limit starts over."""
         if self.screens.current == "home":
             self.idle_limit.extend()
@@ -667,7 +533,7 @@ class KioskApp(App):
         if self.admin.is_open:
             self.admin.touched()
             return False
-        self._activity()
+        self.activity()
         if self.screens.current == "home" and _in_corner(touch.pos, Window.size):
             self._cancel_corner_hold()
             self._corner_hold = Clock.schedule_once(
@@ -687,99 +553,8 @@ class KioskApp(App):
     def _on_request_close(self, *_args, **_kwargs) -> bool:
         return self.settings.kiosk_mode  # True keeps the window open
 
-    def _on_key_down(self, _window, key: int, _scancode, codepoint, modifiers) -> bool:
-        if self.admin is None:
-            return key == KEY_ESCAPE  # nothing to drive yet; Escape still never quits
-        if self.admin.is_open:
-            return self._admin_key(key, codepoint)
-        if codepoint == "a" and {"ctrl", "alt"} <= set(modifiers) and not self.busy:
-            self.admin.open_pin()  # the keyboard's way in
-            return True
-        if key == KEY_ESCAPE:
-            return True  # never quits, never goes "back"
-        if not (self.screens.current == "ticket" and key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE)):
-            self._activity()  # any key: more time (on the ticket screen Enter is "Done")
-        if _is_zero(key, codepoint):
-            self._zero_pressed()  # short: back or say again; held: speech on or off
-            return True
-        if key in KEYS_LOUDER or key in KEYS_QUIETER:
-            self._change_volume(1 if key in KEYS_LOUDER else -1)
-            return True
-        mode = _mode_key(key, codepoint, modifiers)
-        if mode:
-            self.toggle_mode(mode)
-            return True
-        if self.screens.current == "ticket":
-            if key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE) and self.ticket.done_enabled:
-                self.go_home()
-            return True
-        digit = _digit(key, codepoint)
-        if digit:
-            self.home.clear_focus()
-            self.home.activate(digit - 1)
-        elif key == KEY_TAB:
-            self.home.move_focus(-1 if "shift" in modifiers else 1)
-            self._say_focused()
-        elif key in KEYS_NEXT:
-            self.home.move_focus(1)
-            self._say_focused()
-        elif key in KEYS_PREVIOUS:
-            self.home.move_focus(-1)
-            self._say_focused()
-        elif key in (KEY_ENTER, KEY_KP_ENTER, KEY_SPACE):
-            self.home.activate()
-        elif key == KEY_BACKSPACE:
-            if self.category is not None and not self.busy:
-                self.navigate("back")
-        elif key == KEY_HOME:
-            if self.category is not None and not self.busy:
-                self.navigate("home")
-        else:
-            return False
-        return True
-
-    def _on_key_up(self, _window, key: int, _scancode=None, *_args) -> bool:
-        if _is_zero(key, None):
-            self._zero_released()
-            return True
-        return False
-
-    def _admin_key(self, key: int, codepoint: str | None) -> bool:
-        self.admin.touched()
-        if key == KEY_ESCAPE:
-            self.admin.close("closed by key")
-        elif self.screens.current == "pin":
-            if codepoint and len(codepoint) == 1 and codepoint.isdigit():
-                self.pin.press(codepoint)
-            elif key == KEY_BACKSPACE:
-                self.pin.backspace()
-            elif key in (KEY_ENTER, KEY_KP_ENTER):
-                self.pin.submit()
-        return True
-
 
 def _in_corner(pos: tuple[float, float], size: tuple[int, int]) -> bool:
     """The top-left corner: a square of 12% of the screen's height (Kivy's y is up)."""
     side = size[1] * CORNER
     return pos[0] <= side and pos[1] >= size[1] - side
-
-
-def _mode_key(key: int, codepoint: str | None, modifiers: list[str]) -> str:
-    """The mode a key switches ("" for none): keypad + and *, or + and * typed."""
-    if "shift" in modifiers and key in MODE_SHIFTED:
-        return MODE_SHIFTED[key]
-    return MODE_KEYS.get(codepoint or "") or MODE_KEYCODES.get(key, "")
-
-
-def _is_zero(key: int, codepoint: str | None) -> bool:
-    """0 on the main row or the keypad: the speech key."""
-    return codepoint == "0" or key in (KEY_ZERO, KEY_KP_0)
-
-
-def _digit(key: int, codepoint: str | None) -> int:
-    """1–9 from the main row or the keypad; 0 for anything else."""
-    if codepoint and codepoint in "123456789" and len(codepoint) == 1:
-        return int(codepoint)
-    if KEY_KP_1 <= key < KEY_KP_1 + 9:
-        return key - KEY_KP_1 + 1
-    return 0
