@@ -74,6 +74,7 @@ MAX_HISTORY = 200
 MAX_RECORDS = 1000
 """How many utterances ``record_dir`` keeps (the oldest files go first)."""
 
+ASOUND_CARDS_ENV = "VUORO_ASOUND_CARDS"
 PLAYER = ("aplay", "-q", "-D", "{device}", "{wav}")
 """The player's command line; ``{device}`` and ``{wav}`` are whole words replaced."""
 
@@ -635,11 +636,17 @@ def _kill(process: subprocess.Popen) -> None:
 
 
 def headset_source(where: str) -> HeadsetSource:
-    """The headset detection the config's ``[speech] headset`` names."""
+    """The headset detection the config's ``[speech] headset`` names.
+
+    ``VUORO_ASOUND_CARDS`` names another file to read in place of
+    ``/proc/asound/cards``: where no USB headset can be plugged in (a test, a
+    container), a file written in the kernel's format plugs one in.
+    """
+    cards = AsoundCards(Path(os.environ.get(ASOUND_CARDS_ENV) or "/proc/asound/cards"))
     sources: dict[str, list[HeadsetSource]] = {
-        "usb": [AsoundCards()],
+        "usb": [cards],
         "jack": [JackSwitch()],
-        "auto": [AsoundCards(), JackSwitch()],
+        "auto": [cards, JackSwitch()],
         "none": [],
     }
     chosen = sources.get(where, [])

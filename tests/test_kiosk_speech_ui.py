@@ -75,7 +75,9 @@ class Recordings:
 class SpeakingKiosk(ProbedKiosk):
     """The probed kiosk that keeps what it says in ``record``."""
 
-    def __init__(self, screen, tmp_path: Path, config: Path, record: Path) -> None:
+    def __init__(
+        self, screen, tmp_path: Path, config: Path, record: Path, env: dict | None = None
+    ) -> None:
         self.probe_dir = tmp_path / "probe"
         self.probe_dir.mkdir()
         Kiosk.__init__(
@@ -85,7 +87,8 @@ class SpeakingKiosk(ProbedKiosk):
             config,
             size=PI_SCREEN,
             command=(sys.executable, "-m", "tests.kiosk_probe"),
-            env={"VUORO_PROBE": str(self.probe_dir), "VUORO_SPEECH_RECORD": str(record)},
+            env={"VUORO_PROBE": str(self.probe_dir), "VUORO_SPEECH_RECORD": str(record)}
+            | (env or {}),
         )
 
 
@@ -180,3 +183,56 @@ def test_a_blind_customer_switches_speech_on_and_gets_a_printed_ticket_by_keys_a
     finally:
         kiosk.stop()
     assert "speech on" in kiosk.log
+
+
+ONBOARD_CARD = " 0 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0\n                      vc4-hdmi-0\n"
+USB_HEADSET = (
+    " 1 [Headset        ]: USB-Audio - USB Headset\n"
+    "                      USB Headset at usb-0000:01:00.0-1.3, full speed\n"
+)
+
+
+def write_cards(path: Path, text: str) -> None:
+    """The kernel's card list, replaced whole as the kernel's would be."""
+    path.with_suffix(".tmp").write_text(text, "utf-8")
+    path.with_suffix(".tmp").replace(path)
+
+
+def test_a_headset_plugged_in_switches_speech_on_and_takes_the_sound(
+    screen, write_config, tmp_path
+):
+    """No sight needed: plugging in a USB headset (the kernel lists a USB-Audio
+    card) switches speech on, says where the customer is, and plays on the
+    headset; pulling it out switches speech off."""
+    record = tmp_path / "spoken"
+    said = Recordings(record)
+    cards = tmp_path / "cards"
+    write_cards(cards, ONBOARD_CARD)
+    config = write_config(finnish_tree().replace('headset = "none"', 'headset = "usb"'))
+    kiosk = SpeakingKiosk(screen, tmp_path, config, record, {"VUORO_ASOUND_CARDS": str(cards)})
+    try:
+        kiosk.until(lambda s: s["screen"] == "home" and s["buttons"], "home")
+        assert said.all() == [], "speech is off until asked for"
+
+        write_cards(cards, ONBOARD_CARD + USB_HEADSET)
+        kiosk.wait_for_log("speech on (headset)")
+        intro = said.wait(lambda r: "Puhe on päällä" in r["text"], "speech on", kiosk)
+        assert intro["device"] == "plughw:CARD=Headset,DEV=0", "the sound goes to the headset"
+        assert "Raha-asiat" in intro["text"] and loudness(intro) > MIN_RMS
+
+        screen.key("Right")  # the focus, said on the headset too
+        focused = said.wait(lambda r: r["text"].startswith("Raha-asiat"), "the focus", kiosk)
+        assert focused["device"] == "plughw:CARD=Headset,DEV=0"
+
+        write_cards(cards, ONBOARD_CARD)
+        kiosk.wait_for_log("headset pulled out")
+        last = max(r["serial"] for r in said.all())
+        screen.key("Right")
+        screen.key("Left")
+        kiosk.until(lambda s: s["screen"] == "home", "home")
+        hold_zero(screen, kiosk, times=2)  # the key still works without a headset
+        again = said.wait(lambda r: r["serial"] > last, "speech on by key", kiosk)
+        assert again["serial"] == last + 1, "nothing was said after the headset went"
+        assert again["device"] == "null", "the speaker again"
+    finally:
+        kiosk.stop()
