@@ -95,7 +95,7 @@ screenshots: venv
 # The keywords are catalogue.KEYWORDS; --add-location=file keeps the files
 # stable while lines move.
 LOCALES := catalogue/locale
-I18N_KEYWORDS := -k tr -k ntr:1,2 -k ptr:1c,2
+I18N_KEYWORDS := -k tr -k ntr:1,2 -k ptr:1c,2 -k N_
 
 i18n: venv
 	$(VENV)/bin/pybabel --quiet extract -F babel.cfg $(I18N_KEYWORDS) --add-comments=Translators: \

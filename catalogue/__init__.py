@@ -36,8 +36,15 @@ ENDONYMS = {"en": "English", "fi": "Suomi", "sv": "Svenska", "et": "Eesti"}
 SOURCE_LANGUAGE = "en"
 
 #: What marks a message for extraction (Babel keyword specs); the Makefile's
-#: ``make i18n`` passes the same to ``pybabel extract``.
-KEYWORDS = {"tr": None, "ntr": (1, 2), "ptr": ((1, "c"), 2)}
+#: ``make i18n`` passes the same to ``pybabel extract``. ``N_`` marks a message
+#: kept in a table and translated where it is shown (:func:`N_`).
+KEYWORDS = {"tr": None, "ntr": (1, 2), "ptr": ((1, "c"), 2), "N_": None}
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for the catalogue without translating it (gettext_noop)."""
+    return message
+
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 

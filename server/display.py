@@ -27,11 +27,13 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from catalogue import N_, translator
 from server import events, live
 from server.console import from_another_site
-from server.i18n import display_words
+from server.i18n import accepted_language, display_words
 from server.speech import Speech, SpeechError, phrase
 from server.storage import Rejected, Storage, Throttled, Unauthorized, iso, now
+from server.storage.displays import MAX_NAME as MAX_DISPLAY_NAME
 
 COOKIE = "vuoro_display"
 COOKIE_AGE_S = 10 * 365 * 86400  # a TV is paired once; revoking is the way out
@@ -146,6 +148,16 @@ def call_location(branch: dict, call: dict, languages: list[str]) -> dict[str, s
     return _located(branch["counters"].get(call["counter"]) or service.get("locations"), languages)
 
 
+#: What the pairing form says when a code does not pair (``{seconds}``: the wait).
+PAIRING_ERRORS = {
+    "elsewhere": N_("This pairing came from another site."),
+    "shape": N_("A pairing code is 8 letters and digits."),
+    "throttled": N_("Too many wrong codes. Try again in {seconds} s."),
+    "unknown": N_("That code is unknown, used or expired."),
+    "name": N_("A display's name is at most {most} printable characters on one line."),
+}
+
+
 def byte_range(header: str, size: int) -> tuple[int, int] | None:
     """The one byte range a media element asks for (``bytes=a-b``, ``bytes=a-``
     or ``bytes=-n``), clipped to the body; None for the whole body (no header,
@@ -225,8 +237,13 @@ def display_router(
         except Unauthorized:
             return None
 
-    def pairing_page(status: int, error: str = "", wait_s: int = 0) -> Response:
-        response = render("display_pair.html", status, lang="en", error=error)
+    def pairing_page(request: Request, status: int, error: str = "", wait_s: int = 0) -> Response:
+        """The pairing form, in the browser's language (a display has none of
+        its own before it is paired); ``error`` is translated here too."""
+        lang = accepted_language(request.headers.get("accept-language")) or "en"
+        tr = translator(lang).gettext
+        error = tr(error).format(seconds=wait_s, most=MAX_DISPLAY_NAME) if error else ""
+        response = render("display_pair.html", status, lang=lang, error=error)
         if wait_s:
             response.headers["Retry-After"] = str(wait_s)
         response.delete_cookie(COOKIE, path="/display")
@@ -234,19 +251,19 @@ def display_router(
 
     def pair(request: Request, code: str, name: str) -> Response:
         if from_another_site(request):
-            return pairing_page(403, "This pairing came from another site.")
+            return pairing_page(request, 403, PAIRING_ERRORS["elsewhere"])
         code = "".join(code.split()).upper()
         if not code or len(code) > 20 or not code.isascii() or not code.isalnum():
-            return pairing_page(400, "A pairing code is 8 letters and digits.")
+            return pairing_page(request, 400, PAIRING_ERRORS["shape"])
         address = request.client.host if request.client else "unknown"
         try:
             _display, token = storage.pair_display(code, name, address)
         except Throttled as exc:
-            return pairing_page(429, f"{str(exc).capitalize()}.", exc.seconds)
+            return pairing_page(request, 429, PAIRING_ERRORS["throttled"], exc.seconds)
         except Unauthorized:
-            return pairing_page(401, "That code is unknown, used or expired.")
-        except Rejected as exc:
-            return pairing_page(400, str(exc))
+            return pairing_page(request, 401, PAIRING_ERRORS["unknown"])
+        except Rejected:  # the only thing left to refuse is the name
+            return pairing_page(request, 400, PAIRING_ERRORS["name"])
         response = RedirectResponse("/display", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -270,7 +287,7 @@ def display_router(
             return pair(request, code[:40], request.query_params.get("name", "")[:200])
         display = display_for(request, token)
         if display is None:
-            return pairing_page(401 if token else 200)
+            return pairing_page(request, 401 if token else 200)
         return render("display.html", 200, lang=display["languages"][0], display=display)
 
     @router.post("/pair")

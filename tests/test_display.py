@@ -88,6 +88,34 @@ def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
     assert stranger.headers["WWW-Authenticate"] == "Bearer"
 
 
+def test_the_pairing_form_speaks_the_browsers_language_errors_too(branch):
+    """A display has no language before it is paired: the TV's browser says which."""
+    server, _ = branch
+    finnish = {"Accept-Language": "fi-FI,fi;q=0.9,en;q=0.8"}
+    page = requests.get(f"{server.url}/display", headers=finnish, timeout=10)
+    assert page.status_code == 200 and '<html lang="fi">' in page.text
+    assert "Yhdistä tämä näyttö" in page.text and "Pair this display" not in page.text
+    swedish = {"Accept-Language": "sv-SE"}
+    wrong = requests.post(
+        f"{server.url}/display/pair", data={"code": "ABCD2345"}, headers=swedish, timeout=10
+    )
+    assert wrong.status_code == 401 and '<html lang="sv">' in wrong.text
+    assert "Koden är okänd, redan använd eller har gått ut." in wrong.text
+    odd = requests.post(
+        f"{server.url}/display/pair",
+        data={"code": "ÄÖ"},
+        headers={"Accept-Language": "et"},
+        timeout=10,
+    )
+    assert odd.status_code == 400 and "Sidumiskood koosneb 8 tähest ja numbrist." in odd.text
+    for header in ("", "*", "de-DE,de", "fi;q=abc", "x" * 5000, "en;q=0.1,fi;q=0", "<script>"):
+        page = requests.get(
+            f"{server.url}/display", headers={"Accept-Language": header}, timeout=10
+        )
+        assert page.status_code == 200 and "<script>" not in page.text.split("</title>")[0]
+        assert '<html lang="en">' in page.text, header
+
+
 def test_a_call_from_the_cli_reaches_the_display_with_its_words(branch):
     server, kiosk_dir = branch
     session, _ = pair_display(server)
