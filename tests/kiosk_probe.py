@@ -9,7 +9,7 @@ When ``$VUORO_PROBE/do.json`` appears, it puts the screen it names on show
 colours and glyph box (``texts``) for the contrast check (tests.screens). A
 ``staff_language`` in it is the language the admin menu and PIN pad speak from
 then on (the kiosk's configured one otherwise); a ``staff_message`` is the
-menu's message line.
+message line of the PIN pad or menu on show.
 
 ``$VUORO_PROBE_LOCALE``, when set, is the catalogue the kiosk reads its words
 from (a copy with a translation left out: the fallback tests).
@@ -154,7 +154,8 @@ def watch(self) -> None:
                 self.admin.language = wanted["staff_language"]
             screen_stages.show(self, wanted)
             if wanted.get("staff_message"):
-                self.menu.message = wanted["staff_message"]
+                shown = self.pin if self.screens.current == "pin" else self.menu
+                shown.message = wanted["staff_message"]
             order.unlink()
         ask = folder / "ask"
         if ask.exists():

@@ -406,6 +406,11 @@ def misfits(state: dict) -> list[str]:
     return overflowing(state)
 
 
+def longest_pin_message(language: str) -> str:
+    wrong = ntr("Wrong PIN: {count} try left", "Wrong PIN: {count} tries left", 4, language)
+    return max((wrong, tr("Locked: try again in {seconds} s", language, seconds=1920)), key=len)
+
+
 def longest_message(language: str) -> str:
     """The longest of the menu's messages that a technician may read."""
     return max(
@@ -443,7 +448,7 @@ def test_the_staff_screens_fit_in_every_language(screen, write_config, tmp_path,
         db.close()
         for language in catalogue.LANGUAGES:
             order = {"screen": "pin", "language": language, "staff_language": language}
-            kiosk.order(order)
+            kiosk.order(order | {"staff_message": longest_pin_message(language)})
             kiosk.show(tr("Staff only: enter the admin PIN", language))
             found[f"{language} pin"] = misfits(kiosk.settled())
             grab_at(screen, size).save(shots / f"kiosk-pin-{language}.png")
