@@ -1,4 +1,4 @@
-"""A Babel extractor for Kivy ``.kv`` files (``babel.cfg``: ``catalogue.extract:extract_kv``).
+"""A Babel extractor for Kivy ``.kv`` files (``babel.cfg``: ``catalogue.extract.extract_kv``).
 
 A ``.kv`` rule's property values are Python expressions (``text: tr("Done",
 root.language)``), indented the Kivy way. The lines are reduced to those

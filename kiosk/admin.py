@@ -4,11 +4,17 @@
 Opened by holding the top-left corner (``[admin] hold_s``) or Ctrl+Alt+A, then
 the PIN. It closes itself after ``[admin] idle_s`` untouched. Everything slow
 (the PIN check, printing) runs off the UI thread and comes back by Clock.
+
+The menu and its PIN pad speak the kiosk's own language (``[kiosk] language``,
+the branch's), whichever language the last customer chose: the staff of the
+branch read them. Their words come from the one catalogue like the customers'
+(a missing one falls back to English); log lines stay English for technicians.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +31,7 @@ from kivy.utils import escape_markup
 
 from appliance import machine
 from kiosk.config import KioskConfig
+from kiosk.i18n import ntr, ptr, tr
 from kiosk.pinlock import PinLock, Verdict
 from sync import clock, devices, exchange, tickets
 
@@ -35,7 +42,7 @@ PAIR_LENGTH = 8
 
 
 class AdminScreen(Screen):
-    title = StringProperty("Admin menu")
+    language = StringProperty("en")  # the kiosk's, not the customer's (admin.kv reads it)
     facts = StringProperty("")
     message = StringProperty("")
     out_of_order = BooleanProperty(False)
@@ -49,12 +56,15 @@ class AdminScreen(Screen):
 
 
 class ConfirmView(ModalView):
+    language = StringProperty("en")
     question = StringProperty("")
-    yes = StringProperty("Yes")
+    yes = StringProperty("")
 
-    def __init__(self, question: str, yes: str, then: Callable[[], None], **kwargs) -> None:
+    def __init__(
+        self, question: str, yes: str, then: Callable[[], None], language: str, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
-        self.question, self.yes, self._then = question, yes, then
+        self.question, self.yes, self._then, self.language = question, yes, then, language
 
     def answer(self, confirmed: bool) -> None:
         self.dismiss()
@@ -63,11 +73,12 @@ class ConfirmView(ModalView):
 
 
 class PairView(ModalView):
+    language = StringProperty("en")
     code = StringProperty("")
 
-    def __init__(self, then: Callable[[str], None], **kwargs) -> None:
+    def __init__(self, then: Callable[[str], None], language: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._then = then
+        self._then, self.language = then, language
         for letter in PAIR_ALPHABET:
             button = Factory.AdminButton(text=letter)
             button.bind(on_release=lambda b: self.type(b.text))
@@ -85,17 +96,17 @@ class PairView(ModalView):
             self._then(self.code)
 
 
-def _version() -> str:
+def _version(language: str) -> str:
     try:
         return version("vuoro")
     except PackageNotFoundError:
-        return "unknown"
+        return tr("unknown", language)
 
 
-def local_time(stamp: str | None, zone: ZoneInfo) -> str:
+def local_time(stamp: str | None, zone: ZoneInfo, language: str = "en") -> str:
     """A stored UTC time on the branch's wall clock, as the screen's clock shows it."""
     if not stamp:
-        return "never"
+        return tr("never", language)
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
@@ -105,52 +116,142 @@ def local_time(stamp: str | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def facts(db: sqlite_utils.Database, zone: ZoneInfo) -> list[tuple[str, str]]:
-    """What the menu shows, as (label, value) lines, read from the state DB; times
-    in ``zone`` (the branch's, like the clock), not the UTC they are kept in."""
+def state_word(state: str, language: str) -> str:
+    """A device's state word (``sync.devices``: printer, server, pairing) as staff
+    read it; one this menu does not know is shown as it is stored."""
+    words = {
+        # Translators: the admin menu's device states (printer, server, pairing)
+        "ok": ptr("device state", "ok", language),
+        "unknown": ptr("device state", "unknown", language),
+        "paper_near_end": ptr("device state", "paper near end", language),
+        "paper_out": ptr("device state", "paper out", language),
+        "cover_open": ptr("device state", "cover open", language),
+        "offline": ptr("device state", "offline", language),
+        "not_responding": ptr("device state", "not responding", language),
+        "error": ptr("device state", "error", language),
+        "unreachable": ptr("device state", "unreachable", language),
+        "not_authorized": ptr("device state", "not authorized", language),
+        "requested": ptr("device state", "requested", language),
+        "failed": ptr("device state", "failed", language),
+        "paired": ptr("device state", "paired", language),
+    }
+    return words.get(state, state.replace("_", " "))
+
+
+def _with_detail(status: devices.DeviceStatus, language: str) -> str:
+    """ "paper out (the roll's last metres)": the state in ``language``, its detail
+    as recorded (an exception's own text)."""
+    word = state_word(status.state, language)
+    return f"{word} ({status.detail})" if status.detail else word
+
+
+def facts(db: sqlite_utils.Database, zone: ZoneInfo, language: str = "en") -> list[tuple[str, str]]:
+    """What the menu shows, as (label, value) lines in ``language``, read from the
+    state DB; times in ``zone`` (the branch's, like the clock), not the UTC they
+    are kept in. Device details (an error's own text) stay as recorded."""
     get = tickets.get_config
     paired = get(db, "mode") == "paired"
     server = devices.get(db, "server")
     pairing = devices.get(db, "pairing")
     printer = devices.get(db, "printer")
     counts = exchange.counts(db)
-    leases = _numbers_left(db) if paired else "numbered by this kiosk"
-    attempt = f"; pairing {pairing.state} {pairing.detail}" if pairing else ""
+    leases = _numbers_left(db) if paired else tr("numbered by this kiosk", language)
+    if paired:
+        pairing_fact = tr(
+            "paired as {kiosk} with {server}",
+            language,
+            kiosk=get(db, "kiosk_id"),
+            server=get(db, "server", "?"),
+        )
+    elif pairing:
+        pairing_fact = tr(
+            "standalone (not paired); pairing {state}",
+            language,
+            state=_with_detail(pairing, language),
+        )
+    else:
+        pairing_fact = tr("standalone (not paired)", language)
     return [
-        ("Version", _version()),
-        ("Addresses", ", ".join(machine.ip_addresses()) or "no network"),
+        (tr("Version", language), _version(language)),
         (
-            "Pairing",
-            f"paired as {get(db, 'kiosk_id')} with {get(db, 'server', '?')}"
-            if paired
-            else f"standalone (not paired){attempt}",
+            tr("Addresses", language),
+            ", ".join(machine.ip_addresses()) or tr("no network", language),
         ),
+        (tr("Pairing", language), pairing_fact),
         (
-            "Server",
-            f"{server.state} since {local_time(server.updated_at, zone)}"
+            tr("Server", language),
+            tr(
+                "{state} since {time}",
+                language,
+                state=state_word(server.state, language),
+                time=local_time(server.updated_at, zone, language),
+            )
             if server
-            else "never tried",
+            else tr("never tried", language),
         ),
-        ("Last sync", local_time(get(db, "last_sync_ok"), zone)),
-        ("Outbox", f"{counts['outbox']} waiting, {counts['parked']} parked"),
-        ("Numbers left today", leases or "none"),
+        (tr("Last sync", language), local_time(get(db, "last_sync_ok"), zone, language)),
         (
-            "Printer",
-            f"{printer.state.replace('_', ' ')} {printer.detail}".strip() if printer else "unknown",
+            tr("Outbox", language),
+            tr(
+                "{outbox} waiting, {parked} parked",
+                language,
+                outbox=counts["outbox"],
+                parked=counts["parked"],
+            ),
         ),
-        ("Kiosk", "OUT OF ORDER" if devices.is_out_of_order(db) else "open for customers"),
-        ("Clock", _clock_fact(clock.read(db), zone)),
-        *(("Problem", problem) for problem in devices.problems(db)),
+        (tr("Numbers left today", language), leases or tr("none", language)),
+        (
+            tr("Printer", language),
+            _with_detail(printer, language) if printer else state_word("unknown", language),
+        ),
+        (
+            tr("Kiosk", language),
+            tr("OUT OF ORDER", language)
+            if devices.is_out_of_order(db)
+            else tr("open for customers", language),
+        ),
+        (tr("Clock", language), _clock_fact(clock.read(db), zone, language)),
+        *((tr("Problem", language), problem) for problem in devices.problems(db)),
     ]
 
 
-def _clock_fact(reading: clock.Reading, zone: ZoneInfo) -> str:
+#: sync.clock's reasons, to be said in the menu's language (any other: as it is).
+_CLOCK_REASONS = (
+    (re.compile(r"clock not yet synchronised since boot$"), "boot"),
+    (re.compile(r"clock is before the last ticket \((?P<time>.*)\)$"), "last_ticket"),
+    (re.compile(r"clock is before the server time it saw \((?P<time>.*)\)$"), "server_time"),
+    (re.compile(r"wall clock (?P<offset>[+-]\d+) s off the server's$"), "offset"),
+)
+
+
+def _clock_reason(reason: str, language: str) -> str:
+    for pattern, kind in _CLOCK_REASONS:
+        found = pattern.match(reason)
+        if not found:
+            continue
+        if kind == "boot":
+            return tr("clock not yet synchronised since boot", language)
+        if kind == "last_ticket":
+            return tr("clock is before the last ticket ({time})", language, **found.groupdict())
+        if kind == "server_time":
+            return tr(
+                "clock is before the server time it saw ({time})", language, **found.groupdict()
+            )
+        return tr("wall clock {offset} s off the server's", language, **found.groupdict())
+    return reason
+
+
+def _clock_fact(reading: clock.Reading, zone: ZoneInfo, language: str) -> str:
     """Whether the kiosk knows the day: an unsure clock numbers from its own series."""
+    reason = _clock_reason(reading.reason, language) if reading.reason else ""
     if not reading.sure:
-        return f"UNSURE ({reading.reason}): own series, no date on paper"
-    where = "from the server" if reading.source == "server" else "synchronised"
-    note = f"; {reading.reason}" if reading.reason else ""
-    return f"{local_time(reading.moment.isoformat(), zone)} ({where}{note})"
+        return tr("UNSURE ({reason}): own series, no date on paper", language, reason=reason)
+    if reading.source == "server":
+        where = tr("from the server", language)
+    else:
+        where = tr("synchronised", language)
+    note = f"; {reason}" if reason else ""
+    return f"{local_time(reading.moment.isoformat(), zone, language)} ({where}{note})"
 
 
 def _numbers_left(db: sqlite_utils.Database) -> str:
@@ -171,6 +272,8 @@ class AdminMenu:
         self.app = app
         self.admin = settings.admin
         self.zone = ZoneInfo(settings.branch["timezone"])  # the home screen's clock's
+        #: what the menu and its PIN pad speak: the kiosk's, never the customer's
+        self.language = settings.language
         self.db = db
         self.lock = PinLock(db, settings.admin.pin_hash)
         self._idle = None
@@ -184,10 +287,14 @@ class AdminMenu:
             return
         locked = self.lock.locked_s()
         self.app.idle_limit.cancel()  # staff at the kiosk: no customer's choices to wait for
-        self.app.pin.reset(f"Locked: try again in {locked} s" if locked else "")
+        self.app.pin.language = self.language
+        self.app.pin.reset(self._locked_words(locked) if locked else "")
         self.app.screens.current = "pin"
         self.touched()
         log.info("admin PIN pad opened")
+
+    def _locked_words(self, seconds: int) -> str:
+        return tr("Locked: try again in {seconds} s", self.language, seconds=seconds)
 
     def check_pin(self, pin: str) -> None:
         """While locked out no PIN is even looked at; otherwise argon2 runs off the UI."""
@@ -208,17 +315,25 @@ class AdminMenu:
             self.show_menu()
         elif verdict.locked_s:
             log.warning("admin PIN: locked for %d s", verdict.locked_s)
-            self.app.pin.reset(f"Locked: try again in {verdict.locked_s} s")
+            self.app.pin.reset(self._locked_words(verdict.locked_s))
         else:
             log.warning("admin PIN: wrong (%d tries left)", verdict.tries_left)
-            self.app.pin.reset(f"Wrong PIN: {verdict.tries_left} tries left")
+            self.app.pin.reset(
+                ntr(
+                    "Wrong PIN: {count} try left",
+                    "Wrong PIN: {count} tries left",
+                    verdict.tries_left,
+                    self.language,
+                )
+            )
         self.touched()
 
     def show_menu(self, message: str = "") -> None:
         menu = self.app.menu
+        menu.language = self.language
         menu.facts = "\n".join(
             f"[b]{escape_markup(label)}[/b]  {escape_markup(value)}"
-            for label, value in facts(self.db, self.zone)
+            for label, value in facts(self.db, self.zone, self.language)
         )
         menu.out_of_order = devices.is_out_of_order(self.db)
         menu.message = message
@@ -251,28 +366,51 @@ class AdminMenu:
     def act(self, action: str) -> None:
         self.touched()
         log.info("admin action: %s", action)
+        language = self.language
         if action == "close":
             self.close()
         elif action == "test_print":
-            self._in_background(self.app.issuer.test_print(), "Test page printed; printer {}")
+            self._in_background(
+                self.app.issuer.test_print(),
+                lambda state: tr(
+                    "Test page printed; printer {state}",
+                    language,
+                    state=state_word(state, language),
+                ),
+            )
         elif action == "reprint":
-            self._in_background(self.app.issuer.reprint_last(), "Reprinted {}")
+            self._in_background(
+                self.app.issuer.reprint_last(),
+                lambda number: tr("Reprinted {number}", language, number=number),
+            )
         elif action == "sync_now":
             devices.request_sync(self.db)
-            self.show_menu("Sync asked for; the daemon starts at once")
+            self.show_menu(tr("Sync asked for; the daemon starts at once", language))
         elif action == "pair":
-            PairView(then=self._pair).open()
+            PairView(then=self._pair, language=language).open()
         elif action == "toggle_open":
             devices.set_out_of_order(self.db, not devices.is_out_of_order(self.db))
-            self.show_menu("Out of order" if devices.is_out_of_order(self.db) else "Open again")
+            self.show_menu(
+                tr("Out of order", language)
+                if devices.is_out_of_order(self.db)
+                else tr("Open again", language)
+            )
         elif action == "restart":
-            self._confirm("Restart the kiosk app?", "Yes, restart", self.app.restart)
+            self._confirm(
+                tr("Restart the kiosk app?", language),
+                tr("Yes, restart", language),
+                self.app.restart,
+            )
         elif action == "reboot":
-            self._confirm("Reboot the kiosk now?", "Yes, reboot", lambda: self._power("reboot"))
+            self._confirm(
+                tr("Reboot the kiosk now?", language),
+                tr("Yes, reboot", language),
+                lambda: self._power("reboot"),
+            )
         elif action == "poweroff":
             self._confirm(
-                "Power the kiosk off? Someone must switch it on again.",
-                "Yes, power off",
+                tr("Power the kiosk off? Someone must switch it on again.", language),
+                tr("Yes, power off", language),
                 lambda: self._power("poweroff"),
             )
 
@@ -288,32 +426,47 @@ class AdminMenu:
                 self._power("reboot")
 
     def _confirm(self, question: str, yes: str, then: Callable[[], None]) -> None:
-        ConfirmView(question=question, yes=yes, then=then).open()
+        ConfirmView(question=question, yes=yes, then=then, language=self.language).open()
 
     def _pair(self, code: str) -> None:
         devices.request_pairing(self.db, code)
-        self.show_menu(f"Pairing with {code}: the sync daemon is on it")
+        self.show_menu(
+            tr("Pairing with {code}: the sync daemon is on it", self.language, code=code)
+        )
 
     def _power(self, which: str) -> None:
         if self._power_used:  # a second tap while the machine goes down does nothing
             return
         self._power_used = True
-        command = self.admin.reboot_command if which == "reboot" else self.admin.poweroff_command
+        reboot = which == "reboot"
+        command = self.admin.reboot_command if reboot else self.admin.poweroff_command
         problem = machine.run_command(command)
         if problem:
             self._power_used = False
-            self.show_menu(f"Could not {which}: {problem}")
+            log.warning("could not %s: %s", which, problem)
+            self.show_menu(
+                tr("Could not reboot: {problem}", self.language, problem=problem)
+                if reboot
+                else tr("Could not power off: {problem}", self.language, problem=problem)
+            )
         else:
-            self.show_menu("Rebooting…" if which == "reboot" else "Powering off…")
+            self.show_menu(
+                tr("Rebooting…", self.language) if reboot else tr("Powering off…", self.language)
+            )
 
-    def _in_background(self, future, done: str) -> None:
-        self.app.menu.message = "Working…"
+    def _in_background(self, future, done: Callable[[str], str]) -> None:
+        """``done`` words the result for the menu; a failure is shown, not raised."""
+        self.app.menu.message = tr("Working…", self.language)
 
         def finished(f) -> None:
             try:
-                message = done.format(str(f.result()).replace("_", " "))
+                message = done(str(f.result()))
             except Exception as exc:  # shown to the technician, not raised
-                message = f"Failed: {exc}"
+                log.warning("admin action failed: %s", exc)
+                if type(exc) is LookupError:  # the issuer's "no ticket to reprint yet"
+                    message = tr("No ticket to reprint yet", self.language)
+                else:
+                    message = tr("Failed: {error}", self.language, error=exc)
             Clock.schedule_once(lambda _dt: self.show_menu(message), 0)
 
         future.add_done_callback(finished)

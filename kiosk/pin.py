@@ -1,15 +1,19 @@
 """The PIN pad in front of the admin menu: digits by touch or keyboard, the
-PIN checked off the UI thread (argon2 takes a noticeable moment on a Pi)."""
+PIN checked off the UI thread (argon2 takes a noticeable moment on a Pi).
+It speaks the kiosk's language (``language``, set by the admin menu), like the
+menu behind it."""
 
 from __future__ import annotations
 
 from kivy.properties import StringProperty
 from kivy.uix.screenmanager import Screen
 
+from kiosk.i18n import tr
 from kiosk.pinlock import MAX_DIGITS
 
 
 class PinScreen(Screen):
+    language = StringProperty("en")  # the kiosk's, not the customer's (pin.kv reads it)
     dots = StringProperty("")
     message = StringProperty("")
 
@@ -41,5 +45,5 @@ class PinScreen(Screen):
 
     def submit(self) -> None:
         pin, self.entered, self.dots = self.entered, "", ""
-        self.message = "Checking…"
+        self.message = tr("Checking…", self.language)
         self.dispatch("on_submit", pin)

@@ -2,11 +2,17 @@
 file ``$VUORO_PROBE/ask`` appears, it writes ``$VUORO_PROBE/answer.json`` with
 the current screen, the modes, the time-limit band and every button on screen
 (in X11 pixels: origin top-left), then removes ``ask``. For the UI tests of
-large text, high contrast and time limits only.
+large text, high contrast, time limits and the admin menu only.
 
 When ``$VUORO_PROBE/do.json`` appears, it puts the screen it names on show
 (tests.screen_stages) and removes it; the answer then also lists every label's
-colours and glyph box (``texts``) for the contrast check (tests.screens).
+colours and glyph box (``texts``) for the contrast check (tests.screens). A
+``staff_language`` in it is the language the admin menu and PIN pad speak from
+then on (the kiosk's configured one otherwise); a ``staff_message`` is the
+message line of the PIN pad or menu on show.
+
+``$VUORO_PROBE_LOCALE``, when set, is the catalogue the kiosk reads its words
+from (a copy with a translation left out: the fallback tests).
 
     python -m tests.kiosk_probe [vuoro-kiosk arguments]
 """
@@ -143,7 +149,13 @@ def watch(self) -> None:
         if order.exists():
             from tests import screen_stages
 
-            screen_stages.show(self, json.loads(order.read_text(encoding="utf-8")))
+            wanted = json.loads(order.read_text(encoding="utf-8"))
+            if wanted.get("staff_language") and self.admin is not None:
+                self.admin.language = wanted["staff_language"]
+            screen_stages.show(self, wanted)
+            if wanted.get("staff_message"):
+                shown = self.pin if self.screens.current == "pin" else self.menu
+                shown.message = wanted["staff_message"]
             order.unlink()
         ask = folder / "ask"
         if ask.exists():
@@ -162,6 +174,17 @@ def configure_kivy(**kwargs) -> None:
 
 _configure = display.configure_kivy
 
+
+def use_locale(folder: str | None) -> None:
+    """Read the words from another copy of the catalogue (before any is loaded)."""
+    if folder:
+        import catalogue
+
+        catalogue.LOCALE_DIR = Path(folder)
+        catalogue.clear_cache()
+
+
 if __name__ == "__main__":
+    use_locale(os.environ.get("VUORO_PROBE_LOCALE"))
     display.configure_kivy = configure_kivy
     sys.exit(cli.main())

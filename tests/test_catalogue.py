@@ -1,5 +1,6 @@
 """The one translation catalogue: complete in every built-in language, current
-with the sources, falling back to the default language and never to a key."""
+with the sources (every kiosk screen, the staff's too), falling back to the
+default language and never to a key."""
 
 from __future__ import annotations
 
@@ -26,16 +27,28 @@ from server import i18n as server_i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The staff's screens speak English, like the server's console; every other
-#: .kv screen is the customer's (a new one is checked without being listed).
-STAFF_KV = ("admin.kv", "pin.kv")
-#: Where the kiosk's phrases are set: a literal there must go through tr().
-PHRASE_MODULES = ("app.py", "home.py", "ticket.py", "issuing.py", "paper.py")
+#: Where the kiosk's phrases are set: a literal there must go through tr(). The
+#: staff's admin menu and PIN pad too: they speak the kiosk's own language.
+PHRASE_MODULES = ("app.py", "home.py", "ticket.py", "issuing.py", "paper.py", "admin.py", "pin.py")
 #: The pages customers and waiting rooms see; the console's and the display's
 #: pairing page are for staff and technicians, in English.
 PUBLIC_TEMPLATES = ("base.html", "ticket.html", "message.html", "display.html")
 #: What a phrase-bearing module shows or prints.
-SHOWN_ATTRIBUTES = {"prompt", "notice", "status", "scan_hint", "done_label", "detail", "text"}
+SHOWN_ATTRIBUTES = {
+    "prompt",
+    "notice",
+    "status",
+    "scan_hint",
+    "done_label",
+    "detail",
+    "text",
+    "message",
+    "question",
+    "yes",
+}
+#: Calls whose arguments a screen shows (the admin menu's message, the PIN pad's,
+#: a confirmation's question and answer).
+SHOWN_CALLS = {"show_problem", "TicketContent", "show_menu", "reset", "_confirm", "ConfirmView"}
 
 
 def _po(language: str):
@@ -91,6 +104,8 @@ def test_extraction_finds_no_message_outside_the_committed_catalogue():
     assert extracted - in_template == set(), "new messages: run make i18n and translate them"
     assert in_template - extracted == set(), "messages no longer used: run make i18n"
     assert ("service", "Closed") in extracted  # contexts are seen
+    assert ("admin", "Close") in extracted  # .kv files are read (admin.kv)
+    assert (None, "Staff only: enter the admin PIN") in extracted  # pin.kv
     assert (None, ("{count} waiting", "{count} waiting")) in extracted  # plurals are seen
 
 
@@ -135,14 +150,19 @@ def _literals_shown_in_kv(path: Path) -> list[str]:
     return shown
 
 
-def test_no_customer_screen_shows_a_literal_that_bypasses_the_catalogue():
-    kiosk = ROOT / "kiosk"
-    screens = [path for path in sorted(kiosk.glob("*.kv")) if path.name not in STAFF_KV]
-    assert {"home.kv", "ticket.kv"} <= {path.name for path in screens}
+def test_no_kiosk_screen_shows_a_literal_that_bypasses_the_catalogue(tmp_path):
+    """Every .kv file, the staff's admin menu and PIN pad included (a new one is
+    checked without being listed)."""
+    screens = sorted((ROOT / "kiosk").glob("*.kv"))
+    assert {"home.kv", "ticket.kv", "admin.kv", "pin.kv"} <= {path.name for path in screens}
     found = [hit for path in screens for hit in _literals_shown_in_kv(path)]
     assert found == []
-    # the check itself sees a literal: the staff's PIN screen has English ones
-    assert _literals_shown_in_kv(kiosk / "pin.kv")
+    # the check itself sees a literal, and not one inside tr()
+    rule = tmp_path / "x.kv"
+    rule.write_text(
+        '<Thing@Button>:\n    text: "Cancel"\n    Label:\n        text: tr("OK", root.language)\n'
+    )
+    assert _literals_shown_in_kv(rule) == ['x.kv:2: "Cancel"']
 
 
 def _untranslated_literals(source: str, name: str) -> list[str]:
@@ -159,7 +179,7 @@ def _untranslated_literals(source: str, name: str) -> list[str]:
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in catalogue.KEYWORDS:
                 continue
-            if called in {"show_problem", "TicketContent"}:
+            if called in SHOWN_CALLS:
                 values += node.args
             if called in {"TicketContent", "replace"}:  # dataclasses.replace(content, ...)
                 values += [k.value for k in node.keywords if k.arg is not None]
@@ -193,6 +213,8 @@ def test_no_phrase_bearing_module_shows_a_literal_that_bypasses_the_catalogue():
     # the check sees one
     assert _untranslated_literals('self.home.prompt = "Closed for lunch"', "x.py")
     assert not _untranslated_literals('self.home.prompt = tr("Closed", lang)', "x.py")
+    assert _untranslated_literals('self.show_menu(f"Pairing with {code}")', "x.py")
+    assert _untranslated_literals('self.app.pin.reset("Locked")', "x.py")
 
 
 def test_every_language_speaks_its_own_words():
@@ -208,6 +230,14 @@ def test_every_language_speaks_its_own_words():
     for language in LANGUAGES:
         page = server_i18n.page_words(language)
         assert all(page[s] for s in server_i18n.STATUS_WORDS)
+    # the staff's screens: the same catalogue, with contexts and plurals
+    assert kiosk_i18n.tr("Test print", "fi") == "Testitulostus"
+    assert kiosk_i18n.ptr("admin", "Close", "sv") == "Stäng"
+    assert kiosk_i18n.ptr("device state", "paper out", "et") == "paber otsas"
+    wrong = ("Wrong PIN: {count} try left", "Wrong PIN: {count} tries left")
+    assert kiosk_i18n.ntr(*wrong, 1, "fi") == "Väärä PIN: 1 yritys jäljellä"
+    assert kiosk_i18n.ntr(*wrong, 4, "fi") == "Väärä PIN: 4 yritystä jäljellä"
+    assert kiosk_i18n.ntr(*wrong, 1, "en") == "Wrong PIN: 1 try left"
 
 
 @pytest.fixture
