@@ -490,12 +490,14 @@ class KioskApp(App):
             self.speaking.say(tr("Need more time? Press any key", self.language))
 
     def _show_warning(self, limit: TimeLimit) -> None:
+        # the admin menu's warning in the staff's language, the others in the customer's
+        language = self.admin.language if limit.name == "admin" else self.language
         self.warning.show(
             limit,
-            tr("Need more time? Tap here", self.language),
-            tr("or press any key", self.language),
+            tr("Need more time? Tap here", language),
+            tr("or press any key", language),
             # Translators: the seconds left before the screen times out
-            tr("{seconds} s", self.language),
+            tr("{seconds} s", language),
         )
         if self._warning_tick is None:
             self._warning_tick = Clock.schedule_interval(

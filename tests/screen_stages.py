@@ -1,8 +1,9 @@
 """Every screen a customer (or the staff) can see, put on show inside the real
 kiosk app for ``make screenshots`` and the contrast check (tests.screens).
 
-``STAGES`` is the one table: a screen's name, whether staff see it (English
-only), and the function that brings it up through the app's own methods. A new
+``STAGES`` is the one table: a screen's name and the function that brings it
+up through the app's own methods (the staff's screens in the kiosk's language,
+here each built-in one in turn). A new
 screen is one more row. The functions run on the app's UI thread, called by
 tests.kiosk_probe when the driver asks; nothing here imports Kivy at import
 time, so the driver can read the table without opening a window.
@@ -21,7 +22,6 @@ NUMBER = "A001"
 @dataclass(frozen=True)
 class Stage:
     name: str
-    staff: bool
     show: Callable[[Any, str], None]  # (the running KioskApp, language)
 
 
@@ -48,6 +48,7 @@ def reset(app: Any, language: str) -> None:
         app._hide_warning(app.warning.limit)
     if app.admin.is_open:
         app.admin.close("screenshots")
+    app.admin.language = app.settings.language
     app.ticket_limit.cancel()
     app.busy = False
     app.not_set_up = False
@@ -118,25 +119,27 @@ def ticket_failed(app: Any, language: str) -> None:
 
 def pin_pad(app: Any, language: str) -> None:
     reset(app, language)
+    app.admin.language = language  # as on a kiosk whose own language it is
     app.admin.open_pin()
 
 
 def admin_menu(app: Any, language: str) -> None:
     reset(app, language)
+    app.admin.language = language
     app.admin.show_menu()
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("home", False, home),
-    Stage("category", False, category),
-    Stage("time-warning", False, time_warning),
-    Stage("ticket-printing", False, ticket_printing),
-    Stage("ticket-printed", False, ticket_printed),
-    Stage("ticket-failed", False, ticket_failed),
-    Stage("out-of-order", False, out_of_order),
-    Stage("not-set-up", False, not_set_up),
-    Stage("pin", True, pin_pad),
-    Stage("admin", True, admin_menu),
+    Stage("home", home),
+    Stage("category", category),
+    Stage("time-warning", time_warning),
+    Stage("ticket-printing", ticket_printing),
+    Stage("ticket-printed", ticket_printed),
+    Stage("ticket-failed", ticket_failed),
+    Stage("out-of-order", out_of_order),
+    Stage("not-set-up", not_set_up),
+    Stage("pin", pin_pad),
+    Stage("admin", admin_menu),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 

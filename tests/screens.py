@@ -319,7 +319,8 @@ def take(
     size: tuple[int, int] = PI_SCREEN,
     suffix: str = "",
 ) -> list[Shot]:
-    """Each screen x language x mode on one kiosk; staff screens in English only."""
+    """Each screen x language x mode on one kiosk (the staff's screens in the
+    kiosk's language, each built-in one in turn)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stages = [s for s in STAGES if screens is None or s.name in screens]
     shots = []
@@ -328,7 +329,7 @@ def take(
         kiosk = StagedKiosk(screen, Path(folder), size)
         try:
             for stage in stages:
-                for language in ("en",) if stage.staff else languages:
+                for language in languages:
                     for mode in modes:
                         kiosk.show(stage.name, language, mode)
                         image, answer = kiosk.picture()
