@@ -104,15 +104,16 @@ def test_home_and_ticket_in_two_languages_and_every_mode_pass_the_contrast_check
 
 
 @pytest.mark.ui
-def test_the_print_failed_message_and_the_time_warning_fit_in_large_text(tmp_path):
-    """What a customer must read when something goes wrong (or time runs out)
-    is whole in large text, in every language: never cut off or shortened."""
+def test_the_print_failed_message_the_time_warning_and_the_names_fit_in_large_text(tmp_path):
+    """What a customer must read when something goes wrong (or time runs out),
+    and the names to choose from (a long Finnish one among them), are whole in
+    large text, in every language: never cut off or shortened."""
     shots = screens.take(
         tmp_path,
-        screens=("ticket-failed", "time-warning"),
+        screens=("ticket-failed", "time-warning", "category"),
         languages=("en", "fi", "sv", "et"),
         modes=("large",),
     )
-    assert len(shots) == 8
+    assert len(shots) == 12
     overflowing = {shot.path.name: shot.overflows for shot in shots if shot.overflows}
     assert not overflowing, overflowing
