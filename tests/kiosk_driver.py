@@ -141,8 +141,12 @@ class Kiosk:
             self.process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
             )
-        self.wait_for_log(READY, timeout=60)
-        self.wait_for_first_frame()
+        try:
+            self.wait_for_log(READY, timeout=60)
+            self.wait_for_first_frame()
+        except BaseException:
+            self.stop()  # nothing left behind by a kiosk that never came up
+            raise
 
     def wait_for_first_frame(self, timeout: float = 30) -> None:
         """Until a frame of the running app is on screen: the probe answers twice
@@ -292,6 +296,7 @@ class Kiosk:
         """SIGKILL: no clean-up runs, as in a power cut."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+        self._remove_probe_dir()
 
     def stop(self) -> None:
         if self.alive():
@@ -300,6 +305,9 @@ class Kiosk:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._remove_probe_dir()
+
+    def _remove_probe_dir(self) -> None:
         if self._own_probe_dir and self.probe_dir is not None:
             shutil.rmtree(self.probe_dir, ignore_errors=True)
 
