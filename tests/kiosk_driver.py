@@ -1,6 +1,10 @@
 """Drive the real kiosk: a virtual X screen, the real ``vuoro-kiosk`` process,
 real clicks and keys (xdotool), screenshots of what a customer would see.
 
+The kiosk runs as ``tests.kiosk_probe`` (the real app that also says what is on
+screen when asked), so a test waits for the state it needs (the first frame,
+the Done button taking a tap, the screen switching) instead of sleeping.
+
 Also ``python -m tests.kiosk_driver screenshots DIR`` regenerates the README's
 screenshots.
 """
@@ -8,21 +12,27 @@ screenshots.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageFilter, ImageGrab, ImageOps
 
 SCREEN = (1024, 600)
+PI_SCREEN = (800, 480)  # the official 7" display: 154 x 86 mm
 READY = "kiosk ready"
 REPO = Path(__file__).resolve().parent.parent
 KIOSK = Path(sys.executable).parent / "vuoro-kiosk"
+PROBE = (sys.executable, "-m", "tests.kiosk_probe")  # the real kiosk, answering questions
 
 
 class VirtualScreen:
@@ -85,7 +95,14 @@ class VirtualScreen:
 
 
 class Kiosk:
-    """One ``vuoro-kiosk`` process on a virtual screen, with its own state dir."""
+    """One kiosk process on a virtual screen, with its own state dir.
+
+    By default the process is ``tests.kiosk_probe``: ``ask()`` then says what is
+    on screen, ``until()`` waits for a state. Another ``command`` (a kiosk made
+    to misbehave) is waited for by its pixels only.
+    """
+
+    probe_dir: Path | None = None
 
     def __init__(
         self,
@@ -94,14 +111,19 @@ class Kiosk:
         config: Path | None = None,
         extra_args: tuple[str, ...] = ("--windowed",),
         env: dict[str, str] | None = None,
-        command: tuple[str, ...] = (str(KIOSK),),
+        command: tuple[str, ...] = PROBE,
         log_dir: Path | None = None,
         size: tuple[int, int] = SCREEN,
     ) -> None:
         self.screen = screen
         self.state_dir = state_dir
+        self.size = size
         self.log_path = (log_dir or state_dir) / f"kiosk-{time.monotonic_ns()}.log"
         state_dir.mkdir(parents=True, exist_ok=True)
+        self.probed = tuple(command) == PROBE
+        self._own_probe_dir = self.probed and self.probe_dir is None
+        if self._own_probe_dir:  # outside the state dir: a full disk there must not stop it
+            self.probe_dir = Path(tempfile.mkdtemp(prefix="vuoro-probe-"))
         args = [
             *command,
             "--state-dir",
@@ -112,14 +134,116 @@ class Kiosk:
         ]
         if config:
             args += ["--config", str(config)]
-        env = os.environ | screen.env() | {"PYTHONUNBUFFERED": "1"} | (env or {})
+        probe = {"VUORO_PROBE": str(self.probe_dir)} if self.probed else {}
+        env = os.environ | screen.env() | {"PYTHONUNBUFFERED": "1"} | probe | (env or {})
         env.pop("VUORO_CONFIG", None)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
             )
-        self.wait_for_log(READY, timeout=60)
-        time.sleep(0.3)  # the first frames after "ready"
+        try:
+            self.wait_for_log(READY, timeout=60)
+            self.wait_for_first_frame()
+        except BaseException:
+            self.stop()  # nothing left behind by a kiosk that never came up
+            raise
+
+    def wait_for_first_frame(self, timeout: float = 30) -> None:
+        """Until a frame of the running app is on screen: the probe answers twice
+        (the main loop draws between two of its turns), or, without the probe,
+        the window's pixels are drawn."""
+        if self.probed:
+            self.ask(timeout)
+            self.ask(timeout)
+            return
+        wait_for_drawn(self.screen, self.size, timeout, self.alive)
+
+    # -- what is on screen (tests.kiosk_probe) ------------------------------------------
+
+    def ask(self, timeout: float = 20) -> dict:
+        """What the app shows now: its screen, modes, buttons, labels, texts
+        (tests.kiosk_probe.describe)."""
+        assert self.probe_dir is not None, "this kiosk runs without the probe"
+        answer, question = self.probe_dir / "answer.json", self.probe_dir / "ask"
+        answer.unlink(missing_ok=True)
+        question.touch()
+        deadline = time.monotonic() + timeout
+        while question.exists() or not answer.exists():  # the probe takes the question last
+            assert self.alive(), f"kiosk exited ({self.process.returncode}):\n{self.log}"
+            assert time.monotonic() < deadline, f"the probe did not answer\n{self.log}"
+            time.sleep(0.02)
+        return json.loads(answer.read_text(encoding="utf-8"))
+
+    def until(self, condition: Callable[[dict], bool], what: str, timeout: float = 20) -> dict:
+        """Ask until the app's state meets ``condition``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.ask()
+            if condition(state):
+                return state
+            assert time.monotonic() < deadline, f"not {what} within {timeout}s: {state}\n{self.log}"
+            time.sleep(0.05)
+
+    def settled(self, timeout: float = 20) -> dict:
+        """The state once the layout stands still (Kivy lays out a frame after a change)."""
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            state = self.ask()
+            if last is not None and state == last:
+                return state
+            assert time.monotonic() < deadline, f"the layout never settled\n{self.log}"
+            last = state
+            time.sleep(0.1)
+
+    def caught_up(self) -> dict:
+        """The state once every key and tap sent so far is handled: the app takes
+        input between two turns of the probe, so the second answer comes after it."""
+        self.ask()
+        return self.ask()
+
+    def picture(self, settle: bool = True) -> Image.Image:
+        """A screenshot of the state once it stands still (drawn, not half laid out);
+        with ``settle=False`` of the state now, drawn (for a screen with a running
+        time limit, whose countdown never stands still)."""
+        if settle:
+            self.settled()
+        else:
+            self.caught_up()
+        return self.screen.screenshot()
+
+    def on(self, screen_name: str, timeout: float = 20) -> dict:
+        """Until the app shows the screen named ``screen_name`` ("home", "ticket", ...)."""
+        return self.until(lambda s: s["screen"] == screen_name, f"on {screen_name}", timeout)
+
+    def done_live(self, timeout: float = 20) -> dict:
+        """Until the ticket screen's Done takes a tap (after the double-tap grace)."""
+        return self.until(
+            lambda s: s["screen"] == "ticket" and s["done_enabled"], "Done taking a tap", timeout
+        )
+
+    def press_done(self, timeout: float = 20, keys: tuple[str, ...] = ("Return",)) -> dict:
+        """Enter as "Done" once it is live, then the home screen for the next customer
+        (unless the ticket's time ran out first and the kiosk went home by itself)."""
+        state = self.until(
+            lambda s: s["screen"] == "home" or (s["screen"] == "ticket" and s["done_enabled"]),
+            "Done taking a tap",
+            timeout,
+        )
+        if state["screen"] == "ticket":
+            self.screen.key(*keys)
+        return self.on("home", timeout)
+
+    def button(self, state: dict, text: str, kind: str = "") -> dict:
+        found = [
+            b for b in state["buttons"] if b["text"] == text and (not kind or b["class"] == kind)
+        ]
+        assert found, f"no button {text!r} on {state['screen']}: {state['buttons']}"
+        return found[0]
+
+    def label(self, state: dict, text: str) -> dict:
+        found = [label for label in state["labels"] if label["text"] == text]
+        assert found, f"no label {text!r}: {[label['text'] for label in state['labels']]}"
+        return found[0]
 
     @property
     def log(self) -> str:
@@ -172,6 +296,7 @@ class Kiosk:
         """SIGKILL: no clean-up runs, as in a power cut."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+        self._remove_probe_dir()
 
     def stop(self) -> None:
         if self.alive():
@@ -180,6 +305,39 @@ class Kiosk:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._remove_probe_dir()
+
+    def _remove_probe_dir(self) -> None:
+        if self._own_probe_dir and self.probe_dir is not None:
+            shutil.rmtree(self.probe_dir, ignore_errors=True)
+
+
+class ProbedKiosk(Kiosk):
+    """The real kiosk on the 7" Pi screen's 800x480, its state in ``tmp_path/state``."""
+
+    def __init__(
+        self, screen, tmp_path: Path, config: Path, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(screen, tmp_path / "state", config, size=PI_SCREEN, env=env)
+
+
+def centre(box: dict) -> tuple[int, int]:
+    """Where to tap a button or label the probe described."""
+    return int(box["x"] + box["width"] / 2), int(box["y"] + box["height"] / 2)
+
+
+def wait_for_drawn(
+    screen: VirtualScreen,
+    size: tuple[int, int] = SCREEN,
+    timeout: float = 30,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
+    """Until the window's area of the (black) screen shows a drawn frame."""
+    deadline = time.monotonic() + timeout
+    while not screen.screenshot().crop((0, 0, *size)).convert("L").getbbox():
+        assert alive(), "the kiosk exited before drawing"
+        assert time.monotonic() < deadline, f"nothing drawn within {timeout}s"
+        time.sleep(0.05)
 
 
 def button_center(index: int, count: int) -> tuple[int, int]:
@@ -302,8 +460,8 @@ def screenshots(out_dir: Path) -> None:
             screen.screenshot().save(out_dir / "kiosk-home.png")
             screen.click(*button_center(1, 3))
             kiosk.wait_for_tickets(1, ("printed",))
-            time.sleep(1.3)  # past the double-tap grace: "Done" is live
-            screen.screenshot().save(out_dir / "kiosk-ticket.png")
+            kiosk.done_live()  # past the double-tap grace: "Done" is live
+            kiosk.picture(settle=False).save(out_dir / "kiosk-ticket.png")
             png = kiosk.wait_for_pngs(1)[0]
             Image.open(png).save(out_dir / "printed-ticket.png")
         finally:

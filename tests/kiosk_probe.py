@@ -68,6 +68,26 @@ def describe(kiosk_app) -> dict:
         "labels": [box(w) | {"font_size": w.font_size} for w in every if isinstance(w, Label)],
         "texts": texts(),
         "layers": layers(),
+    } | progress(kiosk_app)
+
+
+def progress(kiosk_app) -> dict:
+    """Where the customer's ticket and time limits stand, so that a test waits for
+    the moment itself (Done taking a tap, the way home started) instead of a fixed
+    time: ``done_enabled``, the ticket's number, whether it failed, and each
+    running limit's full length and when it ends (``limits``: ``time.monotonic()``,
+    the same clock in every process of the machine)."""
+    ticket = kiosk_app.ticket
+    limits = (kiosk_app.idle_limit, kiosk_app.ticket_limit)
+    return {
+        "done_enabled": bool(ticket.done_enabled),
+        "ticket_number": str(ticket.number),
+        "ticket_problem": bool(ticket.problem),
+        "limits": {
+            limit.name: {"total_s": limit.total_s, "deadline": limit.deadline}
+            for limit in limits
+            if limit.running
+        },
     }
 
 

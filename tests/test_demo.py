@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.kiosk_driver import button_center
+from tests.kiosk_driver import button_center, wait_for_drawn
 from tests.server_process import free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,10 +56,16 @@ def test_the_demo_runs_everything_and_ctrl_c_stops_everything(screen, tmp_path):
             os.killpg(demo.pid, signal.SIGKILL)
 
 
+def processes_of(var: Path) -> list[str]:
+    """Process ids whose command line names the demo's state directory."""
+    found = subprocess.run(["pgrep", "-f", str(var)], capture_output=True, text=True)
+    return found.stdout.split()
+
+
 def check_the_demo(demo: subprocess.Popen, screen, tmp_path, port: int, out) -> None:
     try:
         wait_until(lambda: "kiosk ready" in out.read_text(), timeout=90, what="the demo start")
-        time.sleep(0.5)
+        wait_for_drawn(screen)
         screen.click(*button_center(1, 3))
         server_db = tmp_path / "var" / "server.db"
 
@@ -75,9 +81,10 @@ def check_the_demo(demo: subprocess.Popen, screen, tmp_path, port: int, out) -> 
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)  # the demo gives each of its three children 10 s
-    time.sleep(0.5)
-    leftovers = subprocess.run(
-        ["pgrep", "-f", str(tmp_path / "var")], capture_output=True, text=True
-    ).stdout.split()
+    leftovers = processes_of(tmp_path / "var")
+    deadline = time.monotonic() + 5  # the last exits are being reaped
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leftovers = processes_of(tmp_path / "var")
     assert leftovers == [], "every process the demo started has stopped"
     assert f"http://127.0.0.1:{port}/openapi.json" in out.read_text()

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -308,7 +307,7 @@ def test_a_full_disk_at_start_shows_out_of_order_and_recovers_when_space_returns
     kiosk = Kiosk(screen, state, config, log_dir=small_disk.parent)  # the journal is elsewhere
     try:
         kiosk.wait_for_log("out of order: cannot write the state")
-        shot = screen.screenshot()
+        shot = kiosk.picture()
         shot.save(small_disk.parent / "full-disk.png")
         assert "laitteen muisti on t" in ocr_text(shot), "the customer is told, in Finnish"
         assert kiosk.alive()
@@ -337,18 +336,22 @@ def test_the_installed_appliance_says_it_is_not_set_up_until_paired(screen, tmp_
     state = tmp_path / "kiosk"
     kiosk = Kiosk(screen, state, config)
     try:
-        words = ocr_text(screen.screenshot())
+        words = ocr_text(kiosk.picture())
         assert "not set up yet" in words, words
         screen.click(*button_center(0, 3))
         screen.key("1")
-        time.sleep(1.5)
+        unpaired = kiosk.caught_up()  # the tap and the key are handled
         assert kiosk.tickets() == [], "no ticket before pairing"
+        assert unpaired["screen"] == "home", "no ticket under way"
         server = Server(tmp_path / "server" / "server.db")
         try:
             server.load_branch(_branch_at(server, tmp_path))
             server.pair(state, "door")
             kiosk.wait_for_log("paired: taking the server's services", timeout=30)
-            time.sleep(0.5)
+            kiosk.until(
+                lambda s: any(b["class"] == "ServiceButton" for b in s["buttons"]),
+                "the server's services on screen",
+            )
             screen.key("1")
             row = kiosk.wait_for_tickets(1, ("printed",))[0]
         finally:

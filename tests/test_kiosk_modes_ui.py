@@ -10,8 +10,6 @@ widget tree on request), so the tests click where the buttons really are.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -21,11 +19,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image
 
-from tests.kiosk_driver import Kiosk
+from tests.kiosk_driver import PI_SCREEN, ProbedKiosk, centre
 
 pytestmark = pytest.mark.ui
 
-PI_SCREEN = (800, 480)  # the official 7" display: 154 x 86 mm
+__all__ = ["PI_SCREEN", "ProbedKiosk", "centre"]  # imported from here by older tests
+
 PX_PER_MM = PI_SCREEN[0] / 154
 MIN_TARGET_PX = 9 * PX_PER_MM  # 9 mm: about 47 px
 DEMO_PIN_HASH = (  # PIN 1234, as in the embedded default config
@@ -87,70 +86,6 @@ def config_text(return_home_s=30, reset_s=60, warn_s=10, admin_s=60) -> str:
         today=today,
         pin_hash=DEMO_PIN_HASH,
     )
-
-
-class ProbedKiosk(Kiosk):
-    """The real kiosk at 800x480 that answers "what is on screen?" (tests.kiosk_probe)."""
-
-    def __init__(self, screen, tmp_path: Path, config: Path) -> None:
-        self.probe_dir = tmp_path / "probe"
-        self.probe_dir.mkdir()
-        super().__init__(
-            screen,
-            tmp_path / "state",
-            config,
-            size=PI_SCREEN,
-            command=(sys.executable, "-m", "tests.kiosk_probe"),
-            env={"VUORO_PROBE": str(self.probe_dir)},
-        )
-
-    def ask(self, timeout: float = 20) -> dict:
-        answer = self.probe_dir / "answer.json"
-        answer.unlink(missing_ok=True)
-        (self.probe_dir / "ask").touch()
-        deadline = time.monotonic() + timeout
-        while not answer.exists():
-            assert self.alive(), self.log
-            assert time.monotonic() < deadline, f"the probe did not answer\n{self.log}"
-            time.sleep(0.05)
-        return json.loads(answer.read_text(encoding="utf-8"))
-
-    def until(self, condition: Callable[[dict], bool], what: str, timeout: float = 20) -> dict:
-        """Ask until the app's state meets ``condition``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.ask()
-            if condition(state):
-                return state
-            assert time.monotonic() < deadline, f"not {what} within {timeout}s: {state}\n{self.log}"
-            time.sleep(0.1)
-
-    def settled(self, timeout: float = 20) -> dict:
-        """The state once the layout stands still (Kivy lays out a frame after a change)."""
-        deadline, last = time.monotonic() + timeout, None
-        while True:
-            state = self.ask()
-            if last is not None and state == last:
-                return state
-            assert time.monotonic() < deadline, f"the layout never settled\n{self.log}"
-            last = state
-            time.sleep(0.2)
-
-    def button(self, state: dict, text: str, kind: str = "") -> dict:
-        found = [
-            b for b in state["buttons"] if b["text"] == text and (not kind or b["class"] == kind)
-        ]
-        assert found, f"no button {text!r} on {state['screen']}: {state['buttons']}"
-        return found[0]
-
-    def label(self, state: dict, text: str) -> dict:
-        found = [label for label in state["labels"] if label["text"] == text]
-        assert found, f"no label {text!r}: {[label['text'] for label in state['labels']]}"
-        return found[0]
-
-
-def centre(box: dict) -> tuple[int, int]:
-    return int(box["x"] + box["width"] / 2), int(box["y"] + box["height"] / 2)
 
 
 def grab(screen) -> Image.Image:

@@ -10,7 +10,6 @@ speech back to its defaults for the next customer.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,7 @@ import pytest
 
 from kiosk.spoken import spoken_ticket_number
 from speech import audio
-from tests.kiosk_driver import Kiosk
-from tests.test_kiosk_modes_ui import PI_SCREEN, ProbedKiosk
+from tests.kiosk_driver import ProbedKiosk
 from tests.test_kiosk_tree_ui import tree_config
 
 pytestmark = pytest.mark.ui
@@ -78,17 +76,8 @@ class SpeakingKiosk(ProbedKiosk):
     def __init__(
         self, screen, tmp_path: Path, config: Path, record: Path, env: dict | None = None
     ) -> None:
-        self.probe_dir = tmp_path / "probe"
-        self.probe_dir.mkdir()
-        Kiosk.__init__(
-            self,
-            screen,
-            tmp_path / "state",
-            config,
-            size=PI_SCREEN,
-            command=(sys.executable, "-m", "tests.kiosk_probe"),
-            env={"VUORO_PROBE": str(self.probe_dir), "VUORO_SPEECH_RECORD": str(record)}
-            | (env or {}),
+        super().__init__(
+            screen, tmp_path, config, env={"VUORO_SPEECH_RECORD": str(record)} | (env or {})
         )
 
 

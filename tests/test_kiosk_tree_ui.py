@@ -4,7 +4,7 @@ a short 0 lead back, a closed service inside a category still says why, the
 ticket screen says where to go, and the next customer starts at the top
 (after a ticket, and after the kiosk sat idle, speech off again).
 
-The app runs as ``tests.kiosk_probe`` (see tests/test_kiosk_modes_ui.py).
+The app runs as ``tests.kiosk_probe`` (see tests/kiosk_driver.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.test_kiosk_modes_ui import ProbedKiosk, centre, grab
+from tests.kiosk_driver import ProbedKiosk, centre
+from tests.test_kiosk_modes_ui import grab
 
 pytestmark = pytest.mark.ui
 

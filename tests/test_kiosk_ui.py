@@ -44,12 +44,10 @@ def test_tap_and_digit_key_print_the_committed_ticket(screen, write_config, tmp_
     try:
         screen.click(*button_center(0, 2))
         first = kiosk.wait_for_tickets(1, ("printed",))[0]
-        time.sleep(0.3)
-        on_screen = screen.screenshot()
+        kiosk.until(lambda s: s["ticket_number"] == first["display"], "the number on screen")
+        on_screen = kiosk.picture(settle=False)
         screen.key("Return")  # ignored: within the double-tap grace period
-        time.sleep(1.2)
-        screen.key("Return")  # "Done": back home
-        time.sleep(0.3)
+        kiosk.press_done()  # "Done" once the grace is over: back home
         screen.key("2")
         rows = kiosk.wait_for_tickets(2, ("printed",))
     finally:
@@ -82,7 +80,7 @@ def test_sigkill_between_commit_and_print_voids_the_ticket(
     try:
         screen.click(*button_center(0, 2))
         committed = kiosk.wait_for_tickets(1, ("committed",))[0]
-        time.sleep(0.5)
+        kiosk.wait_for_log("committed A001")
         assert kiosk.tickets()[0]["state"] == "committed", "still printing"
     finally:
         kiosk.kill()
@@ -106,11 +104,12 @@ def test_double_tap_and_tap_spam_give_one_ticket(screen, write_config, tmp_path)
         screen.xdotool("mousemove", str(x), str(y), "click", "--repeat", "2", "--delay", "60", "1")
         screen.xdotool("click", "--repeat", "8", "--delay", "40", "1")
         kiosk.wait_for_tickets(1, ("printed",))
-        time.sleep(1.5)
+        after = kiosk.caught_up()  # every tap handled: a second ticket would be under way
         rows = kiosk.tickets()
     finally:
         kiosk.stop()
     assert [r["display"] for r in rows] == ["B001"]
+    assert after["screen"] == "home" or after["ticket_number"] == "B001", "no second ticket"
 
 
 def test_keyboard_only_in_kiosk_mode_and_escape_never_quits(screen, write_config, tmp_path):
@@ -119,13 +118,11 @@ def test_keyboard_only_in_kiosk_mode_and_escape_never_quits(screen, write_config
         screen.key("Escape", "Escape")
         screen.key("Tab", "Tab", "Return")  # focus the second button, press it
         kiosk.wait_for_tickets(1, ("printed",))
-        time.sleep(1.2)
-        screen.key("Escape", "Return")  # Escape does nothing; Enter is "Done"
-        time.sleep(0.3)
+        kiosk.press_done(keys=("Escape", "Return"))  # Escape does nothing; Enter is "Done"
         screen.key("Up", "Return")  # focus moves back to the first button
         rows = kiosk.wait_for_tickets(2, ("printed",))
         screen.key("Escape")
-        time.sleep(0.5)
+        kiosk.caught_up()  # the app answers after the key: it did not quit
         assert kiosk.alive(), "Escape must not quit the kiosk"
     finally:
         kiosk.stop()
@@ -141,12 +138,10 @@ def test_long_and_emoji_names_render_safely(screen, write_config, tmp_path):
     )
     kiosk = Kiosk(screen, tmp_path / "state", config)
     try:
-        home = screen.screenshot()
+        home = kiosk.picture()
         screen.click(*button_center(0, 2))
         kiosk.wait_for_tickets(1, ("printed",))
-        time.sleep(1.2)
-        screen.key("Return")
-        time.sleep(0.3)
+        kiosk.press_done()
         screen.key("2")
         kiosk.wait_for_tickets(2, ("printed",))
         assert kiosk.alive()
@@ -175,13 +170,18 @@ def test_a_failed_print_still_gives_the_customer_the_ticket_on_screen(
     try:
         screen.key("1")
         (row,) = kiosk.wait_for_tickets(1, ("print_failed",))
-        time.sleep(0.4)
-        on_screen = screen.screenshot()
+        on_screen = failed_ticket_picture(kiosk)
     finally:
         kiosk.stop()
     assert row["display"] == "A001" and "127.0.0.1:9" in row["print_error"]
     assert decode_qr(on_screen) == [f"https://jono.example.fi/t/{row['public_token']}"]
     assert "print of A001 failed" in kiosk.log
+
+
+def failed_ticket_picture(kiosk: Kiosk) -> Image.Image:
+    """The ticket screen once it says the print failed (the number and QR stay)."""
+    kiosk.until(lambda s: s["ticket_problem"], "the failed print on screen")
+    return kiosk.picture(settle=False)
 
 
 def test_a_customer_can_switch_language_for_their_ticket_only(screen, write_config, tmp_path):
@@ -191,13 +191,11 @@ def test_a_customer_can_switch_language_for_their_ticket_only(screen, write_conf
     kiosk = Kiosk(screen, tmp_path / "state", config)
     try:
         screen.click(*language_button_center(1, 3))  # Svenska
-        time.sleep(0.3)
-        swedish_home = screen.screenshot()
+        kiosk.until(lambda s: s["language"] == "sv", "Swedish")
+        swedish_home = kiosk.picture()
         screen.click(*button_center(0, 2))
         kiosk.wait_for_tickets(1, ("printed",))
-        time.sleep(1.2)
-        screen.key("Return")  # home again: back to Finnish for the next customer
-        time.sleep(0.3)
+        kiosk.press_done()  # home again: back to Finnish for the next customer
         screen.key("1")
         rows = kiosk.wait_for_tickets(2, ("printed",))
     finally:
@@ -228,14 +226,13 @@ def test_tab_reaches_the_language_buttons_and_enter_switches_language(
     kiosk = Kiosk(screen, tmp_path / "state", config)
     svenska = language_button_center(1, 3)
     try:
-        time.sleep(0.3)
-        before = screen.screenshot()
+        before = kiosk.picture()
         screen.key("Tab", "Tab", "Tab", "Tab")  # past both services and Suomi, to Svenska
-        time.sleep(0.4)
-        focused = screen.screenshot()
+        kiosk.caught_up()
+        focused = until_shot(screen, lambda i: amber_pixels(i, svenska) > 200, "the ring")
         screen.key("Return")
-        time.sleep(0.5)
-        swedish = screen.screenshot()
+        kiosk.until(lambda s: s["language"] == "sv", "Swedish")
+        swedish = kiosk.picture()
         screen.key("shift+Tab", "shift+Tab", "Return")  # back past Suomi to B: a ticket
         (row,) = kiosk.wait_for_tickets(1, ("printed",))
     finally:
@@ -265,6 +262,17 @@ def printer_state(kiosk: Kiosk) -> str:
     return row[0] if row else ""
 
 
+def until_shot(screen, condition, what: str, timeout: float = 20) -> Image.Image:
+    """A screenshot once it meets ``condition`` (a frame is drawn after the state
+    changes), else the last one: the test's assertion then says what is wrong."""
+    deadline = time.monotonic() + timeout
+    while True:
+        image = screen.screenshot()
+        if condition(image) or time.monotonic() > deadline:
+            return image
+        time.sleep(0.05)
+
+
 def wait_for(condition, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -279,12 +287,11 @@ def test_paper_out_is_said_before_the_tap_and_the_ticket_is_still_given(
     kiosk = Kiosk(screen, tmp_path / "state", write_config(printer_on(printer.address)))
     try:
         wait_for(lambda: printer_state(kiosk) == "paper_out")
-        time.sleep(0.3)
-        home = ocr_text(screen.screenshot())
+        kiosk.until(lambda s: any("out of paper" in t["text"] for t in s["texts"]), "the notice")
+        home = ocr_text(kiosk.picture())
         screen.key("2")
         (row,) = kiosk.wait_for_tickets(1, ("print_failed",))
-        time.sleep(0.4)
-        on_screen = screen.screenshot()
+        on_screen = failed_ticket_picture(kiosk)
     finally:
         kiosk.stop()
     assert "out of paper" in home, home
@@ -300,10 +307,8 @@ def test_paper_near_end_keeps_printing_and_is_recorded(screen, write_config, emu
         screen.key("1")
         kiosk.wait_for_tickets(1, ("printed",))
         wait_for(lambda: printer_state(kiosk) == "paper_near_end")
-        time.sleep(1.2)
-        screen.key("Return")  # back home
-        time.sleep(0.4)
-        home = ocr_text(screen.screenshot())
+        kiosk.press_done()  # back home
+        home = ocr_text(kiosk.picture())
     finally:
         kiosk.stop()
     assert len(printer.wait_printed(1)) == 1
@@ -330,8 +335,7 @@ def test_every_printer_fault_still_gives_the_ticket_on_screen_in_bounded_time(
         screen.key("1")
         committed = kiosk.wait_for_tickets(1)[0]
         (row,) = kiosk.wait_for_tickets(1, ("print_failed",), timeout=2 + 8)  # timeout_s + slack
-        time.sleep(0.4)
-        on_screen = screen.screenshot()
+        on_screen = failed_ticket_picture(kiosk)
         assert kiosk.alive()
     finally:
         kiosk.stop()
@@ -351,22 +355,22 @@ def test_closed_and_capped_services_say_so_and_give_no_ticket(
     ).replace('text = { fi = "Ota', 'daily_cap = 1\ntext = { fi = "Ota')
     kiosk = Kiosk(screen, tmp_path / "state", write_config(text))
     try:
-        closed_screen = screen.screenshot()
+        closed_screen = kiosk.picture()
         closed_screen.save(shots / "kiosk-closed.png")
         closed_home = ocr_text(closed_screen)
         screen.key("1")  # closed today: nothing happens
         screen.click(*button_center(0, 2))
         screen.key("2")
         kiosk.wait_for_tickets(1, ("printed",))
-        time.sleep(1.3)
-        screen.key("Return")  # "Done"
-        time.sleep(0.5)
-        full_home = screen.screenshot()
+        kiosk.press_done()
+        kiosk.until(lambda s: any("No more" in t["text"] for t in s["texts"]), "the cap said")
+        full_home = kiosk.picture()
         screen.key("2")  # the cap is reached
-        time.sleep(1.0)
+        after = kiosk.caught_up()  # the key is handled: a ticket would be under way
         rows = kiosk.tickets()
     finally:
         kiosk.stop()
     assert "Closed today" in closed_home, closed_home
     assert "No more tickets today" in ocr_text(full_home)
     assert [r["display"] for r in rows] == ["B001"], "one ticket: the open service, once"
+    assert after["screen"] == "home", "no ticket started for the capped service"

@@ -50,8 +50,20 @@ class NotifySocket:
             self.drain(0.1)
         raise AssertionError(f"no {prefix!r} within {timeout} s: {self.messages}")
 
+    def until(self, condition, what: str, timeout: float = 20.0) -> None:
+        """Read messages until ``condition()`` holds, at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"not {what} within {timeout} s: {self.messages}"
+            self.drain(0.05)
+
     def close(self) -> None:
         self.sock.close()
+
+
+def pings_in(listener: NotifySocket) -> list[float]:
+    """When each watchdog ping arrived."""
+    return [t for t, m in listener.messages if m == "WATCHDOG=1"]
 
 
 @pytest.fixture
@@ -105,16 +117,25 @@ def test_the_watchdog_stops_when_the_kivy_main_loop_hangs(screen, tmp_path, noti
         command=(sys.executable, "-m", "tests.hanging_kiosk"),
     )
     try:
-        before = notify_socket.drain(2.0)
+        notify_socket.wait_for("READY=1")
+        notify_socket.until(lambda: len(pings_in(notify_socket)) >= 10, "ten pings")
         screen.key("1")  # a ticket: the app works while it pings
         kiosk.wait_for_tickets(1, ("printed",))
         hang.touch()  # the next home refresh (every 5 s) blocks the main loop
-        after_hang = notify_socket.drain(8.0)
+        touched = time.monotonic()
+        notify_socket.until(
+            lambda: (
+                pings_in(notify_socket)[-1] > touched
+                and time.monotonic() - pings_in(notify_socket)[-1] > 2.0
+            ),
+            "the pings stopped for 2 s",
+            timeout=30,
+        )
         assert kiosk.alive(), "hung, not dead: only the watchdog can tell"
     finally:
         kiosk.stop()
-    assert "READY=1\nSTATUS=ready: 3 services" in [m for _, m in before]
-    pings = [t for t, m in after_hang if m == "WATCHDOG=1"]
+    assert "READY=1\nSTATUS=ready: 3 services" in [m for _, m in notify_socket.messages]
+    pings = pings_in(notify_socket)
     assert len(pings) >= 10, "pinging while the loop runs"
     gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert max(gaps[:5]) < 0.6, gaps[:5]

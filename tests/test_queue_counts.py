@@ -4,7 +4,6 @@ and nothing when the snapshot is too old to be true."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -269,9 +268,7 @@ def test_the_real_kiosk_prints_the_count_and_stops_at_the_cap(screen, write_conf
             screen.key("4")  # the fourth service: D
             kiosk.wait_for_tickets(count, ("printed",))
             daemon.push_outbox()  # delivered at once, as the daemon does; no heartbeat
-            time.sleep(1.2)  # the Done button's grace period
-            screen.key("Return")  # home: the buttons are read again
-            time.sleep(0.5)
+            kiosk.press_done()  # home: the buttons are read again
         screen.key("4")  # D is full: nothing
         screen.key("1")  # A001 shows that the kiosk took the keys
         rows = kiosk.wait_for_tickets(4, ("printed",))
