@@ -272,19 +272,42 @@ class Server(Managed):
 
     def pair(self, state_dir: Path, name: str = "kiosk") -> str:
         """Pair a kiosk state directory (as ``vuoro-sync pair`` does); its first sync."""
-        from importlib.metadata import version
-
-        from sync.daemon import SyncDaemon
         from sync.daemon import pair as pair_kiosk
 
         credentials = pair_kiosk(state_dir, self.url, self.pair_code(), name)
-        daemon = SyncDaemon(state_dir, credentials, version=version("vuoro"))
-        try:
-            daemon.cycle()
-        finally:
-            daemon.client.close()
-            daemon.db.close()
+        sync_once(state_dir)
         return f"paired as {credentials.kiosk_id} in branch {credentials.branch_id}"
+
+    def call_next(
+        self, counter: str, *services: str, branch: str = "demo", finish: str = ""
+    ) -> str:
+        """``vuoro-server call-next``: the longest-waiting ticket to a counter;
+        what the CLI prints (tests/test_display.py runs the CLI itself)."""
+        from server.cli import shown
+
+        called = self.storage.call_next(branch, counter, list(services) or None, finish)
+        if called is None:
+            return "nobody is waiting"
+        return f"{shown(called['number'])} to counter {shown(called['counter'])}"
+
+
+def sync_once(state_dir: Path) -> None:
+    """One cycle of a paired kiosk's sync daemon, as ``vuoro-sync run --once``
+    runs it, in this process: a new interpreter costs a second or more of a
+    core, and the CLI itself is tested in tests/test_sync.py."""
+    from importlib.metadata import version
+
+    from sync.credentials import Credentials
+    from sync.daemon import SyncDaemon
+
+    credentials = Credentials.load(state_dir)
+    assert credentials is not None, f"{state_dir}: not paired"
+    daemon = SyncDaemon(state_dir, credentials, version=version("vuoro"))
+    try:
+        daemon.cycle()
+    finally:
+        daemon.client.close()
+        daemon.db.close()
 
 
 class SyncProcess(Managed):

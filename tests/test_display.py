@@ -14,7 +14,7 @@ import requests
 
 from server.speech import phrase
 from sync import state, tickets
-from tests.server_process import DEMO_BRANCH, run
+from tests.server_process import DEMO_BRANCH, sync_once
 from tests.web import PASSWORD, add_staff
 
 HOSTILE_CODES = ["", " ", "A" * 41, "ÄÖÅÄÖÅÄÖ", "ABCD\x00EFG", "<script>", "' OR 1=1 --", "🙂" * 8]
@@ -44,7 +44,12 @@ def display_id(server, token: str) -> str:
     return state.json()["display"]["id"]
 
 
-def call_next(server, counter: str = "3", *services: str) -> str:
+def call_next(server, counter: str = "3", *services: str, cli: bool = False) -> str:
+    """A counter calls its next ticket: through ``vuoro-server call-next`` (a
+    process of its own) when the test is about the CLI, else the same call in
+    this process (what the CLI prints either way)."""
+    if not cli:
+        return server.call_next(counter, *services)
     flags = [arg for service in services for arg in ("--service", service)]
     return server.cli("call-next", "--branch", "demo", "--counter", counter, *flags)
 
@@ -68,7 +73,7 @@ def issue(kiosk_dir, count: int = 1, service: str = "permits") -> None:
     for _ in range(count):
         tickets.mark_printed(db, tickets.issue_ticket(db, service, language="fi").id)
     db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
 
 
 def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
@@ -92,7 +97,7 @@ def test_a_call_from_the_cli_reaches_the_display_with_its_words(branch):
     server, kiosk_dir = branch
     session, _ = pair_display(server)
     issue(kiosk_dir, 2)
-    said = call_next(server, "3")
+    said = call_next(server, "3", cli=True)
     number = said.split()[0]
     state = session.get(f"{server.url}/display/state", timeout=10).json()
     newest = state["calls"][0]
@@ -296,7 +301,7 @@ def test_with_two_workers_every_call_reaches_the_display_live(tmp_path, server_d
         assert next(frames)["calls"] == []
         expected = []
         for round_ in range(3):
-            said = call_next(server, str(round_ + 1))
+            said = call_next(server, str(round_ + 1), cli=True)
             expected.append((said.split()[0], str(round_ + 1)))
             console.post(
                 f"{server.url}/console/act", data={"csrf": csrf, "action": "call"}, timeout=30

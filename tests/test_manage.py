@@ -16,7 +16,7 @@ import requests
 from server import branch_file
 from sync import clock, devices, state, tickets
 from sync.schedule import Availability
-from tests.server_process import BIN, run
+from tests.server_process import BIN, run, sync_once
 from tests.web import PASSWORD, add_staff
 
 
@@ -97,7 +97,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
     assert pensions["schedule"] == hours and pensions["daily_cap"] == 50
 
     # the kiosk takes it at its next sync and applies it itself, offline too
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
     db = state.connect(kiosk_dir / "state.db")
     helsinki = ZoneInfo("Europe/Helsinki")
     sunday = datetime(2026, 11, 29, 10, tzinfo=helsinki).astimezone(UTC)
@@ -120,7 +120,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
     page.get_by_role("link", name="Pensions").click()
     page.get_by_label("Open (untick").uncheck()
     page.get_by_role("button", name="Save service").click()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
     db = state.connect(kiosk_dir / "state.db")
     assert tickets.availability(db, "pensions", monday_lunch) == Availability("closed")
     db.close()
@@ -231,7 +231,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     devices.record(db, "printer", "paper_near_end")
     devices.set_out_of_order(db, True)
     db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
 
     page = browser.new_page()
     log_in(page, server)
@@ -252,7 +252,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
         "--name",
         "lobby",
     )
-    run("vuoro-sync", "--state-dir", str(second), "run", "--once")
+    sync_once(second)
     page.goto(f"{server.url}/console/manage")
     door = page.get_by_role("row").filter(has_text="door")
     assert "paper near end" in door.inner_text()
@@ -324,7 +324,7 @@ def test_a_ticket_no_day_could_take_is_shown_and_placed_by_a_manager(browser, ma
     devices.record(db, "state_db", "recovered", "damaged state DB kept as state.db.damaged-x")
     db.close()
     assert ticket.display.startswith("AK") and ticket.time_source == "unsure"
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
 
     page = browser.new_page()
     log_in(page, server)
@@ -337,6 +337,4 @@ def test_a_ticket_no_day_could_take_is_shown_and_placed_by_a_manager(browser, ma
     row.get_by_role("button", name="Add to today's queue").click()
     assert "in today's queue" in page.locator(".flash").inner_text()
     assert page.get_by_role("row").filter(has_text=ticket.display).count() == 0
-    assert server.cli("call-next", "--branch", "demo", "--counter", "1") == (
-        f"{ticket.display} to counter 1"
-    )
+    assert server.call_next("1") == (f"{ticket.display} to counter 1")

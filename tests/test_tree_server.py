@@ -19,7 +19,7 @@ from server.storage import Rejected, Storage, migrate
 from server.storage.database import Database
 from sync import protocol, state, tickets
 from tests.server_data import DEMO, batch, paired, ticket, today
-from tests.server_process import BIN, DEMO_BRANCH, run
+from tests.server_process import BIN, DEMO_BRANCH, sync_once
 from tests.web import PASSWORD, add_staff
 
 TREE_FILE = """
@@ -275,7 +275,7 @@ def test_the_cli_builds_the_tree_and_the_kiosk_gets_it_through_sync(server, tmp_
         # taken out of the category on the server: the kiosk follows at its next sync
         server.cli("service-place", "--branch", "demo", "permits", "--category", "")
         server.cli("service-place", "--branch", "demo", "payments", "--category", "")
-        run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")
+        sync_once(kiosk)
         assert [i.id for i in tickets.tree_level(db)] == ["payments", "permits", "advice"]
         assert tickets.get_service(db, "payments").location("en") == "Room 204, 2nd floor"
     finally:
@@ -389,7 +389,7 @@ def test_a_called_customer_is_told_where_to_go_on_the_ticket_page_and_the_displa
             tickets.mark_printed(db, each.id)
     finally:
         db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")
+    sync_once(kiosk)
     display = server.display_token()
 
     def public(token: str) -> dict:
@@ -399,12 +399,12 @@ def test_a_called_customer_is_told_where_to_go_on_the_ticket_page_and_the_displa
 
     waiting = public(issued[0].public_token)
     assert waiting["status"] == "waiting" and waiting["location"] == "Room 204"
-    server.cli("call-next", "--branch", "demo", "--counter", "3", "--service", "advice")
+    server.call_next("3", "advice")
     called = public(issued[0].public_token)
     assert (called["counter"], called["location"]) == ("3", "Counter 3, ground floor")
     page = requests.get(f"{server.url}/t/{issued[0].public_token}", timeout=10).text
     assert '<p id="location" class="location" >Counter 3, ground floor</p>' in page
-    server.cli("call-next", "--branch", "demo", "--counter", "9", "--service", "advice")
+    server.call_next("9", "advice")
     assert public(issued[1].public_token)["location"] == "Room 204"
     shown = requests.get(
         f"{server.url}/display/state", cookies={"vuoro_display": display}, timeout=10
