@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -264,3 +266,55 @@ def branch(tmp_path, server_database):
     server.pair(kiosk_dir, "door")
     yield server, kiosk_dir
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory, server_database):
+    """One real server for the tests of a module, on each database: a server's
+    start costs two seconds of a core. Each test takes a branch of its own on it
+    (``own_branch``), so no test sees another's queue; a test whose check is
+    the server's own state (a lock-out of the loopback address, every kiosk it
+    knows) keeps a server of its own (``branch``)."""
+    server = server_database.server(tmp_path_factory.mktemp("server"))
+    yield server
+    server.stop()
+
+
+_branch_numbers = itertools.count(1)
+
+
+@dataclass
+class OwnBranch:
+    """A test's own branch on its module's server: the demo branch's services
+    under another id, and a kiosk paired with it."""
+
+    server: object
+    kiosk_dir: Path
+    id: str
+    toml: Path  # the branch file it was loaded from
+
+    def name(self, username: str) -> str:
+        """A staff username of this branch's own (usernames are server-wide)."""
+        return f"{username}.{self.id}"
+
+
+@pytest.fixture
+def own_branch(module_server, tmp_path) -> OwnBranch:
+    """The demo branch, under an id of the test's own, on the module's server
+    (ticket URLs pointing at it), and a kiosk paired with it."""
+    from tests.server_process import DEMO_BRANCH
+
+    ident = f"b{next(_branch_numbers)}"
+    text = DEMO_BRANCH.read_text(encoding="utf-8")
+    assert 'id = "demo"' in text
+    toml = tmp_path / "branch.toml"
+    toml.write_text(
+        text.replace('id = "demo"', f'id = "{ident}"', 1).replace(
+            "http://127.0.0.1:8000", module_server.url
+        ),
+        encoding="utf-8",
+    )
+    module_server.load_branch(toml)
+    kiosk_dir = tmp_path / "kiosk"
+    module_server.pair(kiosk_dir, "door", branch=ident)
+    return OwnBranch(module_server, kiosk_dir, ident, toml)

@@ -270,11 +270,11 @@ class Server(Managed):
         """``vuoro-server pair-code``: a single-use code for a kiosk or a display."""
         return self.storage.new_pairing_code(branch, 600)
 
-    def pair(self, state_dir: Path, name: str = "kiosk") -> str:
+    def pair(self, state_dir: Path, name: str = "kiosk", branch: str = "demo") -> str:
         """Pair a kiosk state directory (as ``vuoro-sync pair`` does); its first sync."""
         from sync.daemon import pair as pair_kiosk
 
-        credentials = pair_kiosk(state_dir, self.url, self.pair_code(), name)
+        credentials = pair_kiosk(state_dir, self.url, self.pair_code(branch), name)
         sync_once(state_dir)
         return f"paired as {credentials.kiosk_id} in branch {credentials.branch_id}"
 

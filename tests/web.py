@@ -40,12 +40,13 @@ def add_staff(
     role: str = "staff",
     services: tuple[str, ...] = (),
     password: str = PASSWORD,
+    branch: str = "demo",
 ) -> str:
     """A staff account as ``vuoro-server staff`` makes one (in this process:
     tests/test_cli.py runs the CLI itself); what the CLI prints."""
     from server.staff import Staff
 
-    name = Staff(server.storage).add("demo", username, password, counter, list(services), role)
+    name = Staff(server.storage).add(branch, username, password, counter, list(services), role)
     return f"{role} {name} at counter {counter}"
 
 
