@@ -234,9 +234,9 @@ class Server(Managed):
         if storage is not None:
             storage.database.dispose()
 
-    def kiosk_token(self, name: str = "door") -> str:
+    def kiosk_token(self, name: str = "door", branch: str = "demo") -> str:
         """A new kiosk's bearer token, paired over the API as a kiosk does."""
-        code = self.pair_code()
+        code = self.pair_code(branch)
         reply = requests.post(
             f"{self.url}/api/v1/pair", json={"code": code, "name": name}, timeout=5
         )
