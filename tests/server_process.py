@@ -243,9 +243,9 @@ class Server(Managed):
         assert reply.status_code == 200, reply.text
         return reply.json()["token"]
 
-    def display_token(self, name: str = "Lobby") -> str:
+    def display_token(self, name: str = "Lobby", branch: str = "demo") -> str:
         """A new display's token, paired through its page's form as a TV's browser does."""
-        code = self.pair_code()
+        code = self.pair_code(branch)
         reply = requests.post(
             f"{self.url}/display/pair",
             data={"code": code, "name": name},
