@@ -46,6 +46,49 @@ text = { fi = "Ota henkilöllisyystodistus esiin" }
 """
 
 
+#: The test modules that take longest (``--durations=0`` of a whole run, summed
+#: per module; bench/ is collected too), longest first. Under pytest-xdist's
+#: ``--dist loadfile --no-loadscope-reorder`` (the Makefile's) modules go to
+#: the workers in collection order: these go first, so no long module starts
+#: near the end while the other workers have nothing left to do. Only the
+#: order depends on this list; a module missing from it runs all the same.
+LONGEST_FIRST = (
+    "test_display_voice",
+    "test_staff_security",
+    "test_live",
+    "test_chaos_postgresql",
+    "test_install",
+    "test_sync",
+    "test_tree_server",
+    "test_manage",
+    "test_display_appliance",
+    "test_display",
+    "test_chaos",
+    "test_transfer",
+    "test_console",
+    "test_calling",
+    "test_ticket_page",
+    "test_openapi_fuzz",
+    "bench_fleet",
+    "test_display_page",
+    "test_server_storage",
+    "test_live_page",
+    "test_bad_config",
+    "test_migrations",
+    "test_server_limits",
+    "test_pairing_security",
+    "test_cli",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first (LONGEST_FIRST), the rest after them in their
+    usual order; each module's tests keep theirs (a stable sort by module)."""
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a kiosk.toml (dedented) and return its path."""
