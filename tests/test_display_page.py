@@ -29,17 +29,17 @@ def until(page, expression: str, timeout_s: float = 60):
     return value
 
 
-def open_display(chromium, server, width=1920, height=1080):
+def open_display(chromium, server, width=1920, height=1080, branch="demo"):
     """A TV's browser paired with a code, as the appliance's first start does."""
-    code = server.pair_code()
+    code = server.pair_code(branch)
     page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
     page.goto(f"{server.url}/display?pair={code}&name=Lobby")
     until(page, "Boolean(window.vuoroDisplay && window.vuoroDisplay.state)")
     return page
 
 
-def staff_at(chromium, server, username: str, counter: str):
-    add_staff(server, username, counter)
+def staff_at(chromium, server, username: str, counter: str, branch: str = "demo"):
+    add_staff(server, username, counter, branch=branch)
     page = chromium.new_context().new_page()
     page.goto(f"{server.url}/console/login")
     page.get_by_label("Username").fill(username)
@@ -67,12 +67,12 @@ def wait_played(page, count: int, timeout_s: float = 60) -> list[dict]:
 
 
 @pytest.mark.screenshot
-def test_a_console_call_shows_and_speaks_and_a_recall_speaks_again(chromium, branch, shots):
-    server, kiosk_dir = branch
+def test_a_console_call_shows_and_speaks_and_a_recall_speaks_again(chromium, own_branch, shots):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
     issue(kiosk_dir, 2)
-    display = open_display(chromium, server)
+    display = open_display(chromium, server, branch=branch)
     assert display.locator("#idle").is_visible()
-    console = staff_at(chromium, server, "aino", "3")
+    console = staff_at(chromium, server, own_branch.name("aino"), "3", branch)
     console.get_by_role("button", name="Call next").click()
     console.locator("#current[data-present=true]").wait_for()
     number = console.locator("#current").inner_text().strip()
@@ -95,13 +95,13 @@ def test_a_console_call_shows_and_speaks_and_a_recall_speaks_again(chromium, bra
     assert display.evaluate("location.pathname") == "/display"  # never reloaded
 
 
-def test_two_calls_in_the_same_second_are_both_shown_and_spoken_in_order(chromium, branch):
-    server, kiosk_dir = branch
+def test_two_calls_in_the_same_second_are_both_shown_and_spoken_in_order(chromium, own_branch):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
     issue(kiosk_dir, 3)
-    display = open_display(chromium, server)
+    display = open_display(chromium, server, branch=branch)
     hurry(display)
-    desk_one = staff_at(chromium, server, "aino", "1")
-    desk_two = staff_at(chromium, server, "bertil", "2")
+    desk_one = staff_at(chromium, server, own_branch.name("aino"), "1", branch)
+    desk_two = staff_at(chromium, server, own_branch.name("bertil"), "2", branch)
     desk_one.get_by_role("button", name="Call next").click()
     desk_two.get_by_role("button", name="Call next").click()
     heard = wait_played(display, 2)
@@ -118,6 +118,7 @@ def test_two_calls_in_the_same_second_are_both_shown_and_spoken_in_order(chromiu
 def test_a_server_restart_shows_a_banner_then_the_state_and_no_stale_speech(
     chromium, branch, shots
 ):
+    """(A server of its own: the test kills and restarts it.)"""
     server, kiosk_dir = branch
     issue(kiosk_dir, 2)
     display = open_display(chromium, server)
@@ -142,30 +143,30 @@ def test_a_server_restart_shows_a_banner_then_the_state_and_no_stale_speech(
     assert wait_played(display, 2)[-1]["id"] > 0
 
 
-def test_a_revoked_display_stops_receiving_and_asks_to_be_paired(chromium, branch):
-    server, kiosk_dir = branch
-    display = open_display(chromium, server)
+def test_a_revoked_display_stops_receiving_and_asks_to_be_paired(chromium, own_branch):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    display = open_display(chromium, server, branch=branch)
     ident = display.evaluate("window.vuoroDisplay.state.display.id")
     server.cli("display-revoke", ident)
     display.get_by_role("heading", name="Pair this display").wait_for(timeout=60000)
     issue(kiosk_dir, 1)
-    server.call_next("2")
+    server.call_next("2", branch=branch)
     assert requests.get(f"{server.url}/display/state", timeout=10).status_code == 401
     assert "Pair this display" in display.content()
 
 
 @pytest.mark.screenshot
-def test_portrait_and_idle_screens(chromium, branch, shots):
-    server, kiosk_dir = branch
-    server.cli("display-message", "--branch", "demo", "Tervetuloa! Välkommen! Welcome!")
-    idle = open_display(chromium, server)
+def test_portrait_and_idle_screens(chromium, own_branch, shots):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    server.cli("display-message", "--branch", branch, "Tervetuloa! Välkommen! Welcome!")
+    idle = open_display(chromium, server, branch=branch)
     idle.locator("#message").get_by_text("Welcome!").wait_for()
     idle.screenshot(path=str(shots / "display-idle.png"))
     idle.context.close()  # done with: it would speak every call below
     issue(kiosk_dir, 6)
     for counter in ("1", "2", "3", "4"):
-        server.call_next(counter)
-    portrait = open_display(chromium, server, 1080, 1920)
+        server.call_next(counter, branch=branch)
+    portrait = open_display(chromium, server, 1080, 1920, branch)
     # the four young calls it had not spoken get their turns: quickly, here
     hurry(portrait)
     until(portrait, "window.vuoroDisplay.shown >= 4 && window.vuoroDisplay.idle")
