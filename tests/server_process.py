@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import itertools
 import os
 import random
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import unittest.mock
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +75,24 @@ def run(*args: str, stdin: str = "") -> str:
     )
     assert result.returncode == 0, f"{args}: {result.stderr}"
     return result.stdout.strip()
+
+
+def cli_in_process(*args: str, stdin: str = "") -> tuple[int | str | None, str, str]:
+    """``vuoro-server ARGS`` by its ``main()`` in this process, with ``stdin``
+    as its input: its exit status, output and errors."""
+    from server.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        unittest.mock.patch("sys.stdin", io.StringIO(stdin)),
+    ):
+        try:
+            status = main(list(args))
+        except SystemExit as exit:  # argparse's refusals
+            status = exit.code
+    return status, out.getvalue(), err.getvalue()
 
 
 class Managed:
@@ -194,7 +214,14 @@ class Server(Managed):
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
     def cli(self, *args: str, stdin: str = "") -> str:
-        return run("vuoro-server", "--db", str(self.db), *args, stdin=stdin)
+        """``vuoro-server --db DB ARGS`` (an operator's command, never ``serve``)
+        by the command's own ``main()`` in this process; what it printed. A new
+        interpreter would cost a second or more of a core each time; the
+        command starting as a process of its own is tested with ``run()``
+        (tests/test_cli.py, tests/test_staff_security.py, tests/test_transfer.py)."""
+        status, out, err = cli_in_process("--db", str(self.db), *args, stdin=stdin)
+        assert status == 0, f"{args}: {err}"
+        return out.strip()
 
     @property
     def sqlite(self) -> bool:

@@ -7,8 +7,6 @@ the ticket page and the displays."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 
 import pytest
@@ -16,12 +14,11 @@ import requests
 from alembic import command
 
 from server import branch_file
-from server import cli as server_cli
 from server.storage import Rejected, Storage, migrate
 from server.storage.database import Database
 from sync import protocol, state, tickets
 from tests.server_data import DEMO, batch, paired, ticket, today
-from tests.server_process import DEMO_BRANCH, sync_once
+from tests.server_process import DEMO_BRANCH, cli_in_process, sync_once
 from tests.web import PASSWORD, add_staff
 
 TREE_FILE = """
@@ -219,19 +216,10 @@ def server(tmp_path_factory, server_database):
     srv.stop()
 
 
-def operator(server, *args: str) -> tuple[int, str, str]:
-    """``vuoro-server --db DB ARGS`` by the command's own ``main()`` in this
-    process: its exit status, output and errors. A dozen new interpreters cost
-    this module a minute of a busy machine; ``vuoro-server`` starting as a
-    process of its own is tested with its other commands (tests/test_cli.py,
-    tests/test_sync.py, tests/test_display.py)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = server_cli.main(["--db", str(server.db), *args])
-        except SystemExit as exit:  # argparse's refusals
-            status = exit.code
-    return status, out.getvalue(), err.getvalue()
+def operator(server, *args: str) -> tuple[int | str | None, str, str]:
+    """``vuoro-server --db DB ARGS`` in this process (tests/server_process.py
+    cli_in_process): its exit status, output and errors."""
+    return cli_in_process("--db", str(server.db), *args)
 
 
 def said_by(server, *args: str) -> str:
