@@ -52,6 +52,9 @@ format: venv
 # Tests mostly wait (processes, sockets, screens, browsers), so more workers than
 # cores pays. Each test module stays on one worker (--dist loadfile): a module's
 # tests share its fixtures (one server, one staged install) and run in order.
+# Modules are handed out in collection order, the longest first
+# (tests/conftest.py LONGEST_FIRST), not xdist's most-tests-first: a long
+# module of one test would otherwise start last and run alone at the end.
 # The real Kivy app's tests (marker `ui`) come after, one at a time: beside
 # four busy workers on two cores its screen lags the taps and its timers fire.
 WORKERS ?= 4
@@ -59,7 +62,7 @@ WORKERS ?= 4
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile -m "not ui" --durations=25
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder -m "not ui" --durations=25
 	$(PY) -m pytest -q -p no:xdist -m ui --durations=10
 
 bench: venv

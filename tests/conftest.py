@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,49 @@ prefix = "B"
 name = { fi = "Luvat ja lisenssit", en = "Permits" }
 text = { fi = "Ota henkilöllisyystodistus esiin" }
 """
+
+
+#: The test modules that take longest (``--durations=0`` of a whole run, summed
+#: per module; bench/ is collected too), longest first. Under pytest-xdist's
+#: ``--dist loadfile --no-loadscope-reorder`` (the Makefile's) modules go to
+#: the workers in collection order: these go first, so no long module starts
+#: near the end while the other workers have nothing left to do. Only the
+#: order depends on this list; a module missing from it runs all the same.
+LONGEST_FIRST = (
+    "test_display_voice",
+    "test_staff_security",
+    "test_live",
+    "test_chaos_postgresql",
+    "test_install",
+    "test_sync",
+    "test_tree_server",
+    "test_manage",
+    "test_display_appliance",
+    "test_display",
+    "test_chaos",
+    "test_transfer",
+    "test_console",
+    "test_calling",
+    "test_ticket_page",
+    "test_openapi_fuzz",
+    "bench_fleet",
+    "test_display_page",
+    "test_server_storage",
+    "test_live_page",
+    "test_bad_config",
+    "test_migrations",
+    "test_server_limits",
+    "test_pairing_security",
+    "test_cli",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first (LONGEST_FIRST), the rest after them in their
+    usual order; each module's tests keep theirs (a stable sort by module)."""
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
 
 
 @pytest.fixture
@@ -264,3 +309,55 @@ def branch(tmp_path, server_database):
     server.pair(kiosk_dir, "door")
     yield server, kiosk_dir
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory, server_database):
+    """One real server for the tests of a module, on each database: a server's
+    start costs two seconds of a core. Each test takes a branch of its own on it
+    (``own_branch``), so no test sees another's queue; a test whose check is
+    the server's own state (a lock-out of the loopback address, every kiosk it
+    knows) keeps a server of its own (``branch``)."""
+    server = server_database.server(tmp_path_factory.mktemp("server"))
+    yield server
+    server.stop()
+
+
+_branch_numbers = itertools.count(1)
+
+
+@dataclass
+class OwnBranch:
+    """A test's own branch on its module's server: the demo branch's services
+    under another id, and a kiosk paired with it."""
+
+    server: object
+    kiosk_dir: Path
+    id: str
+    toml: Path  # the branch file it was loaded from
+
+    def name(self, username: str) -> str:
+        """A staff username of this branch's own (usernames are server-wide)."""
+        return f"{username}.{self.id}"
+
+
+@pytest.fixture
+def own_branch(module_server, tmp_path) -> OwnBranch:
+    """The demo branch, under an id of the test's own, on the module's server
+    (ticket URLs pointing at it), and a kiosk paired with it."""
+    from tests.server_process import DEMO_BRANCH
+
+    ident = f"b{next(_branch_numbers)}"
+    text = DEMO_BRANCH.read_text(encoding="utf-8")
+    assert 'id = "demo"' in text
+    toml = tmp_path / "branch.toml"
+    toml.write_text(
+        text.replace('id = "demo"', f'id = "{ident}"', 1).replace(
+            "http://127.0.0.1:8000", module_server.url
+        ),
+        encoding="utf-8",
+    )
+    module_server.load_branch(toml)
+    kiosk_dir = tmp_path / "kiosk"
+    module_server.pair(kiosk_dir, "door", branch=ident)
+    return OwnBranch(module_server, kiosk_dir, ident, toml)

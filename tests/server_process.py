@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import itertools
 import os
 import random
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import unittest.mock
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +75,24 @@ def run(*args: str, stdin: str = "") -> str:
     )
     assert result.returncode == 0, f"{args}: {result.stderr}"
     return result.stdout.strip()
+
+
+def cli_in_process(*args: str, stdin: str = "") -> tuple[int | str | None, str, str]:
+    """``vuoro-server ARGS`` by its ``main()`` in this process, with ``stdin``
+    as its input: its exit status, output and errors."""
+    from server.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        unittest.mock.patch("sys.stdin", io.StringIO(stdin)),
+    ):
+        try:
+            status = main(list(args))
+        except SystemExit as exit:  # argparse's refusals
+            status = exit.code
+    return status, out.getvalue(), err.getvalue()
 
 
 class Managed:
@@ -194,7 +214,14 @@ class Server(Managed):
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
     def cli(self, *args: str, stdin: str = "") -> str:
-        return run("vuoro-server", "--db", str(self.db), *args, stdin=stdin)
+        """``vuoro-server --db DB ARGS`` (an operator's command, never ``serve``)
+        by the command's own ``main()`` in this process; what it printed. A new
+        interpreter would cost a second or more of a core each time; the
+        command starting as a process of its own is tested with ``run()``
+        (tests/test_cli.py, tests/test_staff_security.py, tests/test_transfer.py)."""
+        status, out, err = cli_in_process("--db", str(self.db), *args, stdin=stdin)
+        assert status == 0, f"{args}: {err}"
+        return out.strip()
 
     @property
     def sqlite(self) -> bool:
@@ -234,18 +261,18 @@ class Server(Managed):
         if storage is not None:
             storage.database.dispose()
 
-    def kiosk_token(self, name: str = "door") -> str:
+    def kiosk_token(self, name: str = "door", branch: str = "demo") -> str:
         """A new kiosk's bearer token, paired over the API as a kiosk does."""
-        code = self.pair_code()
+        code = self.pair_code(branch)
         reply = requests.post(
             f"{self.url}/api/v1/pair", json={"code": code, "name": name}, timeout=5
         )
         assert reply.status_code == 200, reply.text
         return reply.json()["token"]
 
-    def display_token(self, name: str = "Lobby") -> str:
+    def display_token(self, name: str = "Lobby", branch: str = "demo") -> str:
         """A new display's token, paired through its page's form as a TV's browser does."""
-        code = self.pair_code()
+        code = self.pair_code(branch)
         reply = requests.post(
             f"{self.url}/display/pair",
             data={"code": code, "name": name},
@@ -270,21 +297,44 @@ class Server(Managed):
         """``vuoro-server pair-code``: a single-use code for a kiosk or a display."""
         return self.storage.new_pairing_code(branch, 600)
 
-    def pair(self, state_dir: Path, name: str = "kiosk") -> str:
+    def pair(self, state_dir: Path, name: str = "kiosk", branch: str = "demo") -> str:
         """Pair a kiosk state directory (as ``vuoro-sync pair`` does); its first sync."""
-        from importlib.metadata import version
-
-        from sync.daemon import SyncDaemon
         from sync.daemon import pair as pair_kiosk
 
-        credentials = pair_kiosk(state_dir, self.url, self.pair_code(), name)
-        daemon = SyncDaemon(state_dir, credentials, version=version("vuoro"))
-        try:
-            daemon.cycle()
-        finally:
-            daemon.client.close()
-            daemon.db.close()
+        credentials = pair_kiosk(state_dir, self.url, self.pair_code(branch), name)
+        sync_once(state_dir)
         return f"paired as {credentials.kiosk_id} in branch {credentials.branch_id}"
+
+    def call_next(
+        self, counter: str, *services: str, branch: str = "demo", finish: str = ""
+    ) -> str:
+        """``vuoro-server call-next``: the longest-waiting ticket to a counter;
+        what the CLI prints (tests/test_display.py runs the CLI itself)."""
+        from server.cli import shown
+
+        called = self.storage.call_next(branch, counter, list(services) or None, finish)
+        if called is None:
+            return "nobody is waiting"
+        return f"{shown(called['number'])} to counter {shown(called['counter'])}"
+
+
+def sync_once(state_dir: Path) -> None:
+    """One cycle of a paired kiosk's sync daemon, as ``vuoro-sync run --once``
+    runs it, in this process: a new interpreter costs a second or more of a
+    core, and the CLI itself is tested in tests/test_sync.py."""
+    from importlib.metadata import version
+
+    from sync.credentials import Credentials
+    from sync.daemon import SyncDaemon
+
+    credentials = Credentials.load(state_dir)
+    assert credentials is not None, f"{state_dir}: not paired"
+    daemon = SyncDaemon(state_dir, credentials, version=version("vuoro"))
+    try:
+        daemon.cycle()
+    finally:
+        daemon.client.close()
+        daemon.db.close()
 
 
 class SyncProcess(Managed):

@@ -14,15 +14,17 @@ import requests
 
 from server.speech import phrase
 from sync import state, tickets
-from tests.server_process import DEMO_BRANCH, run
+from tests.server_process import DEMO_BRANCH, sync_once
 from tests.web import PASSWORD, add_staff
 
 HOSTILE_CODES = ["", " ", "A" * 41, "ÄÖÅÄÖÅÄÖ", "ABCD\x00EFG", "<script>", "' OR 1=1 --", "🙂" * 8]
 
 
-def pair_display(server, name: str = "Waiting room") -> tuple[requests.Session, str]:
+def pair_display(
+    server, name: str = "Waiting room", branch: str = "demo"
+) -> tuple[requests.Session, str]:
     """A display paired as its browser does: the form, then the cookie."""
-    code = server.pair_code()
+    code = server.pair_code(branch)
     session = requests.Session()
     reply = session.post(
         f"{server.url}/display/pair",
@@ -44,14 +46,21 @@ def display_id(server, token: str) -> str:
     return state.json()["display"]["id"]
 
 
-def call_next(server, counter: str = "3", *services: str) -> str:
+def call_next(
+    server, counter: str = "3", *services: str, branch: str = "demo", cli: bool = False
+) -> str:
+    """A counter calls its next ticket: through ``vuoro-server call-next`` (a
+    process of its own) when the test is about the CLI, else the same call in
+    this process (what the CLI prints either way)."""
+    if not cli:
+        return server.call_next(counter, *services, branch=branch)
     flags = [arg for service in services for arg in ("--service", service)]
-    return server.cli("call-next", "--branch", "demo", "--counter", counter, *flags)
+    return server.cli("call-next", "--branch", branch, "--counter", counter, *flags)
 
 
-def logged_in(server, username: str, counter: str, role: str = "staff"):
+def logged_in(server, username: str, counter: str, role: str = "staff", branch: str = "demo"):
     """A staff member's browser session on the console, and its CSRF token."""
-    add_staff(server, username, counter, role=role)
+    add_staff(server, username, counter, role=role, branch=branch)
     session = requests.Session()
     session.post(
         f"{server.url}/console/login",
@@ -68,12 +77,12 @@ def issue(kiosk_dir, count: int = 1, service: str = "permits") -> None:
     for _ in range(count):
         tickets.mark_printed(db, tickets.issue_ticket(db, service, language="fi").id)
     db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
 
 
-def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
-    server, _ = branch
-    session, _ = pair_display(server, "Lobby TV")
+def test_a_display_pairs_with_a_code_once_and_sees_its_branch(own_branch):
+    server, branch = own_branch.server, own_branch.id
+    session, _ = pair_display(server, "Lobby TV", branch)
     page = session.get(f"{server.url}/display", timeout=10)
     assert page.status_code == 200 and 'src="/static/display.js"' in page.text
     state = session.get(f"{server.url}/display/state", timeout=10).json()
@@ -81,7 +90,7 @@ def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
     assert state["branch"] and state["services"] and state["calls"] == []
     assert state["languages"]  # the branch's, until a manager chooses
     # the code was spent: a second browser cannot use it
-    listed = server.cli("displays", "--branch", "demo")
+    listed = server.cli("displays", "--branch", branch)
     assert "Lobby TV" in listed
     stranger = requests.get(f"{server.url}/display/state", timeout=10)
     assert stranger.status_code == 401
@@ -89,7 +98,8 @@ def test_a_display_pairs_with_a_code_once_and_sees_its_branch(branch):
 
 
 def test_the_pairing_form_speaks_the_browsers_language_errors_too(branch):
-    """A display has no language before it is paired: the TV's browser says which."""
+    """A display has no language before it is paired: the TV's browser says which.
+    (A server of its own: a wrong code counts against the loopback address.)"""
     server, _ = branch
     finnish = {"Accept-Language": "fi-FI,fi;q=0.9,en;q=0.8"}
     page = requests.get(f"{server.url}/display", headers=finnish, timeout=10)
@@ -116,11 +126,11 @@ def test_the_pairing_form_speaks_the_browsers_language_errors_too(branch):
         assert '<html lang="en">' in page.text, header
 
 
-def test_a_call_from_the_cli_reaches_the_display_with_its_words(branch):
-    server, kiosk_dir = branch
-    session, _ = pair_display(server)
+def test_a_call_from_the_cli_reaches_the_display_with_its_words(own_branch):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    session, _ = pair_display(server, branch=branch)
     issue(kiosk_dir, 2)
-    said = call_next(server, "3")
+    said = call_next(server, "3", branch=branch, cli=True)
     number = said.split()[0]
     state = session.get(f"{server.url}/display/state", timeout=10).json()
     newest = state["calls"][0]
@@ -131,11 +141,11 @@ def test_a_call_from_the_cli_reaches_the_display_with_its_words(branch):
     assert waiting["permits"] == 1
 
 
-def test_the_sound_of_a_call_is_the_chime_and_each_language_spoken(branch):
-    server, kiosk_dir = branch
-    session, _ = pair_display(server)
+def test_the_sound_of_a_call_is_the_chime_and_each_language_spoken(own_branch):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    session, _ = pair_display(server, branch=branch)
     issue(kiosk_dir)
-    call_next(server, "12")
+    call_next(server, "12", branch=branch)
     call = session.get(f"{server.url}/display/state", timeout=10).json()["calls"][0]
     reply = session.get(f"{server.url}{call['sound']}", timeout=60)
     assert reply.status_code == 200 and reply.headers["content-type"] == "audio/wav"
@@ -151,17 +161,19 @@ def test_the_sound_of_a_call_is_the_chime_and_each_language_spoken(branch):
     assert requests.get(f"{server.url}{call['sound']}", timeout=10).status_code == 401
 
 
-def test_a_call_says_where_to_go_the_counters_place_before_the_services(branch):
-    server, kiosk_dir = branch
-    session, _ = pair_display(server)
-    _, services = server.storage.branch_settings("demo")
+def test_a_call_says_where_to_go_the_counters_place_before_the_services(own_branch):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    session, _ = pair_display(server, branch=branch)
+    _, services = server.storage.branch_settings(branch)
     permits = next(s for s in services if s["id"] == "permits")
     permits["locations"] = {"fi": "Huone 204, 2. kerros", "en": "Room 204, 2nd floor"}
-    server.storage.put_service("demo", permits)
-    server.storage.set_counter_location("demo", "7", {"en": "Desk 7"})
+    server.storage.put_service(branch, permits)
+    server.storage.set_counter_location(branch, "7", {"en": "Desk 7"})
     issue(kiosk_dir, 2)
-    first = call_next(server, "3").split()[0]  # counter 3 has no place: the service's
-    second = call_next(server, "7").split()[0]  # counter 7 has one: it wins
+    first = call_next(server, "3", branch=branch).split()[
+        0
+    ]  # counter 3 has no place: the service's
+    second = call_next(server, "7", branch=branch).split()[0]  # counter 7 has one: it wins
     state = session.get(f"{server.url}/display/state", timeout=10).json()
     by_number = {call["number"]: call for call in state["calls"]}
     languages = state["languages"]
@@ -181,7 +193,7 @@ def test_a_call_says_where_to_go_the_counters_place_before_the_services(branch):
     assert reply.status_code == 200
     assert json.loads(reply.headers["X-Vuoro-Said"]) == service_call["say"]
     issue(kiosk_dir, 1, service="advice")  # no place anywhere: the call alone
-    plain_number = call_next(server, "4", "advice").split()[0]
+    plain_number = call_next(server, "4", "advice", branch=branch).split()[0]
     calls = session.get(f"{server.url}/display/state", timeout=10).json()["calls"]
     plain = next(call for call in calls if call["number"] == plain_number)
     assert plain["location"] == {} and plain["say"]["en"].endswith("counter 4.")
@@ -189,10 +201,10 @@ def test_a_call_says_where_to_go_the_counters_place_before_the_services(branch):
     assert len(reply.content) > len(heard.content) + 44100  # the place is heard: a second more
 
 
-def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
-    server, kiosk_dir = branch
-    session, token = pair_display(server)
-    manager, csrf = logged_in(server, "maria", "1", role="manager")
+def test_a_manager_points_a_display_at_services_counters_and_languages(own_branch):
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    session, token = pair_display(server, branch=branch)
+    manager, csrf = logged_in(server, own_branch.name("maria"), "1", "manager", branch)
     ident = display_id(server, token)
     saved = manager.post(
         f"{server.url}/console/manage/displays/{ident}/settings",
@@ -210,10 +222,10 @@ def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
     assert saved.status_code == 200 and "Display saved." in saved.text
     issue(kiosk_dir, 1, "permits")
     issue(kiosk_dir, 1, "advice")
-    call_next(server, "9", "permits")  # another counter: not this display's
+    call_next(server, "9", "permits", branch=branch)  # another counter: not this display's
     issue(kiosk_dir, 1, "permits")
-    call_next(server, "3", "advice")  # another service: not this display's
-    call_next(server, "4", "permits")
+    call_next(server, "3", "advice", branch=branch)  # another service: not this display's
+    call_next(server, "4", "permits", branch=branch)
     state = session.get(f"{server.url}/display/state", timeout=10).json()
     assert state["display"]["name"] == "Permits TV" and state["volume"] == 55
     assert state["languages"] == ["sv", "en"]  # in the order the form lists them
@@ -254,9 +266,9 @@ def test_a_manager_points_a_display_at_services_counters_and_languages(branch):
     assert forged.status_code == 403
 
 
-def test_a_revoked_display_is_refused_and_its_stream_ends(branch):
-    server, _ = branch
-    session, token = pair_display(server)
+def test_a_revoked_display_is_refused_and_its_stream_ends(own_branch):
+    server = own_branch.server
+    session, token = pair_display(server, branch=own_branch.id)
     stream = session.get(
         f"{server.url}/display/events",
         headers={"Accept": "text/event-stream"},
@@ -275,21 +287,20 @@ def test_a_revoked_display_is_refused_and_its_stream_ends(branch):
     assert page.status_code == 401 and "Pair this display" in page.text
 
 
-def test_branch_data_needs_a_display_token_or_a_staff_session(branch):
-    server, _ = branch
-    queue = f"{server.url}/api/v1/branches/demo/queue"
-    stats = f"{server.url}/api/v1/branches/demo/stats"
+def test_branch_data_needs_a_display_token_or_a_staff_session(own_branch):
+    server, branch = own_branch.server, own_branch.id
+    queue = f"{server.url}/api/v1/branches/{branch}/queue"
+    stats = f"{server.url}/api/v1/branches/{branch}/stats"
+    kiosk_token = server.kiosk_token(branch=branch)
     for url in (queue, stats):
         anonymous = requests.get(url, timeout=10)
         assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
-        kiosk = requests.get(
-            url, headers={"Authorization": f"Bearer {server.kiosk_token()}"}, timeout=10
-        )
+        kiosk = requests.get(url, headers={"Authorization": f"Bearer {kiosk_token}"}, timeout=10)
         assert kiosk.status_code == 401, "a kiosk's token is not a display's"
-    _, token = pair_display(server)
+    _, token = pair_display(server, branch=branch)
     as_display = requests.get(queue, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert as_display.status_code == 200 and "permits" in as_display.json()
-    staff, _ = logged_in(server, "pekka", "2")
+    staff, _ = logged_in(server, own_branch.name("pekka"), "2", branch=branch)
     session = next(c.value for c in staff.cookies if c.name == "vuoro_session")
     as_staff = requests.get(stats, cookies={"vuoro_session": session}, timeout=10)
     assert as_staff.status_code == 200
@@ -301,6 +312,8 @@ def test_branch_data_needs_a_display_token_or_a_staff_session(branch):
 
 
 def test_hostile_pairing_codes_and_names_are_refused_plainly(branch):
+    """(A server of its own: the refused pairings count against the loopback
+    address, which every other test's display pairs from.)"""
     server, _ = branch
     for code in HOSTILE_CODES:
         reply = requests.post(f"{server.url}/display/pair", data={"code": code}, timeout=30)
@@ -319,9 +332,9 @@ def test_hostile_pairing_codes_and_names_are_refused_plainly(branch):
     assert token, "a refused name did not spend the code"
 
 
-def test_a_pairing_from_another_site_is_refused(branch):
-    server, _ = branch
-    code = server.pair_code()
+def test_a_pairing_from_another_site_is_refused(own_branch):
+    server = own_branch.server
+    code = server.pair_code(own_branch.id)
     reply = requests.post(
         f"{server.url}/display/pair",
         data={"code": code},
@@ -362,7 +375,7 @@ def test_with_two_workers_every_call_reaches_the_display_live(tmp_path, server_d
         assert next(frames)["calls"] == []
         expected = []
         for round_ in range(3):
-            said = call_next(server, str(round_ + 1))
+            said = call_next(server, str(round_ + 1), cli=True)
             expected.append((said.split()[0], str(round_ + 1)))
             console.post(
                 f"{server.url}/console/act", data={"csrf": csrf, "action": "call"}, timeout=30

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import tomllib
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,31 +18,45 @@ import requests
 from server import branch_file
 from sync import clock, devices, state, tickets
 from sync.schedule import Availability
-from tests.server_process import BIN, run
+from tests.server_process import BIN, Server, run, sync_once
 from tests.web import PASSWORD, add_staff
 
 
+@dataclass
+class Managed:
+    """A test's own branch on the module's server and its manager."""
+
+    server: Server
+    kiosk_dir: Path
+    branch: str
+    manager: str  # her username
+
+    def __iter__(self):  # server, kiosk_dir = managed
+        return iter((self.server, self.kiosk_dir))
+
+
 @pytest.fixture
-def managed(branch):
-    server, kiosk_dir = branch
-    out = add_staff(server, "maria", "1", role="manager")
-    assert out == "manager maria at counter 1"
-    return server, kiosk_dir
+def managed(own_branch) -> Managed:
+    maria = own_branch.name("maria")
+    out = add_staff(own_branch.server, maria, "1", role="manager", branch=own_branch.id)
+    assert out == f"manager {maria} at counter 1"
+    return Managed(own_branch.server, own_branch.kiosk_dir, own_branch.id, maria)
 
 
-def log_in(page, server, username="maria", password=PASSWORD):
+def log_in(page, server, username, password=PASSWORD):
     page.goto(f"{server.url}/console")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
 
 
-def services_in(server) -> dict[str, tuple]:
+def services_in(server, branch: str) -> dict[str, tuple]:
     return {
         r[0]: r[1:]
         for r in server.sql(
             "SELECT id, prefix, names, schedule, daily_cap, priority, is_open "
-            "FROM services WHERE listed = 1"
+            "FROM services WHERE listed = 1 AND branch_id = ?",
+            [branch],
         )
     }
 
@@ -56,7 +72,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
 ):
     server, kiosk_dir = managed
     page = browser.new_page()
-    log_in(page, server)
+    log_in(page, server, managed.manager)
     page.get_by_role("link", name="Manage").click()
     page.get_by_role("link", name="Add a service").click()
     fill_service(
@@ -82,7 +98,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
     page.set_viewport_size({"width": 1280, "height": 900})
     page.screenshot(path=str(shots / "console-manage.png"), full_page=True)
 
-    stored = services_in(server)["pensions"]
+    stored = services_in(server, managed.branch)["pensions"]
     assert stored[0] == "D", "prefix upper-cased"
     assert json.loads(stored[1]) == {"en": "Pensions", "fi": "Eläkkeet"}
     hours = json.loads(stored[2])
@@ -91,13 +107,13 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
     assert stored[3:] == (50, 2, 1)
 
     # the same branch as TOML, for automation: it reads back to what is stored
-    exported = server.cli("branch", "--export", "demo")
+    exported = server.cli("branch", "--export", managed.branch)
     again = branch_file.parse(tomllib.loads(exported))
     pensions = next(s for s in again[1] if s["id"] == "pensions")
     assert pensions["schedule"] == hours and pensions["daily_cap"] == 50
 
     # the kiosk takes it at its next sync and applies it itself, offline too
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
     db = state.connect(kiosk_dir / "state.db")
     helsinki = ZoneInfo("Europe/Helsinki")
     sunday = datetime(2026, 11, 29, 10, tzinfo=helsinki).astimezone(UTC)
@@ -120,7 +136,7 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
     page.get_by_role("link", name="Pensions").click()
     page.get_by_label("Open (untick").uncheck()
     page.get_by_role("button", name="Save service").click()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
     db = state.connect(kiosk_dir / "state.db")
     assert tickets.availability(db, "pensions", monday_lunch) == Availability("closed")
     db.close()
@@ -128,11 +144,11 @@ def test_a_manager_adds_a_service_with_hours_that_the_kiosk_keeps(
 
 def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
     server, _ = managed
-    before = services_in(server)
+    before = services_in(server, managed.branch)
     page = browser.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    log_in(page, server)
+    log_in(page, server, managed.manager)
     page.goto(f"{server.url}/console/manage/services/new")
     hostile = '<script>alert("x")</script> Ääkköset 🎫'
     fill_service(page, id="pensions", prefix="D", name_en=hostile)
@@ -142,7 +158,7 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
     assert "overlap" in page.locator("#form-error").inner_text()
     assert page.locator("[name=name_en]").input_value() == hostile, "nothing typed is lost"
     assert page.locator("[name=hours_mon]").input_value() == "08:00-12:00, 11:00-13:00"
-    assert services_in(server) == before
+    assert services_in(server, managed.branch) == before
 
     for field, value, message in [
         ("prefix", "A", "used by 'payments'"),
@@ -156,7 +172,7 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
         fill_service(page, **{field: value})
         page.get_by_role("button", name="Save service").click()
         assert message in page.locator("#form-error").inner_text(), field
-    assert services_in(server) == before
+    assert services_in(server, managed.branch) == before
 
     # hostile text is stored as text and shown as text
     page.goto(f"{server.url}/console/manage/services/new")
@@ -165,8 +181,8 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
     assert hostile in page.get_by_role("row").filter(has_text="Ääkköset").inner_text()
     assert dialogs == [], "no script ran"
     config = requests.get(
-        f"{server.url}/api/v1/branches/demo/queue",
-        headers={"Authorization": f"Bearer {server.display_token()}"},
+        f"{server.url}/api/v1/branches/{managed.branch}/queue",
+        headers={"Authorization": f"Bearer {server.display_token(branch=managed.branch)}"},
         timeout=5,
     )
     assert config.status_code == 200
@@ -174,8 +190,8 @@ def test_a_bad_service_form_comes_back_with_what_was_typed(browser, managed):
 
 def test_only_managers_with_a_valid_form_change_anything(browser, managed):
     server, _ = managed
-    add_staff(server, "olli", "2")
-    before = services_in(server)
+    add_staff(server, "olli", "2", branch=managed.branch)  # the module's only olli
+    before = services_in(server, managed.branch)
     with requests.Session() as web:
         assert web.get(f"{server.url}/console/manage", timeout=5).url.endswith("/console/login")
         web.post(
@@ -196,7 +212,7 @@ def test_only_managers_with_a_valid_form_change_anything(browser, managed):
     with requests.Session() as web:
         web.post(
             f"{server.url}/console/login",
-            data={"username": "maria", "password": PASSWORD},
+            data={"username": managed.manager, "password": PASSWORD},
             timeout=5,
         )
         fields = {"id": "evil", "prefix": "E", "name_en": "Evil", "open": "on"}
@@ -220,9 +236,11 @@ def test_only_managers_with_a_valid_form_change_anything(browser, managed):
         assert many.status_code == 413
         for path in ("/console/manage/kiosks/x/revoke", "/console/manage/staff/olli/remove"):
             assert web.post(f"{server.url}{path}", data={}, timeout=5).status_code == 403
-    assert services_in(server) == before
-    assert server.sql("SELECT COUNT(*) FROM staff") == [(2,)]
-    assert server.sql("SELECT COUNT(*) FROM kiosks WHERE revoked_at IS NULL")[0][0]
+    assert services_in(server, managed.branch) == before
+    assert server.sql("SELECT COUNT(*) FROM staff WHERE branch_id = ?", [managed.branch]) == [(2,)]
+    assert server.sql(
+        "SELECT COUNT(*) FROM kiosks WHERE revoked_at IS NULL AND branch_id = ?", [managed.branch]
+    )[0][0]
 
 
 def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed, tmp_path):
@@ -231,10 +249,10 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     devices.record(db, "printer", "paper_near_end")
     devices.set_out_of_order(db, True)
     db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
 
     page = browser.new_page()
-    log_in(page, server)
+    log_in(page, server, managed.manager)
     page.goto(f"{server.url}/console/manage")
     page.get_by_role("region", name="Kiosks").get_by_role("button", name="New pairing code").click()
     code = page.locator("#pairing-code").inner_text()
@@ -252,7 +270,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
         "--name",
         "lobby",
     )
-    run("vuoro-sync", "--state-dir", str(second), "run", "--once")
+    sync_once(second)
     page.goto(f"{server.url}/console/manage")
     door = page.get_by_role("row").filter(has_text="door")
     assert "paper near end" in door.inner_text()
@@ -264,12 +282,16 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
     lobby.get_by_label("New name for lobby").fill("Lobby, by the lifts")
     lobby.get_by_role("button", name="Rename").click()
     assert "Kiosk renamed" in page.locator(".flash").inner_text()
-    assert "Lobby, by the lifts" in server.cli("kiosks", "--branch", "demo")
+    assert "Lobby, by the lifts" in server.cli("kiosks", "--branch", managed.branch)
 
     page.on("dialog", lambda d: d.accept())
     page.get_by_role("row").filter(has_text="door").get_by_role("button", name="Reboot").click()
     assert "reboots at its next heartbeat" in page.locator(".flash").inner_text()
-    assert server.sql("SELECT kind FROM commands WHERE delivered_at IS NULL") == [("reboot",)]
+    assert server.sql(
+        "SELECT kind FROM commands JOIN kiosks ON kiosks.id = commands.kiosk_id "
+        "WHERE commands.delivered_at IS NULL AND kiosks.branch_id = ?",
+        [managed.branch],
+    ) == [("reboot",)]
     page.get_by_role("row").filter(has_text="Lobby, by the lifts").get_by_role(
         "button", name="Revoke"
     ).click()
@@ -286,7 +308,7 @@ def test_kiosks_pair_show_their_health_get_renamed_and_revoked(browser, managed,
 def test_a_manager_adds_and_removes_staff(browser, managed):
     server, _ = managed
     page = browser.new_page()
-    log_in(page, server)
+    log_in(page, server, managed.manager)
     page.goto(f"{server.url}/console/manage")
     fill_service(page, username="Pekka", password="short", counter="7", services="payments")
     page.locator("[name=password]").evaluate("e => e.removeAttribute('minlength')")
@@ -324,10 +346,10 @@ def test_a_ticket_no_day_could_take_is_shown_and_placed_by_a_manager(browser, ma
     devices.record(db, "state_db", "recovered", "damaged state DB kept as state.db.damaged-x")
     db.close()
     assert ticket.display.startswith("AK") and ticket.time_source == "unsure"
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
 
     page = browser.new_page()
-    log_in(page, server)
+    log_in(page, server, managed.manager)
     page.goto(f"{server.url}/console/manage")
     door = page.get_by_role("row").filter(has_text="door")
     assert "Clock unsure: clock not yet synchronised since boot" in door.inner_text()
@@ -337,6 +359,4 @@ def test_a_ticket_no_day_could_take_is_shown_and_placed_by_a_manager(browser, ma
     row.get_by_role("button", name="Add to today's queue").click()
     assert "in today's queue" in page.locator(".flash").inner_text()
     assert page.get_by_role("row").filter(has_text=ticket.display).count() == 0
-    assert server.cli("call-next", "--branch", "demo", "--counter", "1") == (
-        f"{ticket.display} to counter 1"
-    )
+    assert server.call_next("1", branch=managed.branch) == (f"{ticket.display} to counter 1")

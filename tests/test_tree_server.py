@@ -8,7 +8,6 @@ the ticket page and the displays."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 import requests
@@ -19,7 +18,7 @@ from server.storage import Rejected, Storage, migrate
 from server.storage.database import Database
 from sync import protocol, state, tickets
 from tests.server_data import DEMO, batch, paired, ticket, today
-from tests.server_process import BIN, DEMO_BRANCH, run
+from tests.server_process import DEMO_BRANCH, cli_in_process, sync_once
 from tests.web import PASSWORD, add_staff
 
 TREE_FILE = """
@@ -217,22 +216,30 @@ def server(tmp_path_factory, server_database):
     srv.stop()
 
 
+def operator(server, *args: str) -> tuple[int | str | None, str, str]:
+    """``vuoro-server --db DB ARGS`` in this process (tests/server_process.py
+    cli_in_process): its exit status, output and errors."""
+    return cli_in_process("--db", str(server.db), *args)
+
+
+def said_by(server, *args: str) -> str:
+    """What a command that succeeded printed (as Server.cli)."""
+    status, out, err = operator(server, *args)
+    assert status == 0, f"{args}: {err}"
+    return out.strip()
+
+
 def refused(server, *args: str) -> str:
-    done = subprocess.run(
-        [BIN / "vuoro-server", "--db", str(server.db), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2, done.stdout
-    assert "Traceback" not in done.stderr
-    return done.stderr
+    status, out, err = operator(server, *args)
+    assert status == 2, out
+    return err
 
 
 def test_the_cli_builds_the_tree_and_the_kiosk_gets_it_through_sync(server, tmp_path):
-    said = server.cli("category", "--branch", "demo", "money", "--name", "en=Money matters")
+    said = said_by(server, "category", "--branch", "demo", "money", "--name", "en=Money matters")
     assert said == "category money saved"
-    server.cli(
+    said_by(
+        server,
         "service-place",
         "--branch",
         "demo",
@@ -244,7 +251,7 @@ def test_the_cli_builds_the_tree_and_the_kiosk_gets_it_through_sync(server, tmp_
         "--location",
         "fi=Huone 204, 2. kerros",
     )
-    server.cli("service-place", "--branch", "demo", "permits", "--category", "money")
+    said_by(server, "service-place", "--branch", "demo", "permits", "--category", "money")
     assert "unknown parent category 'nowhere'" in refused(
         server, "category", "--branch", "demo", "x", "--name", "en=X", "--parent", "nowhere"
     )
@@ -257,7 +264,7 @@ def test_the_cli_builds_the_tree_and_the_kiosk_gets_it_through_sync(server, tmp_
     assert "no control characters" in refused(
         server, "counter-location", "--branch", "demo", "3", "en=Room\x1b[2J"
     )
-    listing = server.cli("categories", "--branch", "demo")
+    listing = said_by(server, "categories", "--branch", "demo")
     assert re.search(r"money\s+-\s+0\s+2\s+en=Money matters", listing), listing
 
     kiosk = tmp_path / "kiosk"
@@ -273,14 +280,14 @@ def test_the_cli_builds_the_tree_and_the_kiosk_gets_it_through_sync(server, tmp_
         assert [i.id for i in inside] == ["payments", "permits"]
         assert inside[0].location("fi") == "Huone 204, 2. kerros"
         # taken out of the category on the server: the kiosk follows at its next sync
-        server.cli("service-place", "--branch", "demo", "permits", "--category", "")
-        server.cli("service-place", "--branch", "demo", "payments", "--category", "")
-        run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")
+        said_by(server, "service-place", "--branch", "demo", "permits", "--category", "")
+        said_by(server, "service-place", "--branch", "demo", "payments", "--category", "")
+        sync_once(kiosk)
         assert [i.id for i in tickets.tree_level(db)] == ["payments", "permits", "advice"]
         assert tickets.get_service(db, "payments").location("en") == "Room 204, 2nd floor"
     finally:
         db.close()
-    server.cli("category-remove", "--branch", "demo", "money")
+    said_by(server, "category-remove", "--branch", "demo", "money")
 
 
 def csrf_of(page: str) -> str:
@@ -378,8 +385,8 @@ def test_a_manager_makes_a_category_puts_a_service_in_it_and_sets_a_counters_pla
 
 
 def test_a_called_customer_is_told_where_to_go_on_the_ticket_page_and_the_display(server, tmp_path):
-    server.cli("counter-location", "--branch", "demo", "3", "en=Counter 3, ground floor")
-    server.cli("service-place", "--branch", "demo", "advice", "--location", "en=Room 204")
+    said_by(server, "counter-location", "--branch", "demo", "3", "en=Counter 3, ground floor")
+    said_by(server, "service-place", "--branch", "demo", "advice", "--location", "en=Room 204")
     kiosk = tmp_path / "kiosk"
     server.pair(kiosk, "door")
     db = state.connect(kiosk / "state.db")
@@ -389,7 +396,7 @@ def test_a_called_customer_is_told_where_to_go_on_the_ticket_page_and_the_displa
             tickets.mark_printed(db, each.id)
     finally:
         db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk), "run", "--once")
+    sync_once(kiosk)
     display = server.display_token()
 
     def public(token: str) -> dict:
@@ -399,12 +406,12 @@ def test_a_called_customer_is_told_where_to_go_on_the_ticket_page_and_the_displa
 
     waiting = public(issued[0].public_token)
     assert waiting["status"] == "waiting" and waiting["location"] == "Room 204"
-    server.cli("call-next", "--branch", "demo", "--counter", "3", "--service", "advice")
+    server.call_next("3", "advice")
     called = public(issued[0].public_token)
     assert (called["counter"], called["location"]) == ("3", "Counter 3, ground floor")
     page = requests.get(f"{server.url}/t/{issued[0].public_token}", timeout=10).text
     assert '<p id="location" class="location" >Counter 3, ground floor</p>' in page
-    server.cli("call-next", "--branch", "demo", "--counter", "9", "--service", "advice")
+    server.call_next("9", "advice")
     assert public(issued[1].public_token)["location"] == "Room 204"
     shown = requests.get(
         f"{server.url}/display/state", cookies={"vuoro_display": display}, timeout=10

@@ -15,7 +15,7 @@ from kiosk.paper import ticket_content
 from printer.backends import EmulatorBackend
 from printer.layout import render_ticket
 from sync import state, tickets
-from tests.server_process import Server, run
+from tests.server_process import Server, sync_once
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,12 +40,13 @@ def add_staff(
     role: str = "staff",
     services: tuple[str, ...] = (),
     password: str = PASSWORD,
+    branch: str = "demo",
 ) -> str:
     """A staff account as ``vuoro-server staff`` makes one (in this process:
     tests/test_cli.py runs the CLI itself); what the CLI prints."""
     from server.staff import Staff
 
-    name = Staff(server.storage).add("demo", username, password, counter, list(services), role)
+    name = Staff(server.storage).add(branch, username, password, counter, list(services), role)
     return f"{role} {name} at counter {counter}"
 
 
@@ -75,7 +76,7 @@ def print_ticket(server: Server, kiosk_dir: Path, service: str, tmp_path: Path) 
     )
     tickets.mark_printed(db, ticket.id)
     db.close()
-    run("vuoro-sync", "--state-dir", str(kiosk_dir), "run", "--once")
+    sync_once(kiosk_dir)
     png = sorted((tmp_path / "printed").glob(f"*-{ticket.display}.png"))[-1]
     (code,) = zxingcpp.read_barcodes(Image.open(png))
     return code.text
