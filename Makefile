@@ -55,15 +55,18 @@ format: venv
 # Modules are handed out in collection order, the longest first
 # (tests/conftest.py LONGEST_FIRST), not xdist's most-tests-first: a long
 # module of one test would otherwise start last and run alone at the end.
-# The real Kivy app's tests (marker `ui`) come after, one at a time: beside
-# four busy workers on two cores its screen lags the taps and its timers fire.
+# The real Kivy app's tests (marker `ui`) come after, two modules at a time,
+# each kiosk on an Xvfb screen of its own: beside four busy workers on two
+# cores a kiosk's screen lags the taps and its timers fire late, but two kiosks
+# that mostly wait for each other's conditions (never a fixed sleep) keep up.
 WORKERS ?= 4
+UI_WORKERS ?= 2
 
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder -m "not ui" --durations=25
-	$(PY) -m pytest -q -p no:xdist -m ui --durations=10
+	$(PY) -m pytest -q -n $(UI_WORKERS) --dist loadfile --no-loadscope-reorder -m ui --durations=10
 
 bench: venv
 	@tools/sysdeps.sh test

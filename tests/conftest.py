@@ -78,6 +78,11 @@ LONGEST_FIRST = (
     "test_server_limits",
     "test_pairing_security",
     "test_cli",
+    # the ui phase's longest (its two workers)
+    "test_admin_ui",
+    "test_kiosk_ui",
+    "test_field_faults",
+    "test_kiosk_modes_ui",
 )
 
 
