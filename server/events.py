@@ -55,6 +55,7 @@ CHANNEL = "vuoro_events"
 #: was called to a counter (or recalled), or its status changed otherwise; a
 #: display's settings or the branch's display message changed, or one was revoked
 CREATED, CALLED, STATUS, DISPLAY = "created", "called", "status", "display"
+COUNTER = "counter"  # a counter opened, paused or closed
 SQLITE_POLL_S = 0.5
 #: PostgreSQL refuses a notification payload of 8,000 bytes or more
 NOTIFY_MAX_BYTES = 7000

@@ -48,7 +48,7 @@ log = logging.getLogger("vuoro.server.login")
 SESSION_HOURS = 12
 ADDRESS = throttle.Bucket("login-address", capacity=5, leak_s=60)
 ACCOUNT = throttle.Bucket("login-account", capacity=5, leak_s=60)
-ROLES = ("staff", "manager")
+ROLES = ("staff", "manager", "organisation")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 PASSWORD_RULE = (
     "a password needs 10 to 200 characters, at least 5 different ones, not only spaces, "
@@ -74,11 +74,13 @@ class StaffMember:
     counter: str
     services: list[str]
     csrf: str = ""
-    role: str = "staff"  # staff | manager (may change the branch, kiosks and staff)
+    #: staff | manager (may change the branch, kiosks and staff) | organisation
+    #: (a manager of their own branch who also sees the reports of further ones)
+    role: str = "staff"
 
     @property
     def manages(self) -> bool:
-        return self.role == "manager"
+        return self.role in ("manager", "organisation")
 
 
 class LockedOut(Exception):
@@ -330,6 +332,21 @@ class Staff:
             return None
         return StaffMember(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
 
+    def branches(self, member: StaffMember) -> list[str]:
+        """The branches whose reports ``member`` may read: their own, and for an
+        organisation manager the further ones given to them."""
+        if member.role != "organisation":
+            return [member.branch_id]
+        with self.storage.reading() as db:
+            more = [
+                r[0]
+                for r in db.execute(
+                    "SELECT branch_id FROM staff_branches WHERE staff_id = ? ORDER BY branch_id",
+                    [member.id],
+                )
+            ]
+        return [member.branch_id, *(b for b in more if b != member.branch_id)]
+
     def log_out(self, token: str) -> None:
         with self.storage.transaction() as db:
             db.execute("DELETE FROM sessions WHERE token_hash = ?", [_hash(token)])
@@ -360,7 +377,7 @@ class Staff:
         if action == "call":
             try:
                 called = self.storage.call_next(
-                    member.branch_id, member.counter, member.services or None
+                    member.branch_id, member.counter, member.services or None, staff_id=member.id
                 )
             except CounterBusy as exc:
                 return f"{exc.number} is still called here"
@@ -388,7 +405,7 @@ class Staff:
                 # back in the queue of another service, with its original place (queued_at)
                 db.execute(
                     "UPDATE tickets SET queue_id = ?, status = 'waiting', counter = NULL, "
-                    "called_at = NULL WHERE id = ?",
+                    "called_at = NULL, transfers = transfers + 1 WHERE id = ?",
                     [service, current["id"]],
                 )
                 events.record(

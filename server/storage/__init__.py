@@ -24,6 +24,7 @@ from server.storage.common import (
     now,
 )
 from server.storage.database import Database, Tx, database_url
+from server.storage.desks import Desks
 from server.storage.devices import MAX_LIVE_CODES, PAIR_ADDRESS, PAIR_SERVER, Devices
 from server.storage.displays import Displays
 from server.storage.ingest import Ingest, Placement, day_bounds, ingest_days, place
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 
-class Storage(Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats):
+class Storage(Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats, Desks):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""
 

@@ -46,6 +46,7 @@ class Calling:
         counter: str,
         services: list[str] | None = None,
         finish: str = "",
+        staff_id: int | None = None,
     ) -> dict | None:
         """The longest fair wait among ``services`` goes to ``counter``; a service
         with a higher ``priority`` goes first while it has anyone waiting.
@@ -95,8 +96,9 @@ class Calling:
             if row is None:
                 return None
             db.execute(
-                "UPDATE tickets SET status = 'called', counter = ?, called_at = ? WHERE id = ?",
-                [counter, iso(now()), row[0]],
+                "UPDATE tickets SET status = 'called', counter = ?, called_at = ?, staff_id = ? "
+                "WHERE id = ?",
+                [counter, iso(now()), staff_id, row[0]],
             )
             events.record(
                 db, branch_id, row[2], events.CALLED, ticket=row[0], number=row[1], counter=counter

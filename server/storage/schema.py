@@ -165,6 +165,14 @@ tickets = sa.Table(
     _col("queue_id", nullable=True),
     # why no day's queue could take it (status parked), for staff
     _col("park_reason", nullable=True),
+    # the staff member who called it last (reports per staff member)
+    _col("staff_id", Int, nullable=True),
+    # why staff called this one out of turn (none: called next in line)
+    _col("call_reason", nullable=True),
+    # how many times staff moved it to another service's queue
+    _col("transfers", Int, server_default="0"),
+    # kiosk, or counter: given by staff to a customer the kiosk could not serve
+    _col("origin", server_default="kiosk"),
     sa.UniqueConstraint("branch_id", "service_id", "day", "series", "number"),
     sa.Index("tickets_queue", "branch_id", "service_id", "status", "queued_at"),
     sa.Index("tickets_by_kiosk", "kiosk_id", "kiosk_seq"),
@@ -175,6 +183,7 @@ tickets = sa.Table(
     ),
     # a counter's called ticket, checked at every call
     sa.Index("tickets_at_counter", "branch_id", "counter", "status"),
+    sa.Index("tickets_by_day", "branch_id", "day"),  # reports
 )
 
 commands = sa.Table(
@@ -185,6 +194,8 @@ commands = sa.Table(
     _col("kind"),
     _col("created_at"),
     _col("delivered_at", nullable=True),
+    # what the command needs (JSON): a ticket to print, for ``print_ticket``
+    _col("data", server_default="{}"),
 )
 
 staff = sa.Table(
@@ -208,6 +219,33 @@ sessions = sa.Table(
     _col("staff_id", sa.Integer, sa.ForeignKey("staff.id")),
     _col("csrf"),
     _col("expires_at"),
+    # the counter this session works, and its services today (JSON), chosen at login
+    _col("counter", nullable=True),
+    _col("services", nullable=True),
+)
+
+# each counter's day: opened (with its services), paused, closed, by whom; the
+# newest row is its state now; reports count staffed counters per hour from it
+counter_log = sa.Table(
+    "counter_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _col("branch_id", sa.ForeignKey("branches.id")),
+    _col("counter"),
+    _col("staff_id", Int, nullable=True),
+    _col("state"),  # open | paused | closed
+    _col("services", server_default="[]"),
+    _col("at"),
+    sa.Index("counter_log_by_counter", "branch_id", "counter", "id"),
+    sa.Index("counter_log_by_time", "branch_id", "at"),
+)
+
+# the further branches an organisation manager sees (their own is staff.branch_id)
+staff_branches = sa.Table(
+    "staff_branches",
+    metadata,
+    _col("staff_id", sa.Integer, sa.ForeignKey("staff.id"), primary_key=True),
+    _col("branch_id", sa.ForeignKey("branches.id"), primary_key=True),
 )
 
 feedback = sa.Table(
