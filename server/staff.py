@@ -77,6 +77,7 @@ class StaffMember:
     #: staff | manager (may change the branch, kiosks and staff) | organisation
     #: (a manager of their own branch who also sees the reports of further ones)
     role: str = "staff"
+    language: str | None = None  # the console's language (None: the browser's)
 
     @property
     def manages(self) -> bool:
@@ -323,14 +324,17 @@ class Staff:
             return None
         with self.storage.reading() as db:
             row = db.execute(
-                "SELECT s.id, s.branch_id, s.username, s.counter, s.services, x.csrf, s.role "
+                "SELECT s.id, s.branch_id, s.username, s.counter, s.services, x.csrf, s.role, "
+                "s.language "
                 "FROM sessions x JOIN staff s ON s.id = x.staff_id "
                 "WHERE x.token_hash = ? AND x.expires_at > ?",
                 [_hash(token), iso(now())],
             ).fetchone()
         if row is None:
             return None
-        return StaffMember(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+        return StaffMember(
+            row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7]
+        )
 
     def branches(self, member: StaffMember) -> list[str]:
         """The branches whose reports ``member`` may read: their own, and for an

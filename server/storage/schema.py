@@ -210,6 +210,8 @@ staff = sa.Table(
     _col("created_at"),
     # managers edit their branch; staff only call
     _col("role", server_default="staff"),
+    # the language the console speaks to them (none: their browser's)
+    _col("language", nullable=True),
 )
 
 sessions = sa.Table(

@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.add_column("tickets", sa.Column("transfers", Int, nullable=False, server_default="0"))
     op.add_column("tickets", sa.Column("origin", Text, nullable=False, server_default="kiosk"))
     op.create_index("tickets_by_day", "tickets", ["branch_id", "day"])
+    op.add_column("staff", sa.Column("language", Text, nullable=True))
     op.add_column("sessions", sa.Column("counter", Text, nullable=True))
     op.add_column("sessions", sa.Column("services", Text, nullable=True))
     op.add_column("commands", sa.Column("data", Text, nullable=False, server_default="{}"))
@@ -56,6 +57,8 @@ def downgrade() -> None:
     op.drop_table("counter_log")
     with op.batch_alter_table("commands") as batch:
         batch.drop_column("data")
+    with op.batch_alter_table("staff") as batch:
+        batch.drop_column("language")
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("services")
         batch.drop_column("counter")
