@@ -59,11 +59,12 @@ def test_a_counter_calls_serves_and_the_customer_gives_feedback(browser, counter
     log_in(staff, server, username=anna)
     assert "Counter 3" in staff.locator("header").inner_text()
     staff.get_by_role("button", name="Call next").click()
-    assert staff.locator("#current").inner_text() == "A001"
+    staff.locator("#current", has_text="A001").wait_for()
     customer.locator("#status").get_by_text("Tule palvelupisteeseen 3").wait_for(timeout=20000)
     staff.get_by_role("button", name="Start").click()
+    staff.locator("#current-status", has_text="being served").wait_for()
     staff.get_by_role("button", name="Served").click()
-    assert staff.locator("#current").inner_text() == "—"
+    staff.locator("#current", has_text="—").wait_for()
     customer.get_by_text("Millainen käyntisi oli?").wait_for(timeout=20000)  # offered once
     customer.get_by_label("4/5").check()
     customer.get_by_label("Haluatko lisätä jotain? (vapaaehtoinen)").fill("Nopeaa <b>palvelua</b>")
@@ -87,11 +88,12 @@ def test_a_transfer_keeps_the_original_place_and_the_ticket_names_its_new_queue(
     staff = browser.new_page()
     log_in(staff, server, username=anna)
     staff.get_by_role("button", name="Call next").click()
-    assert staff.locator("#current").inner_text() == "A001"
+    staff.locator("#current", has_text="A001").wait_for()
     staff.get_by_label("Transfer to").select_option("permits")
     staff.get_by_role("button", name="Transfer").click()
+    staff.locator("#current", has_text="—").wait_for()
     staff.get_by_role("button", name="Call next").click()
-    assert staff.locator("#current").inner_text() == "A001", "ahead of the later permits ticket"
+    staff.locator("#current", has_text="A001").wait_for()  # ahead of the later permits ticket
     ticket = requests.get(f"{first.replace('/t/', '/api/v1/tickets/')}?lang=en", timeout=5).json()
     assert (ticket["number"], ticket["status"], ticket["counter"]) == ("A001", "called", "3")
     assert ticket["service"] == "Permits and licences", "the holder sees the queue it is in now"
@@ -267,6 +269,7 @@ def test_names_with_html_are_escaped_in_the_console(browser, own_branch, tmp_pat
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     log_in(page, server, username=anna)
-    assert "<img src=x onerror=alert(1)>Payments" in page.locator("table").inner_text()
+    assert "<img src=x onerror=alert(1)>Payments" in page.locator("#desk").inner_text()
+    page.locator("table.waiting caption", has_text="<img src=x onerror=alert(1)>").wait_for()
     assert "<b>3</b>" in page.locator("header").inner_text()
     assert dialogs == []

@@ -50,11 +50,16 @@ class Stats:
                 if slot == hour_now:
                     same_hour.setdefault(service, []).append(seconds)
         since = iso(now() - timedelta(seconds=estimate.ACTIVE_WINDOW_S))
+        # counters that called lately and are open now: one on a break, or closed
+        # at logout, serves nobody until it opens again
         counters = dict(
             db.execute(
-                "SELECT queue_id, COUNT(DISTINCT counter) FROM tickets WHERE branch_id = ? "
-                "AND called_at >= ? GROUP BY queue_id",
-                [branch_id, since],
+                "SELECT t.queue_id, COUNT(DISTINCT t.counter) FROM tickets t WHERE "
+                "t.branch_id = ? AND t.called_at >= ? AND t.counter NOT IN ("
+                "SELECT l.counter FROM counter_log l JOIN (SELECT counter, MAX(id) AS id "
+                "FROM counter_log WHERE branch_id = ? GROUP BY counter) newest "
+                "ON newest.id = l.id WHERE l.state != 'open') GROUP BY t.queue_id",
+                [branch_id, since, branch_id],
             ).fetchall()
         )
         arrivals = dict(
