@@ -95,7 +95,6 @@ def screen_words(language: str) -> dict[str, str]:
             "Choose another counter unless that is meant."
         ),
         "offline": tr("No connection; trying again…"),
-        "waiting_n": tr("{count} waiting"),
     }
 
 
@@ -332,7 +331,8 @@ def console_router(
     def forged(member: StaffMember, csrf: str, lang: str, wants_json: bool) -> Response | None:
         if hmac.compare_digest(csrf.encode(), member.csrf.encode()):
             return None
-        said = translator(lang).gettext("The form is stale or forged; reload the page.")
+        tr = translator(lang).gettext
+        said = tr("The form is stale or forged; reload the page.")
         if wants_json:
             return JSONResponse({"ok": False, "message": said}, status_code=403)
         return Response(said, status_code=403)

@@ -542,7 +542,9 @@ class Staff:
         try:
             return self._work(member, action, service, ticket, reason, tr)
         except calling.CounterPaused:
-            return Outcome(tr("You are on a break: press Back to call customers."), False)
+            return Outcome(
+                tr("You are on a break: press Back from break to call customers."), False
+            )
         except CounterBusy as exc:
             return Outcome(tr("{number} is still called here").format(number=exc.number), False)
         except Rejected as exc:

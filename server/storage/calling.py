@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from server import estimate, events
@@ -13,6 +14,8 @@ from sync import protocol
 REASON_MAX = 200
 #: How many waiting tickets of one service the counter screen lists
 LISTED_MAX = 50
+#: text-direction embeddings, overrides and isolates: a reason cannot turn a report around
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class CounterPaused(Rejected):
@@ -34,9 +37,13 @@ def counter_state(db: Tx, branch_id: str, counter: str) -> str:
 
 
 def clean_reason(reason: str) -> str:
-    """A reason as stored: one line, no control characters, 1 to REASON_MAX
-    characters; Rejected otherwise."""
-    text = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
+    """A reason as stored: one line, no control characters nor text-direction
+    overrides (emoji joiners stay), 1 to REASON_MAX characters; Rejected otherwise."""
+    kept = (
+        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else "" if c in _BIDI else c
+        for c in reason
+    )
+    text = " ".join("".join(kept).split())
     if not text:
         raise Rejected("a reason is needed to call a ticket out of turn")
     if len(text) > REASON_MAX:
