@@ -74,3 +74,33 @@ def test_every_page_meets_wcag_aa_on_a_phone_and_at_double_text(browser, pages):
             assert wide <= 360, f"{name} at 200 % scrolls sideways: {sticking_out(page)}"
     failing = {k: v for k, v in found.items() if v}
     assert not failing, "\n\n".join(f"== {k}\n{v}" for k, v in failing.items())
+
+
+def test_the_counter_screen_meets_wcag_aa_at_a_desk_and_at_double_text(browser, branch, tmp_path):
+    """The counter screen at 1280 px with all it can show: a called ticket, the
+    waiting lists with a counter ticket and a transferred one, other services'
+    counts, the counter's choice open, the no-show countdown; at 100 % and 200 %."""
+    server, kiosk_dir = branch
+    add_staff(server, "tiina", "2", services=("payments", "permits"))
+    for service in ("payments", "payments", "permits", "advice"):
+        print_ticket(server, kiosk_dir, service, tmp_path)
+    server.storage.issue_at_counter("demo", "permits", None)
+    server.sql("UPDATE tickets SET transfers = 1 WHERE display = 'A002'")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server.url}/console/login")
+    page.get_by_label("Username").fill("tiina")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Call next").click()
+    page.locator("#current", has_text="A001").wait_for()
+    page.locator("td.waited").first.wait_for()
+    found = {"counter at 1280 px": violations(page)}
+    page.evaluate("document.documentElement.style.setProperty('font-size', '200%', 'important')")
+    found["counter at 1280 px, 200 %"] = violations(page)
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 1280, f"the counter at 200 % scrolls sideways: {sticking_out(page)}"
+    page.keyboard.press("p")  # on a break: the state and the buttons change
+    page.locator("#counter-state", has_text="On a break").wait_for()
+    found["counter on a break, 200 %"] = violations(page)
+    failing = {k: v for k, v in found.items() if v}
+    assert not failing, "\n\n".join(f"== {k}\n{v}" for k, v in failing.items())

@@ -28,7 +28,7 @@ def log_in(page, server, username: str) -> None:
 
 def wait_live(page) -> None:
     """The screen's script has drawn the state it was given (lists are its own)."""
-    page.wait_for_function("document.querySelector('#lists').dataset.total !== undefined")
+    page.locator("#screen[data-live=true]").wait_for(state="attached")
 
 
 @pytest.fixture
@@ -425,3 +425,35 @@ def test_a_counter_named_in_unicode_is_kept(own_branch):
     ).json()
     assert chose == {"ok": True, "message": "You work at counter Työpiste Ö 2 now."}
     assert "Työpiste Ö 2" in web.get(f"{server.url}/console", timeout=30).text
+
+
+@pytest.mark.screenshot
+def test_the_counter_screen_in_pictures(own_branch, browser, shots, tmp_path):
+    """docs/console/counter-en.png and counter-fi.png (``make screenshots``): a
+    called ticket, the lists with a counter ticket and a transferred one,
+    another service's count, at a desk's 1280 px."""
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    anna = own_branch.name("anna")
+    add_staff(server, anna, "3", services=("payments", "permits"), branch=branch)
+    for service in ("payments", "payments", "payments", "permits", "advice", "advice"):
+        print_ticket(server, kiosk_dir, service, tmp_path)
+    server.storage.issue_at_counter(branch, "permits", None)
+    server.sql(
+        "UPDATE tickets SET transfers = 1 WHERE branch_id = ? AND display = 'A003'", [branch]
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    log_in(page, server, anna)
+    page.get_by_role("button", name="Work at this counter").click()
+    page.locator("#desk:not([open])").wait_for()
+    wait_live(page)
+    page.keyboard.press("n")
+    page.locator("#current", has_text="A001").wait_for()
+    (shots / "console").mkdir(exist_ok=True)
+    page.screenshot(path=shots / "console" / "counter-en.png", full_page=True)
+    page.get_by_role("link", name="Change counter").click()
+    page.get_by_label("Language").select_option("fi")
+    page.get_by_role("button", name="Work at this counter").click()
+    page.get_by_role("button", name="Kutsu seuraava").wait_for()
+    page.locator("#desk:not([open])").wait_for()
+    wait_live(page)
+    page.screenshot(path=shots / "console" / "counter-fi.png", full_page=True)

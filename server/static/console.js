@@ -53,21 +53,19 @@
       const head = el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, lists.dataset.number || "#"),
         el("th", { scope: "col" }, lists.dataset.waited || ""),
-        el("th", { scope: "col" }, lists.dataset.notes || ""),
-        el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, lists.dataset.call || ""))));
+        el("th", { scope: "col" }, lists.dataset.call || "")));
       const body = el("tbody");
       for (const t of m.tickets) {
         const choose = el("button", {
           type: "button", class: "small choose", "data-ticket": t.id, "data-number": t.number,
         }, fill(words.call_this, { number: t.number }));
         body.append(el("tr", { "data-ticket": t.id },
-          el("th", { scope: "row" }, t.number),
+          el("th", { scope: "row" }, t.number, " ", ...marks(t)),
           el("td", { class: "waited", "data-waited": t.waited_s }, minutes(t)),
-          el("td", {}, ...marks(t)),
           el("td", {}, choose)));
       }
       const foot = el("tfoot", {}, el("tr", {},
-        el("th", { scope: "row", colspan: "3" }, lists.dataset.total || ""),
+        el("th", { scope: "row", colspan: "2" }, lists.dataset.total || ""),
         el("td", { "data-service": m.service }, String(m.waiting))));
       return el("table", { class: "waiting", "data-service": m.service }, caption, head, body, foot);
     });
@@ -91,11 +89,10 @@
   (() => {
     const lists = $("lists");
     const heads = lists.querySelectorAll("thead th");
-    if (heads.length >= 4) {
+    if (heads.length >= 3) {
       lists.dataset.number = heads[0].textContent;
       lists.dataset.waited = heads[1].textContent;
-      lists.dataset.notes = heads[2].textContent;
-      lists.dataset.call = heads[3].textContent;
+      lists.dataset.call = heads[2].textContent;
     }
     const total = lists.querySelector("tfoot th");
     if (total) lists.dataset.total = total.textContent;
@@ -150,6 +147,7 @@
     sharing.hidden = !next.sharing.length;
     if (next.sharing.length) setText(sharing, fill(words.sharing, { names: next.sharing.join(", ") }));
     tick();
+    screen.dataset.live = "true";
   }
 
   // the clock-driven parts: the no-show countdown, the undo's, the waits
