@@ -457,3 +457,25 @@ def test_the_counter_screen_in_pictures(own_branch, browser, shots, tmp_path):
     page.locator("#desk:not([open])").wait_for()
     wait_live(page)
     page.screenshot(path=shots / "console" / "counter-fi.png", full_page=True)
+
+
+def test_logging_out_closes_the_counter_unless_someone_else_works_it(own_branch):
+    server, branch = own_branch.server, own_branch.id
+    anna, bert = own_branch.name("anna"), own_branch.name("bert")
+    add_staff(server, anna, "5", services=("payments",), branch=branch)
+    add_staff(server, bert, "5", services=("payments",), branch=branch)
+
+    def logged_in(username: str) -> tuple[requests.Session, str]:
+        web = requests.Session()
+        page = web.post(
+            f"{server.url}/console/login",
+            data={"username": username, "password": PASSWORD},
+            timeout=30,
+        )
+        return web, page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+    (anna_web, anna_csrf), (bert_web, bert_csrf) = logged_in(anna), logged_in(bert)
+    anna_web.post(f"{server.url}/console/logout", data={"csrf": anna_csrf}, timeout=30)
+    assert server.storage.counter_states(branch)["5"]["state"] == "open", "bert is still there"
+    bert_web.post(f"{server.url}/console/logout", data={"csrf": bert_csrf}, timeout=30)
+    assert server.storage.counter_states(branch)["5"]["state"] == "closed"
