@@ -173,11 +173,14 @@ class TicketIssuer:
         except _AlreadyHanded:
             log.warning("counter ticket %s was handed to the printer before: not again", job.number)
             return "skipped:printed before"
-        except Exception as exc:  # the customer has the number from the counter's screen
+        except PrinterError as exc:  # the customer has the number from the counter's screen
             state_name = printer_state_of(exc)
             log.error("counter ticket %s not printed: %s", job.number, exc)
             self._record_printer(state_name, str(exc))
             return self._finish(command, f"failed:{state_name}")
+        except Exception:  # not the printer's fault: its state stays as it was
+            log.exception("counter ticket %s not printed", job.number)
+            return self._finish(command, "failed:error")
         self._record_printer(printer_status.state)
         log.info("printed counter ticket %s (%d bytes)", job.number, len(data))
         return self._finish(command, "printed")
