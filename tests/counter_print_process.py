@@ -7,7 +7,7 @@ through the real :class:`kiosk.issuing.TicketIssuer` and a network printer.
 Each command's result goes to stdout as ``result <id> <result>``, and the
 first printer check as ``checked <state>``. SIGTERM stops it.
 
-    python -m tests.counter_print_process STATE_DIR HOST:PORT
+    python -m tests.counter_print_process STATE_DIR HOST:PORT [PRINTER_TIMEOUT_S]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sync import state
 SHIPPED = Path(__file__).resolve().parent.parent / "systemd" / "kiosk.toml"
 
 
-def main(state_dir: str, printer: str) -> None:
+def main(state_dir: str, printer: str, timeout_s: str = "2") -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -37,7 +37,7 @@ def main(state_dir: str, printer: str) -> None:
     db_path = Path(state_dir) / "state.db"
     prepared = prepare(db_path, settings)
     host, port = printer.rsplit(":", 1)
-    backend = NetworkBackend(host, int(port), timeout=2.0)
+    backend = NetworkBackend(host, int(port), timeout=float(timeout_s))
     issuer = TicketIssuer(db_path, prepared.settings, backend, lambda f, *a: f(*a))
     db = state.connect(db_path)
     print("ready", flush=True)
@@ -56,4 +56,4 @@ def main(state_dir: str, printer: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])
