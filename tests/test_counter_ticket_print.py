@@ -22,6 +22,7 @@ from PIL import Image
 from printer.escpos_lib import profile_codepages, profile_media_width
 from printer.render import render_bytes
 from server.storage import Rejected
+from sync import cli as sync_cli
 from sync import commands, devices, protocol, state
 from sync.credentials import Credentials
 from tests.emulator_process import Emulator
@@ -204,7 +205,7 @@ def test_no_kiosk_that_can_print_means_none(counter, tmp_path):
     db.close()
 
 
-def test_a_failing_printer_prints_nothing_and_staff_are_told(counter, tmp_path):
+def test_a_failing_printer_prints_nothing_and_staff_are_told(counter, tmp_path, capsys):
     branch, _printer = counter
     storage, kiosk_dir = branch.server.storage, branch.kiosk_dir
     sync_once(kiosk_dir)  # printer state not known yet: the kiosk may still print
@@ -224,6 +225,10 @@ def test_a_failing_printer_prints_nothing_and_staff_are_told(counter, tmp_path):
     assert outcome == {"kiosk": "door", "state": "failed", "detail": "paper_out"}
     # that heartbeat said the printer is out of paper: no kiosk is asked now
     assert storage.print_at_kiosk(branch.id, given["id"]) is None
+    # and the technician's `vuoro-sync status` says so
+    capsys.readouterr()
+    assert sync_cli.main(["--state-dir", str(kiosk_dir), "status"]) == 0
+    assert "counter tickets failed:paper_out: 1" in capsys.readouterr().out
 
 
 def test_a_counter_ticket_prints_once_across_restarts_and_a_kill_mid_print(counter, tmp_path):
