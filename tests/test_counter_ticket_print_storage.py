@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from server.storage import Rejected
 from server.storage.common import iso, now
 from sync import protocol
 from tests.server_data import paired
@@ -64,3 +67,14 @@ def test_the_outcome_comes_back_with_a_heartbeat_of_the_kiosk_that_printed(stora
         "detail": "paper_out",
     }
     assert "results" not in storage.kiosks("demo")[0], "the kiosk list shows what it said"
+
+
+def test_a_ticket_no_longer_in_the_queue_is_not_printed(storage):
+    door = paired(storage, "door")
+    beat(storage, door)
+    given = storage.issue_at_counter("demo", "payments", staff_id=None)
+    assert storage.cancel(given["public_token"])
+    with pytest.raises(Rejected, match="cancelled"):
+        storage.print_at_kiosk("demo", given["id"])
+    with pytest.raises(Rejected):  # another branch's ticket
+        storage.print_at_kiosk("other", given["id"])

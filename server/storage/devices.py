@@ -313,11 +313,12 @@ class Devices:
         with that kiosk's next heartbeat. Returns the kiosk's name, or None when
         no kiosk of the branch can print it (staff then tell the number aloud).
         ``language``: the paper's, default the ticket's, else the branch's first.
+        :class:`Rejected` for a ticket not of the branch, or served, cancelled, ...
         """
         with self.database.reading() as db:
             ticket = db.execute(
                 "SELECT t.display, t.service_id, t.public_token, t.queued_at, t.language, "
-                "s.names, s.locations, b.ticket_url_template, b.languages "
+                "s.names, s.locations, b.ticket_url_template, b.languages, t.status "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
                 "AND s.id = t.service_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.branch_id = ? AND t.id = ?",
@@ -325,6 +326,8 @@ class Devices:
             ).fetchone()
             if ticket is None:
                 raise Rejected(f"no ticket {ticket_id!r} in this branch")
+            if ticket[9] not in PRINTABLE_STATUSES:  # paper for it would only mislead
+                raise Rejected(f"ticket {ticket[0]} is {ticket[9]}: nothing to print")
             seen_since = iso(now() - timedelta(seconds=PRINT_SEEN_S))
             kiosks = db.execute(
                 "SELECT id, name, last_seen_at, last_heartbeat FROM kiosks "
@@ -335,9 +338,8 @@ class Devices:
         chosen = _kiosk_to_print(kiosks)
         if chosen is None:
             return None
-        display, service_id, token, queued_at, ticket_language, names, locations, url, languages = (
-            ticket
-        )
+        display, service_id, token, queued_at, ticket_language, names, locations, url = ticket[:8]
+        languages = ticket[8]
         public = self.ticket_by_token(token) or {}
         position = public.get("position")
         data = protocol.PrintTicket(
@@ -390,6 +392,8 @@ class Devices:
         return None
 
 
+#: a ticket in these states may be printed (one served or cancelled would mislead)
+PRINTABLE_STATUSES = ("waiting", "called", "serving")
 #: a kiosk heard from within this long can be sent a counter ticket: three
 #: heartbeats, so one lost beat does not count it out
 PRINT_SEEN_S = 3 * protocol.HEARTBEAT_S
