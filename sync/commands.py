@@ -64,15 +64,14 @@ def store(db: sqlite_utils.Database, reply_commands: list) -> None:
                 log.warning("print_ticket %s skipped: %s", command.id, why)
                 _insert_done(db, command.id, command.kind, received, f"skipped:{why}")
                 continue
-        db["commands"].insert(
-            {
-                "id": command.id,
-                "kind": command.kind,
-                "received_at": received,
-                "data": json.dumps(data, ensure_ascii=False),
-            },
-            ignore=True,
-        )
+        stored = db.execute(
+            "INSERT OR IGNORE INTO commands (id, kind, received_at, data) VALUES (?, ?, ?, ?)",
+            [command.id, command.kind, received, json.dumps(data, ensure_ascii=False)],
+        ).rowcount
+        if not stored:  # a server whose database was replaced counts its ids again
+            log.warning(
+                "server command %s (%s): that id was seen before; ignored", command.id, command.kind
+            )
 
 
 def _invalid_fields(exc: ValidationError) -> str:
