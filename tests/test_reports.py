@@ -81,10 +81,12 @@ def simulate_day(
     seed: int = 1,
     count: int = 160,
     comments: tuple[str, ...] = (),
+    overnight: bool = True,
 ) -> Day:
     """A busy day: tickets from 8 to 16, most served, some no-shows, cancelled,
     void, transferred or given at a counter; ratings and comments; four
-    counters opening, pausing and closing, one left open since the evening before."""
+    counters opening, pausing and closing, and a fifth left open since the
+    evening before (``overnight``) or opened early in the morning."""
     rng = random.Random(seed)
     sim = Day(branch, day)
     with storage.transaction() as db:
@@ -108,7 +110,7 @@ def simulate_day(
             sim.staff[staff_id] = username
         staff_ids = sorted(sim.staff)
         schedule = [
-            ("5", "open", local(day - timedelta(days=1), 20)),
+            ("5", "open", local(day - timedelta(days=1), 20) if overnight else local(day, 7, 45)),
             ("1", "open", local(day, 8)),
             ("2", "open", local(day, 8)),
             ("5", "closed", local(day, 9, 30)),
@@ -658,3 +660,31 @@ def test_a_period_with_nothing_in_it_reads_as_empty(own_branch):
     )
     assert rows == []
     assert json.dumps(rows) == "[]"
+
+
+def test_the_page_speaks_the_browsers_language(own_branch):
+    server = own_branch.server
+    day = past_day(5)
+    simulate_day(server.storage, own_branch.id, day, count=40, seed=11)
+    manager = own_branch.name("manager")
+    add_staff(server, manager, "9", role="manager", branch=own_branch.id)
+    session = log_in(server, manager)
+    query = {"from": day.isoformat(), "to": day.isoformat()}
+    finnish = session.get(
+        f"{server.url}/console/reports",
+        params=query,
+        headers={"Accept-Language": "fi-FI,fi;q=0.9,en;q=0.5"},
+        timeout=30,
+    )
+    assert '<html lang="fi">' in finnish.text
+    assert "Odotuksen mediaani" in finnish.text and "Lataa CSV-tiedostona" in finnish.text
+    assert "Median wait" not in finnish.text
+    average = Page(finnish.text).figures["rating"]
+    assert "," in average.split("/")[0]  # a decimal comma
+    swedish = session.get(
+        f"{server.url}/console/reports",
+        params={"from": "2026-13-01"},
+        headers={"Accept-Language": "sv"},
+        timeout=30,
+    )
+    assert swedish.status_code == 400 and "Välj en period" in swedish.text
