@@ -49,25 +49,22 @@ def p90(values: list[float]) -> float | None:
     return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
 
 
-@dataclass
-class Durations:
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """From one ISO time to another, never below zero; None if either is missing."""
+    if not (start and end):
+        return None
+    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return seconds if seconds > 0 else 0.0
+
+
+def durations(values: list[float]) -> dict:
     """Seconds, summed up: how many, median, 90th percentile, longest."""
-
-    values: list[float] = field(default_factory=list)
-
-    def add(self, start: str | None, end: str | None) -> None:
-        if start and end:
-            seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-            self.values.append(max(seconds, 0.0))
-
-    def summary(self) -> dict:
-        values = self.values
-        return {
-            "count": len(values),
-            "median_s": statistics.median(values) if values else None,
-            "p90_s": p90(values),
-            "longest_s": max(values) if values else None,
-        }
+    return {
+        "count": len(values),
+        "median_s": statistics.median(values) if values else None,
+        "p90_s": p90(values),
+        "longest_s": max(values) if values else None,
+    }
 
 
 @dataclass
@@ -81,21 +78,34 @@ class Tally:
     cancelled: int = 0
     transfers: int = 0
     counter_given: int = 0
-    waits: Durations = field(default_factory=Durations)
-    service: Durations = field(default_factory=Durations)
+    waits: list[float] = field(default_factory=list)
+    service: list[float] = field(default_factory=list)
     ratings: list[int] = field(default_factory=list)
 
-    def count(self, row: tuple) -> None:
-        _, status, queued, called, started, finished, _, transfers, origin, rating, *_ = row
+    def count(
+        self,
+        status: str,
+        called: bool,
+        transfers: int,
+        by_counter: bool,
+        wait_s: float | None,
+        service_s: float | None,
+        rating: int | None,
+    ) -> None:
         self.issued += 1
-        self.called += called is not None
-        if status in ("served", "no_show", "cancelled"):
-            setattr(self, status, getattr(self, status) + 1)
-        self.transfers += transfers or 0
-        self.counter_given += origin == "counter"
-        self.waits.add(queued, called)
+        self.called += called
         if status == "served":
-            self.service.add(started or called, finished)
+            self.served += 1
+        elif status == "no_show":
+            self.no_show += 1
+        elif status == "cancelled":
+            self.cancelled += 1
+        self.transfers += transfers
+        self.counter_given += by_counter
+        if wait_s is not None:
+            self.waits.append(wait_s)
+        if service_s is not None:
+            self.service.append(service_s)
         if rating is not None:
             self.ratings.append(rating)
 
@@ -109,8 +119,8 @@ class Tally:
             "cancelled": self.cancelled,
             "transfers": self.transfers,
             "counter_given": self.counter_given,
-            "wait": self.waits.summary(),
-            "service_time": self.service.summary(),
+            "wait": durations(self.waits),
+            "service_time": durations(self.service),
             "feedback": {
                 "count": len(ratings),
                 "average": sum(ratings) / len(ratings) if ratings else None,
@@ -211,12 +221,27 @@ class Reports:
         days_with_tickets: set[str] = set()
         feedback = []
         for row in rows:
-            service_id, staff_id = row[0], row[6]
-            total.count(row)
-            by_service.setdefault(service_id, Tally()).count(row)
+            (service_id, status, queued, called, started, finished, staff_id, transfers) = row[:8]
+            figures = (
+                status,
+                called is not None,
+                transfers or 0,
+                row[8] == "counter",
+                seconds_between(queued, called),
+                seconds_between(started or called, finished) if status == "served" else None,
+                row[9],
+            )
+            total.count(*figures)
+            tally = by_service.get(service_id)
+            if tally is None:
+                tally = by_service[service_id] = Tally()
+            tally.count(*figures)
             if staff_id is not None:
-                by_staff.setdefault(staff_id, Tally()).count(row)
-            arrivals[datetime.fromisoformat(row[2]).astimezone(zone).hour] += 1
+                tally = by_staff.get(staff_id)
+                if tally is None:
+                    tally = by_staff[staff_id] = Tally()
+                tally.count(*figures)
+            arrivals[datetime.fromisoformat(queued).astimezone(zone).hour] += 1
             days_with_tickets.add(row[12])
             if row[9] is not None:
                 feedback.append(
