@@ -267,8 +267,12 @@ def hourly_chart(hours: list[dict], words: dict[str, str], lang: str, single_day
             f'height="{bar_h:.1f}" fill="{BAR}"/>'
         )
         if h["arrivals"] > 0:
+            # inside the bar's foot, white on blue, clear of the line's points
             value = decimal(h["arrivals"], lang, 0 if single_day else 1)
-            parts.append(_text(x + band / 2, base - bar_h - 6, value, size=13))
+            if bar_h >= 24:
+                parts.append(_text(x + band / 2, base - 8, value, size=14, fill="#fff"))
+            else:
+                parts.append(_text(x + band / 2, base - bar_h - 6, value, size=13))
         parts.append(_text(x + band / 2, base + 20, f"{h['hour']:02d}", size=14))
     points = [
         (left + (i + 0.5) * band, base - plot_h * h["staffed"] / counters_top)

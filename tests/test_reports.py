@@ -91,23 +91,23 @@ def simulate_day(
     sim = Day(branch, day)
     with storage.transaction() as db:
         for name in ("anna", "ben", "cecilia"):
-            db.insert(
-                "staff",
-                {
-                    "branch_id": branch,
-                    "username": f"{name}.{branch}.{day}",
-                    "password_hash": "not a hash",
-                    "counter": "1",
-                    "services": "[]",
-                    "created_at": iso(datetime.now(UTC)),
-                    "role": "staff",
-                },
-            )
-        for staff_id, username in db.execute(
-            "SELECT id, username FROM staff WHERE branch_id = ? AND username LIKE ?",
-            [branch, f"%.{branch}.{day}"],
-        ).fetchall():
-            sim.staff[staff_id] = username
+            username = f"{name}.{branch}"
+            found = db.execute("SELECT id FROM staff WHERE username = ?", [username]).fetchone()
+            if found is None:
+                db.insert(
+                    "staff",
+                    {
+                        "branch_id": branch,
+                        "username": username,
+                        "password_hash": "not a hash",
+                        "counter": "1",
+                        "services": "[]",
+                        "created_at": iso(datetime.now(UTC)),
+                        "role": "staff",
+                    },
+                )
+                found = db.execute("SELECT id FROM staff WHERE username = ?", [username]).fetchone()
+            sim.staff[found[0]] = username
         staff_ids = sorted(sim.staff)
         schedule = [
             ("5", "open", local(day - timedelta(days=1), 20) if overnight else local(day, 7, 45)),

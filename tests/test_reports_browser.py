@@ -22,7 +22,7 @@ def busy(own_branch, tmp_path):
     server = own_branch.server
     day = past_day(3)
     # the older day first: counter changes are stored in the order they happen
-    simulate_day(server.storage, own_branch.id, past_day(4), count=200, seed=4)
+    simulate_day(server.storage, own_branch.id, past_day(4), count=200, seed=4, overnight=False)
     simulate_day(
         server.storage,
         own_branch.id,
