@@ -380,19 +380,35 @@ class Period:
         return self.first == self.last
 
     @classmethod
-    def from_query(cls, query: dict[str, str], today: date) -> Period:
+    def from_query(
+        cls, query: dict[str, str], today: date, tr: Callable[[str], str] = str
+    ) -> Period:
+        """The period asked for, or :class:`Rejected` saying (in ``tr``'s
+        language) what is wrong with it."""
         preset = query.get("preset", "")
         if preset:
             if preset not in PRESETS:
-                raise Rejected(f"unknown period {preset[:20]!r}")
+                raise Rejected(tr("Unknown period “{text}”.").format(text=preset[:20]))
             back = {"today": 0, "yesterday": 1, "7d": 6, "30d": 29}[preset]
             last = today - timedelta(days=1) if preset == "yesterday" else today
             return cls(today - timedelta(days=back), last, preset)
         first_text, last_text = query.get("from", ""), query.get("to", "")
         if not first_text and not last_text:
             return cls(today, today, "today")
-        first = parse_day(first_text or last_text, "from")
-        last = parse_day(last_text or first_text, "to")
+        days = []
+        for text in (first_text or last_text, last_text or first_text):
+            try:
+                days.append(parse_day(text, ""))
+            except Rejected:
+                message = tr("“{text}” is not a date: write it as YYYY-MM-DD.")
+                raise Rejected(message.format(text=text[:20])) from None
+        first, last = days
+        if first > last:
+            message = tr("The period starts ({first}) after it ends ({last}).")
+            raise Rejected(message.format(first=first, last=last))
+        if (last - first).days + 1 > MAX_DAYS:
+            message = tr("A report covers at most {max} days; this period has {days}.")
+            raise Rejected(message.format(max=MAX_DAYS, days=(last - first).days + 1))
         check_period(first, last)
         return cls(first, last)
 
@@ -474,7 +490,7 @@ def reports_router(storage: Storage, render) -> APIRouter:
             "view": "branches" if query.get("view") == "branches" and len(allowed) > 1 else "",
         }
         try:
-            period = Period.from_query(query, today)
+            period = Period.from_query(query, today, tr)
         except Rejected as exc:
             return render(
                 "reports.html",
@@ -569,7 +585,7 @@ def reports_router(storage: Storage, render) -> APIRouter:
                 f"table must be one of {', '.join(TABLES)}\n", 400, media_type="text/plain"
             )
         try:
-            period = Period.from_query(query, today_of(branch))
+            period = Period.from_query(query, today_of(branch), translator(lang, "en").gettext)
         except Rejected as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain")
         report = storage.report(branch, period.first, period.last)
