@@ -369,15 +369,36 @@ def page_words(lang: str) -> dict[str, str]:
     }
 
 
+def weekday_names(lang: str) -> list[str]:
+    """Monday to Sunday, as the period form's choice of days ("Mondays")."""
+    tr = translator(lang, "en").gettext
+    return [
+        tr("Mondays"),
+        tr("Tuesdays"),
+        tr("Wednesdays"),
+        tr("Thursdays"),
+        tr("Fridays"),
+        tr("Saturdays"),
+        tr("Sundays"),
+    ]
+
+
 class Period:
     """The days a report covers, from the query's ``preset`` or ``from``/``to``."""
 
-    def __init__(self, first: date, last: date, preset: str = "") -> None:
-        self.first, self.last, self.preset = first, last, preset
+    def __init__(
+        self, first: date, last: date, preset: str = "", weekday: int | None = None
+    ) -> None:
+        self.first, self.last, self.preset, self.weekday = first, last, preset, weekday
 
     @property
     def single_day(self) -> bool:
         return self.first == self.last
+
+    def query(self) -> dict[str, str]:
+        """The period as a query string's fields, for links to the same period."""
+        fields = {"from": self.first.isoformat(), "to": self.last.isoformat()}
+        return fields | ({"weekday": str(self.weekday)} if self.weekday is not None else {})
 
     @classmethod
     def from_query(
@@ -385,6 +406,16 @@ class Period:
     ) -> Period:
         """The period asked for, or :class:`Rejected` saying (in ``tr``'s
         language) what is wrong with it."""
+        period = cls._days(query, today, tr)
+        weekday = query.get("weekday", "")
+        if weekday:
+            if weekday not in tuple("0123456"):
+                raise Rejected(tr("Unknown weekday “{text}”.").format(text=weekday[:20]))
+            period.weekday = int(weekday)
+        return period
+
+    @classmethod
+    def _days(cls, query: dict[str, str], today: date, tr: Callable[[str], str]) -> Period:
         preset = query.get("preset", "")
         if preset:
             if preset not in PRESETS:
@@ -487,6 +518,7 @@ def reports_router(storage: Storage, render) -> APIRouter:
             "today": today.isoformat(),
             "max_days": MAX_DAYS,
             "presets": PRESETS,
+            "weekday_names": weekday_names(lang),
             "view": "branches" if query.get("view") == "branches" and len(allowed) > 1 else "",
         }
         try:
@@ -502,11 +534,11 @@ def reports_router(storage: Storage, render) -> APIRouter:
             )
         context["period"] = period
         context["typed"] = {"from": period.first.isoformat(), "to": period.last.isoformat()}
-        link = {"from": period.first.isoformat(), "to": period.last.isoformat()}
+        link = period.query()
         if context["view"]:
             rows = []
             for each in allowed:
-                summary = storage.report(each, period.first, period.last)
+                summary = storage.report(each, period.first, period.last, period.weekday)
                 rows.append({"id": each, "name": names.get(each, each), **summary["total"]})
             return render(
                 "reports_branches.html",
@@ -517,7 +549,7 @@ def reports_router(storage: Storage, render) -> APIRouter:
                 decimal=decimal,
                 link=urlencode(link),
             )
-        report = storage.report(branch, period.first, period.last)
+        report = storage.report(branch, period.first, period.last, period.weekday)
         words = page_words(lang)
         services = [
             {**s, "name": service_name(s["names"], lang, s["id"])} for s in report["services"]
@@ -588,7 +620,7 @@ def reports_router(storage: Storage, render) -> APIRouter:
             period = Period.from_query(query, today_of(branch), translator(lang, "en").gettext)
         except Rejected as exc:
             return Response(f"{exc}\n", 400, media_type="text/plain")
-        report = storage.report(branch, period.first, period.last)
+        report = storage.report(branch, period.first, period.last, period.weekday)
         filename = f"vuoro-{branch}-{table}-{period.first}-{period.last}.csv"
         return Response(
             csv_table(report, table, lang).encode("utf-8"),

@@ -76,6 +76,7 @@ def test_the_report_pages_meet_wcag_aa_at_a_desk_and_at_double_text(browser, bus
     kinds = [
         ("day", f"{base}?from={day}&to={day}"),
         ("last 7 days", f"{base}?preset=7d"),
+        ("one weekday of 30 days", f"{base}?preset=30d&weekday={day.weekday()}"),
         ("side by side", f"{base}?view=branches&preset=30d"),
         ("bad period", f"{base}?from=2026-05-02&to=2026-05-01"),
     ]
@@ -156,6 +157,8 @@ def test_screenshots_of_a_busy_day(browser, busy, shots):
     )
     page.goto(f"{server.url}/console/reports?preset=7d")
     page.screenshot(path=str(out / "reports-week.png"), full_page=True)
+    page.goto(f"{server.url}/console/reports?preset=30d&weekday={day.weekday()}")
+    page.screenshot(path=str(out / "reports-weekday.png"), full_page=True)
     page.goto(f"{server.url}/console/reports?view=branches&preset=7d")
     page.screenshot(path=str(out / "reports-branches.png"), full_page=True)
     assert (out / "reports-day.png").stat().st_size > 10_000

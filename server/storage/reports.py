@@ -185,11 +185,19 @@ class Reports:
 
     database: Database
 
-    def report(self, branch_id: str, first: date, last: date) -> dict:
-        """The figures of ``first`` to ``last`` (branch-local days, inclusive):
+    def report(self, branch_id: str, first: date, last: date, weekday: int | None = None) -> dict:
+        """The figures of ``first`` to ``last`` (branch-local days, inclusive;
+        only the ``weekday``s among them, 0 Monday to 6 Sunday, when given):
         per service, per staff member, the whole branch, per hour of the day,
         and every rating with its comment ("" for none, or erased), newest first."""
         check_period(first, last)
+        if weekday is not None and weekday not in range(7):
+            raise Rejected(f"a weekday is 0 (Monday) to 6 (Sunday), not {weekday!r}")
+        chosen = {
+            (first + timedelta(days=n)).isoformat()
+            for n in range((last - first).days + 1)
+            if weekday is None or (first + timedelta(days=n)).weekday() == weekday
+        }
         with self.database.reading() as db:
             branch = db.execute(
                 "SELECT name, timezone FROM branches WHERE id = ?", [branch_id]
@@ -221,6 +229,8 @@ class Reports:
         days_with_tickets: set[str] = set()
         feedback = []
         for row in rows:
+            if row[12] not in chosen:
+                continue
             (service_id, status, queued, called, started, finished, staff_id, transfers) = row[:8]
             figures = (
                 status,
@@ -257,14 +267,16 @@ class Reports:
 
         divisor = max(1, len(days_with_tickets))
         staffed = [0.0] * 24
-        for (_, hour), seconds in staffed_seconds(changes, until, zone).items():
-            staffed[hour] += seconds / 3600
+        for (day, hour), seconds in staffed_seconds(changes, until, zone).items():
+            if day in chosen:
+                staffed[hour] += seconds / 3600
         service_info = {s[0]: {"prefix": s[1], "names": _json(s[2])} for s in services}
         return {
             "branch": {"id": branch_id, "name": branch[0], "timezone": branch[1]},
             "first": first.isoformat(),
             "last": last.isoformat(),
-            "days": (last - first).days + 1,
+            "days": len(chosen),
+            "weekday": weekday,
             "days_with_tickets": len(days_with_tickets),
             "services": [
                 {
