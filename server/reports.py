@@ -362,6 +362,11 @@ def page_words(lang: str) -> dict[str, str]:
             "Median and 90th percentile waiting time per service, in minutes and seconds. "
             "The table of services gives the same figures."
         ),
+        "branch_waits_title": tr("Waiting time per branch"),
+        "branch_waits_desc": tr(
+            "Median and 90th percentile waiting time per branch, in minutes and seconds. "
+            "The table gives the same figures."
+        ),
         "median": tr("Median"),
         "p90": tr("90th percentile"),
         "ratings_title": tr("Ratings given"),
@@ -540,11 +545,24 @@ def reports_router(storage: Storage, render) -> APIRouter:
             for each in allowed:
                 summary = storage.report(each, period.first, period.last, period.weekday)
                 rows.append({"id": each, "name": names.get(each, each), **summary["total"]})
+            words = page_words(lang)
+            waits = bar_rows_chart(
+                "branch-waits",
+                [
+                    (row["name"], [(row["wait"]["median_s"], BAR), (row["wait"]["p90_s"], LINE)])
+                    for row in rows
+                ],
+                [(words["median"], BAR), (words["p90"], LINE)],
+                words["branch_waits_title"],
+                words["branch_waits_desc"],
+                duration,
+            )
             return render(
                 "reports_branches.html",
                 200,
                 **context,
                 rows=rows,
+                waits_chart=waits,
                 duration=duration,
                 decimal=decimal,
                 link=urlencode(link),
