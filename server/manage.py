@@ -350,8 +350,8 @@ def manage_router(storage: Storage, render) -> APIRouter:
                 "message.html",
                 403,
                 lang=lang,
-                title=words.gettext("Managers only"),
-                text=words.gettext("Ask a manager of your branch to make this change."),
+                title=words.gettext(N_("Managers only")),
+                text=words.gettext(N_("Ask a manager of your branch to make this change.")),
             )
         branches = staff.branches(member)
         wanted = request.query_params.get("branch") or member.branch_id
@@ -360,12 +360,12 @@ def manage_router(storage: Storage, render) -> APIRouter:
                 "message.html",
                 403,
                 lang=lang,
-                title=words.gettext("Not your branch"),
+                title=words.gettext(N_("Not your branch")),
                 text=words.gettext(NOT_YOUR_BRANCH),
             )
         return Managing(member, wanted, branches, lang, session)
 
-    def not_found(m: Managing, title: str = "Not found") -> Response:
+    def not_found(m: Managing, title: str = N_("Not found")) -> Response:
         return render("message.html", 404, lang=m.lang, title=m.tr(title), text="")
 
     def common(m: Managing) -> dict:
@@ -526,7 +526,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
         _, services = storage.branch_settings(m.branch_id)
         service = next((s for s in services if s["id"] == service_id), None)
         if service is None:
-            return not_found(m, "No such service")
+            return not_found(m, N_("No such service"))
         return service_page(m, service)
 
     def service_page(
@@ -599,7 +599,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
             (c for c in storage.categories(m.branch_id) if c["id"] == category_id), None
         )
         if category is None:
-            return not_found(m, "No such category")
+            return not_found(m, N_("No such category"))
         return category_page(m, category)
 
     def category_page(
