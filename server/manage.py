@@ -378,6 +378,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
             "managed": [(b, names.get(b, b)) for b in m.branches],
             "role_name": ROLE_NAMES[m.member.role],
             "role_names": ROLE_NAMES,
+            "ranks": RANK,
         }
 
     def overview(m: Managing, status: int = 200, **extra) -> Response:

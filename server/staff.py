@@ -397,6 +397,11 @@ class Staff:
         if by is not None and by.role != "organisation":
             raise Rejected(ONLY_ORGANISATION_BRANCHES)
         self.storage.add_branch(branch, grant_to=None if by is None else by.id)
+        log.info(
+            "branch %r created by %s",
+            branch["id"],
+            "the command line" if by is None else by.username,
+        )
 
     # -- logging in ----------------------------------------------------------------
 

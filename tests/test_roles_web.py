@@ -87,6 +87,23 @@ def test_a_managers_forged_form_cannot_grant_what_the_page_does_not_offer(own_br
     )
     assert further.status_code == 400 and "Only an organisation manager has" in further.text
     assert server.sql("SELECT username, role FROM staff ORDER BY username") == before
+    # an organisation manager of the same branch is out of his reach
+    mia = own_branch.name("mia")
+    add_staff(server, mia, "1", role="organisation", branch=branch)
+    page = web.get(f"{server.url}/console/manage", timeout=10).text
+    assert f"/console/manage/staff/{clerk}/remove" in page
+    assert f"/console/manage/staff/{mia}/remove" not in page
+    taken_over = web.post(
+        f"{server.url}/console/manage/staff",
+        data=staff_form | {"username": mia, "role": "manager"},
+        timeout=30,
+    )
+    assert taken_over.status_code == 400 and "Only an organisation manager" in taken_over.text
+    removed = web.post(
+        f"{server.url}/console/manage/staff/{mia}/remove", data={"csrf": csrf}, timeout=10
+    )
+    assert removed.status_code == 403 and "Only an organisation manager" in removed.text
+    assert server.sql("SELECT role FROM staff WHERE username = ?", [mia]) == [("organisation",)]
     # a manager creates no branch, and manages no other branch
     made = web.post(
         f"{server.url}/console/manage/branches",
