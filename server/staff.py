@@ -51,7 +51,7 @@ SESSION_HOURS = 12
 ADDRESS = throttle.Bucket("login-address", capacity=5, leak_s=60)
 ACCOUNT = throttle.Bucket("login-account", capacity=5, leak_s=60)
 ROLES = ("staff", "manager", "organisation")
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}\Z")
 PASSWORD_RULE = (
     "a password needs 10 to 200 characters, at least 5 different ones, not only spaces, "
     "without the username, and not a run of keys like 1234567890 or qwertyuiop"
