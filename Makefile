@@ -27,8 +27,9 @@ venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); tools/sysdeps.sh venv && $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[server,test]'
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[server,test]' \
+		|| $(PY) -m pip install --quiet -e '.[server,test]'
 	$(PY) -m catalogue compile
 	@touch $@
 

@@ -7,6 +7,7 @@ config: the window is created when Kivy's window module is imported.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from datetime import datetime, timedelta
 from importlib import resources
@@ -47,6 +48,7 @@ log = logging.getLogger("vuoro.kiosk")
 DONE_GRACE_S = 1.0  # a second tap of a double tap must not dismiss the ticket
 REFRESH_S = 5.0
 PRINTER_POLL_S = 20.0  # how often an idle kiosk asks the printer how it is
+COUNTER_TICKETS_S = 1.0  # how often the kiosk looks for a ticket staff gave at a counter
 PRINT_FAILED_HOLD = 3  # the customer needs time to photograph the screen
 
 WARNING_TICK_S = 0.1
@@ -136,6 +138,7 @@ class KioskApp(App):
         Clock.schedule_interval(lambda _dt: self._tick_clock(), 1.0)
         Clock.schedule_interval(lambda _dt: self.refresh(), REFRESH_S)
         Clock.schedule_interval(lambda _dt: self.check_printer(), PRINTER_POLL_S)
+        Clock.schedule_interval(lambda _dt: self.print_counter_tickets(), COUNTER_TICKETS_S)
         self.check_printer()
         Clock.schedule_once(lambda _dt: Clock.schedule_once(self._announce_ready, 0.2), 0)
         return screens
@@ -206,6 +209,16 @@ class KioskApp(App):
         self.speaking.shutdown()
 
     # -- home -------------------------------------------------------------
+
+    def print_counter_tickets(self) -> None:
+        """Tickets staff gave at a counter, printed here (off the UI thread, in
+        turn with the customers' own); a customer mid-tap is not disturbed."""
+        if self.db is None or self.issuer is None or self.unavailable:
+            return
+        try:
+            self.issuer.take_counter_tickets(self.db)
+        except sqlite3.Error:
+            log.exception("could not read the counter tickets to print")
 
     def refresh(self) -> None:
         """Re-read services and queue counts (the sync daemon may change them)."""

@@ -17,13 +17,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from kiosk.config import KioskConfig
 from kiosk.i18n import tr
-from kiosk.paper import ticket_content
+from kiosk.paper import counter_ticket_content, ticket_content
 from printer.backends import Backend
 from printer.errors import CoverOpen, PaperOut, PrinterError, PrinterTimeout
 from printer.layout import TicketContent, render_test_page, render_ticket
-from sync import devices, state, tickets
+from sync import commands, devices, protocol, state, tickets
+from sync.commands import PendingCommand
 from sync.schedule import Availability
 from sync.tickets import Service, Ticket
 
@@ -129,6 +132,68 @@ class TicketIssuer:
         log.info("printed %s (%d bytes)", ticket.display, len(data))
         self.post(callbacks.printed, ticket)
 
+    def take_counter_tickets(self, db) -> dict[str, Future]:
+        """Queue the counter tickets the sync daemon stored, by command id (``db``:
+        the caller's connection, read once a second; a write only when there are some)."""
+        return {
+            command.id: self.print_counter_ticket(command)
+            for command in commands.take(db, (commands.PRINT_TICKET,))
+        }
+
+    def print_counter_ticket(self, command: PendingCommand) -> Future:
+        """Print a ticket staff gave at a counter (a ``print_ticket`` command), in
+        turn with the customers' taps; the Future holds the command's result."""
+        return self._executor.submit(self._print_counter_ticket, command)
+
+    def _print_counter_ticket(self, command: PendingCommand) -> str:
+        """Never a number of this kiosk's own and never into the outbox: the server
+        has the ticket. Marked handed just before the first byte leaves
+        (:mod:`sync.commands`), so a restart never prints it twice."""
+        db = self._db()
+        try:
+            job = protocol.PrintTicket.model_validate(command.data)
+        except ValidationError as exc:
+            return self._finish(command, f"skipped:invalid:{exc.error_count()} errors")
+        if commands.too_old(command):
+            return self._finish(command, "skipped:too old")
+        handed = []
+
+        def hand_over() -> None:
+            if not commands.begin_print(db, command.id):
+                raise _AlreadyHanded(command.id)
+            handed.append(True)
+
+        try:
+            service = tickets.get_service(db, job.service_id)
+        except (LookupError, sqlite3.Error, ValueError):
+            service = None  # the server's names are on the job
+        try:
+            data = self._render(counter_ticket_content(self.config, job, service))
+            printer_status = self.backend.send(data, f"{job.number}-counter", on_send=hand_over)
+        except _AlreadyHanded:
+            log.warning("counter ticket %s was handed to the printer before: not again", job.number)
+            return "skipped:printed before"
+        except PrinterError as exc:  # the customer has the number from the counter's screen
+            state_name = printer_state_of(exc)
+            log.error("counter ticket %s not printed: %s", job.number, exc)
+            self._record_printer(state_name, str(exc))
+            return self._finish(command, f"failed:{state_name}")
+        except Exception:  # not the printer's fault: its state stays as it was
+            log.exception("counter ticket %s not printed", job.number)
+            return self._finish(command, "failed:error")
+        self._record_printer(printer_status.state)
+        log.info("printed counter ticket %s (%d bytes)", job.number, len(data))
+        return self._finish(command, "printed")
+
+    def _finish(self, command: PendingCommand, result: str) -> str:
+        try:
+            commands.finish(self._db(), command.id, result)
+        except sqlite3.Error:
+            log.exception("could not record how command %s ended", command.id)
+        if result != "printed":
+            log.warning("print_ticket %s: %s", command.id, result)
+        return result
+
     def _render(self, content: TicketContent) -> bytes:
         return render_ticket(content, self.backend.profile, logo=self.logo)
 
@@ -179,6 +244,10 @@ class TicketIssuer:
             devices.record(self._db(), "tickets", "conflict", str(exc))
         except sqlite3.Error:
             log.exception("could not record the ticket state conflict")
+
+
+class _AlreadyHanded(RuntimeError):
+    """Raised before the first byte: this counter ticket went to the printer before."""
 
 
 def printer_state_of(error: Exception) -> str:

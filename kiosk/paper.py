@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from kiosk.config import KioskConfig
 from kiosk.i18n import ntr, tr
 from printer.layout import TicketContent
+from sync.protocol import PrintTicket
 from sync.tickets import Service, Ticket
 
 _DATE_FORMATS = {
@@ -28,10 +29,13 @@ def issued_local(config: KioskConfig, ticket: Ticket) -> str:
     (a wrong date on a ticket is worse than none)."""
     if ticket.time_source == "unsure":
         return ""
-    moment = datetime.fromisoformat(ticket.issued_at).astimezone(
-        ZoneInfo(config.branch["timezone"])
-    )
-    return moment.strftime(_DATE_FORMATS.get(ticket.language, _DATE_FORMATS["en"]))
+    return local_time(config, ticket.issued_at, ticket.language)
+
+
+def local_time(config: KioskConfig, moment: str, language: str) -> str:
+    """An ISO time as the branch's clock shows it, written the language's way."""
+    local = datetime.fromisoformat(moment).astimezone(ZoneInfo(config.branch["timezone"]))
+    return local.strftime(_DATE_FORMATS.get(language, _DATE_FORMATS["en"]))
 
 
 def in_language(texts: dict[str, str] | str, language: str, default: str) -> str:
@@ -64,17 +68,49 @@ def ticket_content(config: KioskConfig, ticket: Ticket, service: Service) -> Tic
 
 def queue_line(service: Service, language: str) -> str:
     """Who is ahead and the estimated wait, when the queue is known; else nothing."""
+    return queue_words(service.waiting, service.estimated_wait_s, language)
+
+
+def queue_words(waiting: int | None, estimated_wait_s: int | None, language: str) -> str:
     parts = []
-    if service.waiting is not None:
+    if waiting is not None:
         parts.append(
             ntr(
                 "{count} waiting before you",
                 "{count} waiting before you",
-                service.waiting,
+                waiting,
                 language,
             )
         )
-    if service.estimated_wait_s is not None:
-        minutes = max(1, round(service.estimated_wait_s / 60))
+    if estimated_wait_s is not None:
+        minutes = max(1, round(estimated_wait_s / 60))
         parts.append(tr("about {minutes} min", language, minutes=minutes))
     return " · ".join(parts)
+
+
+def counter_ticket_content(
+    config: KioskConfig, job: PrintTicket, service: Service | None
+) -> TicketContent:
+    """A ticket staff gave at a counter, in the kiosk's own layout: the server's
+    number and live-ticket URL, the names the server sent (else the kiosk's own
+    for the service), marked as given at the counter."""
+    language = job.language or config.language
+
+    def said(texts: dict[str, str], fallback: str) -> str:
+        return in_language(texts, language, config.language) if texts else fallback
+
+    return TicketContent(
+        branch=config.branch.get("name", ""),
+        number=job.number,
+        service=said(job.service_names, service.name(language) if service else job.service_id),
+        issued=local_time(config, job.issued_at, language),
+        url=job.url,
+        service_text=service.text(language) if service else "",
+        header=in_language(config.ticket.get("header", ""), language, config.language),
+        footer=in_language(config.ticket.get("footer", ""), language, config.language),
+        scan_hint=tr("Scan to follow your turn on your phone", language),
+        queue_line=queue_words(job.waiting, job.estimated_wait_s, language),
+        location=said(job.location, service.location(language) if service else ""),
+        # Translators: small, on a ticket staff gave at a counter that a kiosk printed
+        note=tr("Given at the counter", language),
+    )

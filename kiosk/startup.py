@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlite_utils
 
 from kiosk.config import KioskConfig
-from sync import clock, recovery, tickets
+from sync import clock, commands, recovery, tickets
 from sync.recovery import StateUnavailable
 
 log = logging.getLogger("vuoro.kiosk.startup")
@@ -76,6 +76,13 @@ def _prepare(
             "kept %d ticket(s) whose print was cut short (the paper may exist): %s",
             len(settled.kept),
             ", ".join(settled.kept),
+        )
+    cut = commands.settle_interrupted(db)
+    if cut.again:
+        log.warning("counter ticket(s) to print again, never sent to the printer: %s", cut.again)
+    if cut.cut_short:
+        log.warning(
+            "counter ticket(s) whose print was cut short, not printed again: %s", cut.cut_short
         )
     return Prepared(
         settings,

@@ -44,6 +44,7 @@ class TicketContent:
     queue_line: str = ""
     location: str = ""  # where to go ("Room 204, 2nd floor"), under the service's name
     notice: str = ""  # e.g. "COPY" on a reprint, printed inverted on top
+    note: str = ""  # small, under the date: e.g. "Given at the counter"
 
 
 def printable(text: str) -> str:
@@ -179,6 +180,7 @@ def render_ticket(
     block(fields["service_text"], bold=True)
     block(fields["queue_line"])
     block(fields["issued"])
+    block(fields["note"])
     p.ln()
     p.set(align="center")
     if native_qr and p.profile.supports("qrCode"):

@@ -41,6 +41,7 @@ from server.i18n import (
 from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
 from server.problems import ERRORS, TicketNotFound, documented, install_handlers
+from server.reports import reports_router
 from server.speech import Speech
 from server.staff import Staff
 from server.storage import Storage, Throttled, Unauthorized, iso, now
@@ -377,6 +378,7 @@ def create_app(
         include_in_schema=False,
     )
     app.include_router(manage_router(storage, _render), include_in_schema=False)
+    app.include_router(reports_router(storage, _render), include_in_schema=False)
     app.include_router(
         display_router(storage, _render, hub, streams, speech, keepalive_s),
         include_in_schema=False,

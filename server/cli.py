@@ -11,6 +11,7 @@ from pathlib import Path
 
 from server import branch_file
 from server.limits import Limits
+from server.staff import ROLES
 from server.storage import Rejected, Storage, migrate, transfer
 
 
@@ -121,6 +122,28 @@ def parser() -> argparse.ArgumentParser:
     which = branch.add_mutually_exclusive_group(required=True)
     which.add_argument("file", type=Path, nargs="?", help="branch TOML ([branch], [[services]])")
     which.add_argument("--export", metavar="BRANCH", help="print the branch as TOML")
+    new_branch = sub.add_parser(
+        "branch-add",
+        help="create a new, empty branch (services from the management page or a branch file)",
+    )
+    new_branch.add_argument("id", help="a-z, 0-9, - or _ (cannot change later)")
+    new_branch.add_argument("--name", required=True)
+    new_branch.add_argument("--timezone", default="Europe/Helsinki", help="(default: %(default)s)")
+    new_branch.add_argument(
+        "--languages", default="fi,sv,en", metavar="LANG,LANG", help="(default: %(default)s)"
+    )
+    new_branch.add_argument(
+        "--ticket-url",
+        required=True,
+        metavar="TEMPLATE",
+        help="the public ticket page's address with {token}, e.g. https://q.example/t/{token}",
+    )
+    new_branch.add_argument(
+        "--grant",
+        metavar="USERNAME",
+        help="an organisation manager who gets the branch among their further branches",
+    )
+    sub.add_parser("branches", help="every branch: id and name")
     listing = sub.add_parser("categories", help="the kiosk's service tree: categories")
     listing.add_argument("--branch", required=True)
     category = sub.add_parser(
@@ -181,7 +204,17 @@ def parser() -> argparse.ArgumentParser:
         help="services this counter calls (repeatable; none: all)",
     )
     user.add_argument(
-        "--role", choices=("staff", "manager"), default="staff", help="managers edit the branch"
+        "--role",
+        choices=ROLES,
+        default="staff",
+        help="managers edit the branch; organisation managers also the further --branches, "
+        "read their reports and create branches",
+    )
+    user.add_argument(
+        "--branches",
+        default="",
+        metavar="ID,ID",
+        help="an organisation manager's further branches (comma-separated ids)",
     )
     members = sub.add_parser("staff-list", help="the branch's staff accounts")
     members.add_argument("--branch", required=True)
@@ -287,6 +320,32 @@ def _tree(storage: Storage, args: argparse.Namespace) -> None:
 TREE_COMMANDS = ("categories", "category", "category-remove", "service-place", "counter-location")
 
 
+def _branch_add(storage: Storage, args: argparse.Namespace) -> int:
+    """``branch-add``: a new, empty branch; Rejected if its id is taken."""
+    from server.staff import Staff
+
+    branch_id = args.id
+    if not branch_file.ID.fullmatch(branch_id):
+        raise Rejected("a branch id is 1 to 64 of a-z, 0-9, - and _, starting with a-z or 0-9")
+    branch = branch_file.check_branch(
+        {
+            "id": branch_id,
+            "name": args.name,
+            "timezone": args.timezone,
+            "languages": [lang.strip() for lang in args.languages.split(",") if lang.strip()],
+            "ticket_url_template": args.ticket_url,
+        },
+        "branch-add",
+    )
+    staff = Staff(storage)
+    staff.create_branch(branch)
+    print(f"branch {branch_id} created: {shown(branch['name'])}, {branch['timezone']}")
+    if args.grant:
+        staff.grant_branch(args.grant, branch_id)
+        print(f"{args.grant} manages {branch_id} too")
+    return 0
+
+
 def _transfer(storage: Storage, args: argparse.Namespace) -> int:
     try:
         if args.command == "backup":
@@ -348,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"branch {branch['id']}: {len(services)} services"
                 + (f", {categories} categories" if categories else "")
             )
+        elif args.command == "branch-add":
+            return _branch_add(storage, args)
+        elif args.command == "branches":
+            for ident, name in storage.branch_names().items():
+                print(f"{ident:<24} {shown(name)}")
         elif args.command in TREE_COMMANDS:
             _tree(storage, args)
         elif args.command == "pair-code":
@@ -362,10 +426,20 @@ def main(argv: list[str] | None = None) -> int:
             from server.staff import Staff
 
             password = sys.stdin.readline().rstrip("\n")
+            further = [b.strip() for b in args.branches.split(",") if b.strip()]
             name = Staff(storage).add(
-                args.branch, args.username, password, args.counter, args.service, args.role
+                args.branch,
+                args.username,
+                password,
+                args.counter,
+                args.service,
+                args.role,
+                branches=further,
             )
-            print(f"{args.role} {name} at counter {shown(args.counter)}")
+            print(
+                f"{args.role} {name} at counter {shown(args.counter)}"
+                + (f", also {', '.join(further)}" if further else "")
+            )
         elif args.command == "staff-list":
             from server.staff import Staff
 
@@ -374,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{m['username']:<24} {m['role']:<8} counter {shown(m['counter']):<6} "
                     f"{shown(services)}"
+                    + (f"  also {','.join(m['branches'])}" if m["branches"] else "")
                 )
         elif args.command == "staff-remove":
             from server.staff import Staff

@@ -4,24 +4,39 @@ where to go), the kiosk's service tree (categories), where each counter is,
 its kiosks (pairing codes, names, revocation, health) and its staff accounts.
 
 Under ``/console/manage`` so the console's session cookie and CSRF token
-cover it; only staff with the manager role get in. Every form that fails
+cover it; only managers get in (the manager and organisation roles). An
+organisation manager also manages the further branches given to them, one at
+a time (``?branch=``), and creates branches. The pages speak the staff
+member's language (chosen on the page, else the browser's). Every form that fails
 comes back with what was typed and the reason, so nothing is lost.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Cookie, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from catalogue import N_, SOURCE_LANGUAGE, translator
 from server import branch_file
-from server.i18n import LANGUAGES
-from server.staff import ROLES, Staff, StaffMember
+from server.console import from_another_site
+from server.i18n import LANGUAGES, accepted_language
+from server.staff import (
+    NOT_YOUR_BRANCH,
+    ONLY_ORGANISATION_BRANCHES,
+    RANK,
+    ROLES,
+    Staff,
+    StaffMember,
+)
 from server.storage import Rejected, Storage, now
 from sync import protocol, schedule
 
@@ -32,6 +47,12 @@ STALE_S = 3 * protocol.HEARTBEAT_S
 #: a display's page touches the server at least every keep-alive (15 s) while
 #: its stream is open, noted at most once a minute
 DISPLAY_STALE_S = 3 * 60
+#: each role as the pages name it (translated where shown)
+ROLE_NAMES = {
+    "staff": N_("staff"),
+    "manager": N_("manager"),
+    "organisation": N_("organisation manager"),
+}
 PRINTER_ALARMS = {"paper_near_end", "paper_out", "cover_open", "offline", "not_responding", "error"}
 
 
@@ -175,34 +196,41 @@ def service_form_values(service: dict | None, languages: list[str]) -> dict[str,
     return values
 
 
-def hours_summary(service: dict) -> str:
+Words = Callable[[str], str]
+
+
+def _same(message: str) -> str:
+    return message
+
+
+def hours_summary(service: dict, tr: Words = _same) -> str:
     opening = service.get("schedule") or {}
     hours = opening.get("hours")
     if hours is None:
-        return "always open"
+        return tr(N_("always open"))
     parts = [f"{day.capitalize()} {' '.join(periods)}" for day, periods in hours.items() if periods]
-    return "; ".join(parts) or "closed every day"
+    return "; ".join(parts) or tr(N_("closed every day"))
 
 
-def kiosk_health(kiosk: dict) -> dict:
+def kiosk_health(kiosk: dict, tr: Words = _same) -> dict:
     """What a manager needs to see at a glance: online, printer, paper, backlog."""
     seen = kiosk["last_seen_at"]
     age = None if seen is None else (now() - datetime.fromisoformat(seen)).total_seconds()
     return kiosk | {
         "online": age is not None and age <= STALE_S and not kiosk["revoked"],
-        "seen_ago": "never" if age is None else _ago(age),
+        "seen_ago": tr(N_("never")) if age is None else _ago(age, tr),
         "alarm": kiosk["printer"] in PRINTER_ALARMS
         or kiosk["clock"].startswith("unsure")
         or bool(kiosk["problems"]),
     }
 
 
-def display_health(display: dict) -> dict:
+def display_health(display: dict, tr: Words = _same) -> dict:
     seen = display["last_seen_at"]
     age = None if seen is None else (now() - datetime.fromisoformat(seen)).total_seconds()
     return display | {
         "online": age is not None and age <= DISPLAY_STALE_S and not display["revoked"],
-        "seen_ago": "never" if age is None else _ago(age),
+        "seen_ago": tr(N_("never")) if age is None else _ago(age, tr),
     }
 
 
@@ -221,55 +249,158 @@ def display_settings_from_form(form: dict[str, str]) -> dict:
     }
 
 
-def _ago(seconds: float) -> str:
+def _ago(seconds: float, tr: Words = _same) -> str:
     if seconds < 90:
-        return f"{max(0, round(seconds))} s ago"
+        return tr(N_("{n} s ago")).format(n=max(0, round(seconds)))
     if seconds < 5400:
-        return f"{round(seconds / 60)} min ago"
+        return tr(N_("{n} min ago")).format(n=round(seconds / 60))
     if seconds < 172800:
-        return f"{round(seconds / 3600)} h ago"
-    return f"{round(seconds / 86400)} days ago"
+        return tr(N_("{n} h ago")).format(n=round(seconds / 3600))
+    return tr(N_("{n} days ago")).format(n=round(seconds / 86400))
+
+
+@dataclass(frozen=True)
+class Managing:
+    """Who manages which branch now, in which language.
+
+    ``member.branch_id`` stays the account's own branch (the counter it
+    works, the session's); the branch these pages change is ``branch_id``,
+    chosen with ``?branch=`` on every page and form (an organisation manager's
+    branch picker), checked against ``branches`` on every request. Each tab
+    so edits the branch it shows, whatever another tab chose.
+    """
+
+    member: StaffMember
+    branch_id: str
+    branches: list[str]  # every branch the member manages, their own first
+    lang: str
+    session: str
+
+    @property
+    def query(self) -> str:
+        """What every link and form of the pages carries: the branch they change."""
+        return "?branch=" + quote(self.branch_id, safe="")
+
+    def tr(self, message: str, **values: object) -> str:
+        """``message`` (a catalogue msgid) in the member's language."""
+        text = translator(self.lang).gettext(message)
+        return text.format(**values) if values else text
+
+
+def page_language(member: StaffMember | None, accept_language: str | None) -> str:
+    """The staff member's chosen language, else their browser's, else English."""
+    return (
+        (member.language if member and member.language in LANGUAGES else None)
+        or accepted_language(accept_language)
+        or SOURCE_LANGUAGE
+    )
+
+
+def languages_from_form(form: dict[str, str]) -> list[str]:
+    """The ticked ``lang_<code>`` boxes; Rejected for a language the catalogue lacks."""
+    unknown = [k[5:] for k in form if k.startswith("lang_") and k[5:] not in LANGUAGES]
+    if unknown:
+        raise Rejected(N_("unknown language"))
+    return [lang for lang in branch_file.LANGUAGES if form.get(f"lang_{lang}") == "on"]
+
+
+def new_branch_from_form(form: dict[str, str], zones: frozenset[str]) -> dict:
+    """The new-branch form as a checked branch: an id slug, a name, a time zone
+    of the list offered, known languages, an http(s) ticket address."""
+    branch_id = form.get("id", "")
+    if not branch_file.ID.fullmatch(branch_id):
+        raise Rejected(N_("A branch id is 1 to 64 of a-z, 0-9, - and _, starting with a-z or 0-9."))
+    zone = form.get("timezone", "")
+    if zone not in zones:
+        raise Rejected(N_("Choose a time zone from the list."))
+    languages = languages_from_form(form)
+    if not languages:
+        raise Rejected(N_("Tick at least one language."))
+    return branch_file.check_branch(
+        {
+            "id": branch_id,
+            "name": form.get("name", ""),
+            "timezone": zone,
+            "languages": languages,
+            "ticket_url_template": form.get("ticket_url_template", "").strip(),
+        }
+    )
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """The time zones a branch may be in (the system's zoneinfo), sorted."""
+    return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC"))
 
 
 def manage_router(storage: Storage, render) -> APIRouter:
     router = APIRouter(prefix="/console/manage")
     staff = Staff(storage)
 
-    def manager(session: str | None) -> StaffMember | None:
-        member = staff.session(session or "")
-        return member if member is not None and member.manages else None
-
-    def refused(session: str | None) -> Response:
-        if staff.session(session or "") is None:
+    def managing(request: Request) -> Managing | Response:
+        """The manager and the branch this request changes, or the refusal."""
+        session = request.cookies.get(COOKIE, "")
+        member = staff.session(session)
+        if member is None:
             return RedirectResponse("/console/login", status_code=303)
-        return render(
-            "message.html",
-            403,
-            lang="en",
-            title="Managers only",
-            text="Ask a manager of your branch to make this change.",
-        )
+        lang = page_language(member, request.headers.get("accept-language"))
+        words = translator(lang)
+        if not member.manages:
+            return render(
+                "message.html",
+                403,
+                lang=lang,
+                title=words.gettext(N_("Managers only")),
+                text=words.gettext(N_("Ask a manager of your branch to make this change.")),
+            )
+        branches = staff.branches(member)
+        wanted = request.query_params.get("branch") or member.branch_id
+        if wanted not in branches:
+            return render(
+                "message.html",
+                403,
+                lang=lang,
+                title=words.gettext(N_("Not your branch")),
+                text=words.gettext(NOT_YOUR_BRANCH),
+            )
+        return Managing(member, wanted, branches, lang, session)
 
-    def overview(member: StaffMember, status: int = 200, **extra) -> Response:
-        branch, services = storage.branch_settings(member.branch_id)
+    def not_found(m: Managing, title: str = N_("Not found")) -> Response:
+        return render("message.html", 404, lang=m.lang, title=m.tr(title), text="")
+
+    def common(m: Managing) -> dict:
+        """What every management page shows: who, which branch, the picker."""
+        names = storage.branch_names()
+        return {
+            "lang": m.lang,
+            "member": m.member,
+            "q": m.query,
+            "managed": [(b, names.get(b, b)) for b in m.branches],
+            "role_name": ROLE_NAMES[m.member.role],
+            "role_names": ROLE_NAMES,
+            "ranks": RANK,
+        }
+
+    def overview(m: Managing, status: int = 200, **extra) -> Response:
+        branch, services = storage.branch_settings(m.branch_id)
         for service in services:
-            service["hours_text"] = hours_summary(service)
+            service["hours_text"] = hours_summary(service, m.tr)
         in_category = {c["id"]: 0 for c in branch["categories"]}
         for service in services:
             if service["category"] in in_category:
                 in_category[service["category"]] += 1
         for category in branch["categories"]:
             category["services"] = in_category[category["id"]]
+        organisation = m.member.role == "organisation"
         return render(
             "manage.html",
             status,
-            lang="en",
-            member=member,
+            **common(m),
             branch=branch,
             services=services,
-            kiosks=[kiosk_health(k) for k in storage.kiosks(member.branch_id)],
-            displays=[display_health(d) for d in storage.displays(member.branch_id)],
-            display_message=storage.display_message(member.branch_id),
+            kiosks=[kiosk_health(k, m.tr) for k in storage.kiosks(m.branch_id)],
+            displays=[display_health(d, m.tr) for d in storage.displays(m.branch_id)],
+            display_message=storage.display_message(m.branch_id),
             # the branch's own languages first, in its order: a display speaks
             # the ticked ones in the order listed
             display_languages={
@@ -281,104 +412,136 @@ def manage_router(storage: Storage, render) -> APIRouter:
                 t
                 | {
                     "received_ago": _ago(
-                        (now() - datetime.fromisoformat(t["received_at"])).total_seconds()
+                        (now() - datetime.fromisoformat(t["received_at"])).total_seconds(), m.tr
                     )
                 }
-                for t in storage.parked(member.branch_id)
+                for t in storage.parked(m.branch_id)
             ],
-            staff=staff.members(member.branch_id),
-            roles=ROLES,
+            staff=staff.members(m.branch_id),
+            # nobody is offered a role above their own
+            roles={r: ROLE_NAMES[r] for r in ROLES if RANK[r] <= RANK[m.member.role]},
+            organisation=organisation,
+            time_zones=time_zones() if organisation else (),
+            catalogue_languages=LANGUAGES,
+            my_language=m.member.language or "",
             **extra,
         )
 
-    def back(message: str) -> Response:
-        return RedirectResponse(f"/console/manage?msg={quote(message[:200])}", status_code=303)
+    def back(m: Managing, message: str) -> Response:
+        return RedirectResponse(
+            f"/console/manage{m.query}&msg={quote(message[:200])}", status_code=303
+        )
 
-    async def checked_form(request: Request, member: StaffMember) -> dict[str, str] | Response:
+    async def managing_form(request: Request) -> tuple[Managing, dict[str, str]] | Response:
+        """A manager's post: from this site, a readable form, the session's CSRF token."""
+        m = managing(request)
+        if isinstance(m, Response):
+            return m
+        if from_another_site(request):
+            return Response(m.tr("This form came from another site."), status_code=403)
         try:
             form = await read_form(request)
         except FormError as exc:
             return Response(f"The form could not be read: {exc}", status_code=413)
-        if not hmac.compare_digest(form.get("csrf", "").encode(), member.csrf.encode()):
-            return Response("The form is stale or forged; reload the page.", status_code=403)
-        return form
-
-    async def manager_form(
-        request: Request, session: str | None
-    ) -> tuple[StaffMember, dict[str, str]] | Response:
-        """A manager's post with a readable form and the session's CSRF token, or the refusal."""
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        form = await checked_form(request, member)
-        return form if isinstance(form, Response) else (member, form)
+        if not hmac.compare_digest(form.get("csrf", "").encode(), m.member.csrf.encode()):
+            return Response(m.tr("The form is stale or forged; reload the page."), status_code=403)
+        return m, form
 
     @router.get("")
-    def home(
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None, msg: str = ""
-    ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        return overview(member, message=msg[:200])
+    def home(request: Request, msg: str = "") -> Response:
+        m = managing(request)
+        if isinstance(m, Response):
+            return m
+        return overview(m, message=msg[:200])
 
     @router.post("/branch")
-    async def save_branch(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def save_branch(request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
-        languages = [lang for lang in branch_file.LANGUAGES if form.get(f"lang_{lang}") == "on"]
+        m, form = checked
         try:
             branch = branch_file.check_branch(
                 {
-                    "id": member.branch_id,
+                    "id": m.branch_id,
                     "name": form.get("name", ""),
                     "timezone": form.get("timezone", "").strip(),
-                    "languages": languages,
+                    "languages": languages_from_form(form),
                     "ticket_url_template": form.get("ticket_url_template", "").strip(),
                 }
             )
         except Rejected as exc:
-            return overview(member, 400, error=str(exc), branch_form=form)
+            return overview(m, 400, error=m.tr(str(exc)), branch_form=form)
         await run_in_threadpool(storage.put_branch, branch)
-        return back("Branch saved; kiosks take it at their next sync.")
+        return back(m, m.tr("Branch saved; kiosks take it at their next sync."))
+
+    @router.post("/branches")
+    async def create_branch(request: Request) -> Response:
+        """A new branch, by an organisation manager; they manage it from then on."""
+        checked = await managing_form(request)
+        if isinstance(checked, Response):
+            return checked
+        m, form = checked
+        try:
+            branch = new_branch_from_form(form, frozenset(time_zones()))
+            await run_in_threadpool(staff.create_branch, branch, m.member)
+        except Rejected as exc:
+            status = 403 if str(exc) == ONLY_ORGANISATION_BRANCHES else 400
+            return overview(m, status, error=m.tr(str(exc)), new_branch_form=form)
+        m = replace(m, branch_id=branch["id"], branches=[*m.branches, branch["id"]])
+        return back(
+            m,
+            m.tr(
+                "Branch {branch} created. Add its services, then pair its kiosks and displays.",
+                branch=branch["id"],
+            ),
+        )
+
+    @router.post("/language")
+    async def my_language(request: Request) -> Response:
+        """The language these pages and the console speak to the member."""
+        checked = await managing_form(request)
+        if isinstance(checked, Response):
+            return checked
+        m, form = checked
+        chosen = form.get("language", "") or None
+        try:
+            await run_in_threadpool(staff.set_language, m.member, chosen)
+        except Rejected as exc:
+            return overview(m, 400, error=m.tr(str(exc)))
+        m = replace(m, lang=chosen or page_language(None, request.headers.get("accept-language")))
+        return back(m, m.tr("Language saved."))
 
     @router.get("/services/new")
-    def new_service(session: Annotated[str | None, Cookie(alias=COOKIE)] = None) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        return service_page(member, None)
+    def new_service(request: Request) -> Response:
+        m = managing(request)
+        if isinstance(m, Response):
+            return m
+        return service_page(m, None)
 
     @router.get("/services/{service_id}")
-    def edit_service(
-        service_id: str, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        _, services = storage.branch_settings(member.branch_id)
+    def edit_service(service_id: str, request: Request) -> Response:
+        m = managing(request)
+        if isinstance(m, Response):
+            return m
+        _, services = storage.branch_settings(m.branch_id)
         service = next((s for s in services if s["id"] == service_id), None)
         if service is None:
-            return render("message.html", 404, lang="en", title="No such service", text="")
-        return service_page(member, service)
+            return not_found(m, N_("No such service"))
+        return service_page(m, service)
 
     def service_page(
-        member: StaffMember,
+        m: Managing,
         service: dict | None,
         status: int = 200,
         values: dict | None = None,
         error: str = "",
     ) -> Response:
-        branch, _ = storage.branch_settings(member.branch_id)
+        branch, _ = storage.branch_settings(m.branch_id)
         return render(
             "manage_service.html",
             status,
-            lang="en",
-            member=member,
+            **common(m),
             branch=branch,
             is_new=service is None and not (values or {}).get("existing"),
             values=values or service_form_values(service, branch["languages"]),
@@ -388,70 +551,71 @@ def manage_router(storage: Storage, render) -> APIRouter:
         )
 
     @router.post("/services")
-    async def save_service(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def save_service(request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
-        branch, services = storage.branch_settings(member.branch_id)
+        m, form = checked
+        branch, services = storage.branch_settings(m.branch_id)
         try:
             _check_new_or_existing(form, {s["id"] for s in services}, "service")
             service = branch_file.check_service(service_from_form(form, branch["languages"]))
-            await run_in_threadpool(storage.put_service, member.branch_id, service)
+            await run_in_threadpool(storage.put_service, m.branch_id, service)
         except Rejected as exc:
-            return service_page(member, None, 400, values=form, error=str(exc))
-        return back(f"Service {service['id']} saved; kiosks take it at their next sync.")
+            return service_page(m, None, 400, values=form, error=m.tr(str(exc)))
+        return back(
+            m,
+            m.tr(
+                "Service {service} saved; kiosks take it at their next sync.", service=service["id"]
+            ),
+        )
 
     @router.post("/services/{service_id}/remove")
-    async def remove_service(
-        service_id: str,
-        request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def remove_service(service_id: str, request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, _form = checked
-        removed = await run_in_threadpool(storage.remove_service, member.branch_id, service_id)
-        return back(f"Service {service_id} removed." if removed else "No such service.")
+        m, _form = checked
+        removed = await run_in_threadpool(storage.remove_service, m.branch_id, service_id)
+        return back(
+            m,
+            m.tr("Service {service} removed.", service=service_id)
+            if removed
+            else m.tr("No such service."),
+        )
 
     @router.get("/categories/new")
-    def new_category(session: Annotated[str | None, Cookie(alias=COOKIE)] = None) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
-        return category_page(member, None)
+    def new_category(request: Request) -> Response:
+        m = managing(request)
+        if isinstance(m, Response):
+            return m
+        return category_page(m, None)
 
     @router.get("/categories/{category_id}")
-    def edit_category(
-        category_id: str, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        member = manager(session)
-        if member is None:
-            return refused(session)
+    def edit_category(category_id: str, request: Request) -> Response:
+        m = managing(request)
+        if isinstance(m, Response):
+            return m
         category = next(
-            (c for c in storage.categories(member.branch_id) if c["id"] == category_id), None
+            (c for c in storage.categories(m.branch_id) if c["id"] == category_id), None
         )
         if category is None:
-            return render("message.html", 404, lang="en", title="No such category", text="")
-        return category_page(member, category)
+            return not_found(m, N_("No such category"))
+        return category_page(m, category)
 
     def category_page(
-        member: StaffMember,
+        m: Managing,
         category: dict | None,
         status: int = 200,
         values: dict | None = None,
         error: str = "",
     ) -> Response:
-        branch, _ = storage.branch_settings(member.branch_id)
+        branch, _ = storage.branch_settings(m.branch_id)
         values = values or category_form_values(category, branch["languages"])
         return render(
             "manage_category.html",
             status,
-            lang="en",
-            member=member,
+            **common(m),
             branch=branch,
             is_new=category is None and not values.get("existing"),
             values=values,
@@ -461,51 +625,53 @@ def manage_router(storage: Storage, render) -> APIRouter:
         )
 
     @router.post("/categories")
-    async def save_category(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
+    async def save_category(request: Request) -> Response:
         """Add or change a category of the kiosk's service tree."""
-        checked = await manager_form(request, session)
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
-        branch, _ = storage.branch_settings(member.branch_id)
+        m, form = checked
+        branch, _ = storage.branch_settings(m.branch_id)
         try:
             _check_new_or_existing(form, {c["id"] for c in branch["categories"]}, "category")
             category = branch_file.check_category(category_from_form(form, branch["languages"]))
-            await run_in_threadpool(storage.put_category, member.branch_id, category)
+            await run_in_threadpool(storage.put_category, m.branch_id, category)
         except Rejected as exc:
-            return category_page(member, None, 400, values=form, error=str(exc))
-        return back(f"Category {category['id']} saved; kiosks take it at their next sync.")
+            return category_page(m, None, 400, values=form, error=m.tr(str(exc)))
+        return back(
+            m,
+            m.tr(
+                "Category {category} saved; kiosks take it at their next sync.",
+                category=category["id"],
+            ),
+        )
 
     @router.post("/categories/{category_id}/remove")
-    async def remove_category(
-        category_id: str,
-        request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
-    ) -> Response:
+    async def remove_category(category_id: str, request: Request) -> Response:
         """What was in the category moves up a level; nothing leaves the kiosks."""
-        checked = await manager_form(request, session)
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, _form = checked
-        removed = await run_in_threadpool(storage.remove_category, member.branch_id, category_id)
+        m, _form = checked
+        removed = await run_in_threadpool(storage.remove_category, m.branch_id, category_id)
         return back(
-            f"Category {category_id} removed; what was in it moved up a level."
+            m,
+            m.tr(
+                "Category {category} removed; what was in it moved up a level.",
+                category=category_id,
+            )
             if removed
-            else "No such category."
+            else m.tr("No such category."),
         )
 
     @router.post("/counters")
-    async def save_counter(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
+    async def save_counter(request: Request) -> Response:
         """Where a counter is (a room, a floor): its calls say it; empty forgets it."""
-        checked = await manager_form(request, session)
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
-        branch, _ = storage.branch_settings(member.branch_id)
+        m, form = checked
+        branch, _ = storage.branch_settings(m.branch_id)
         try:
             counter, locations = branch_file.check_counter(
                 {
@@ -518,159 +684,152 @@ def manage_router(storage: Storage, render) -> APIRouter:
                 },
                 "counter",
             )
-            await run_in_threadpool(
-                storage.set_counter_location, member.branch_id, counter, locations
-            )
+            await run_in_threadpool(storage.set_counter_location, m.branch_id, counter, locations)
         except Rejected as exc:
-            return overview(member, 400, error=str(exc), counter_form=form)
+            return overview(m, 400, error=m.tr(str(exc)), counter_form=form)
         return back(
-            f"Counter {counter}: {'place saved' if locations else 'no place set'}; "
-            "calls say it from now on."
+            m,
+            m.tr("Counter {counter}: place saved; calls say it from now on.", counter=counter)
+            if locations
+            else m.tr(
+                "Counter {counter}: no place set; calls say it from now on.", counter=counter
+            ),
         )
 
     @router.post("/pairing-code")
-    async def pairing_code(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def pairing_code(request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, _form = checked
-        code = await run_in_threadpool(storage.new_pairing_code, member.branch_id, 3600)
-        return overview(member, pairing_code=code)
+        m, _form = checked
+        code = await run_in_threadpool(storage.new_pairing_code, m.branch_id, 3600)
+        return overview(m, pairing_code=code)
 
     @router.post("/kiosks/{kiosk_id}/{action}")
-    async def kiosk_action(
-        kiosk_id: str,
-        action: str,
-        request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def kiosk_action(kiosk_id: str, action: str, request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
+        m, form = checked
         try:
             if action == "rename":
                 done = await run_in_threadpool(
-                    storage.rename_kiosk, kiosk_id, form.get("name", ""), member.branch_id
+                    storage.rename_kiosk, kiosk_id, form.get("name", ""), m.branch_id
                 )
             elif action == "revoke":
-                done = await run_in_threadpool(storage.revoke, kiosk_id, member.branch_id)
+                done = await run_in_threadpool(storage.revoke, kiosk_id, m.branch_id)
             elif action in ("reload", "reboot"):
-                done = await run_in_threadpool(
-                    storage.send_command, kiosk_id, action, member.branch_id
-                )
+                done = await run_in_threadpool(storage.send_command, kiosk_id, action, m.branch_id)
             else:
-                return render("message.html", 404, lang="en", title="Not found", text="")
+                return not_found(m)
         except Rejected as exc:
-            return overview(member, 400, error=str(exc))
+            return overview(m, 400, error=m.tr(str(exc)))
         said = {
-            "rename": "Kiosk renamed.",
-            "revoke": "Kiosk revoked.",
-            "reload": "The kiosk restarts its app at its next heartbeat.",
-            "reboot": "The kiosk reboots at its next heartbeat.",
+            "rename": N_("Kiosk renamed."),
+            "revoke": N_("Kiosk revoked."),
+            "reload": N_("The kiosk restarts its app at its next heartbeat."),
+            "reboot": N_("The kiosk reboots at its next heartbeat."),
         }
-        return back(said[action] if done else "No such kiosk, or nothing to change.")
+        return back(m, m.tr(said[action] if done else N_("No such kiosk, or nothing to change.")))
 
     @router.post("/displays/{display_id}/{action}")
-    async def display_action(
-        display_id: str,
-        action: str,
-        request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
-    ) -> Response:
+    async def display_action(display_id: str, action: str, request: Request) -> Response:
         """Rename a display, point it at services, counters and languages, set
         its volume (``settings``), or revoke it; its page follows at once."""
-        checked = await manager_form(request, session)
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
+        m, form = checked
         try:
             if action == "settings":
                 done = await run_in_threadpool(
                     lambda: storage.change_display(
-                        display_id, member.branch_id, **display_settings_from_form(form)
+                        display_id, m.branch_id, **display_settings_from_form(form)
                     )
                 )
             elif action == "revoke":
-                done = await run_in_threadpool(storage.revoke_display, display_id, member.branch_id)
+                done = await run_in_threadpool(storage.revoke_display, display_id, m.branch_id)
             else:
-                return render("message.html", 404, lang="en", title="Not found", text="")
+                return not_found(m)
         except Rejected as exc:
-            return overview(member, 400, error=str(exc))
-        said = {"settings": "Display saved.", "revoke": "Display revoked."}
-        return back(said[action] if done else "No such display, or nothing to change.")
+            return overview(m, 400, error=m.tr(str(exc)))
+        said = {"settings": N_("Display saved."), "revoke": N_("Display revoked.")}
+        return back(m, m.tr(said[action] if done else N_("No such display, or nothing to change.")))
 
     @router.post("/display-message")
-    async def display_message(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def display_message(request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
+        m, form = checked
         try:
             line = await run_in_threadpool(
-                storage.set_display_message, member.branch_id, form.get("message", "")
+                storage.set_display_message, m.branch_id, form.get("message", "")
             )
         except Rejected as exc:
-            return overview(member, 400, error=str(exc))
-        return back("The displays show the message." if line else "The displays show no message.")
+            return overview(m, 400, error=m.tr(str(exc)))
+        return back(
+            m,
+            m.tr("The displays show the message.")
+            if line
+            else m.tr("The displays show no message."),
+        )
 
     @router.post("/parked/{ticket_id}/queue")
-    async def queue_parked(
-        ticket_id: str,
-        request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
-    ) -> Response:
+    async def queue_parked(ticket_id: str, request: Request) -> Response:
         """A ticket no day's queue could take goes to the end of today's: its
         holder is at the branch with the paper."""
-        checked = await manager_form(request, session)
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, _form = checked
-        problem = await run_in_threadpool(storage.queue_parked, member.branch_id, ticket_id)
-        return back(problem or "The ticket is in today's queue.")
+        m, _form = checked
+        problem = await run_in_threadpool(storage.queue_parked, m.branch_id, ticket_id)
+        return back(m, problem or m.tr("The ticket is in today's queue."))
 
     @router.post("/staff")
-    async def save_staff(
-        request: Request, session: Annotated[str | None, Cookie(alias=COOKIE)] = None
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def save_staff(request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, form = checked
+        m, form = checked
         services = [s for s in form.get("services", "").replace(",", " ").split() if s]
+        further = [k[7:] for k, v in form.items() if k.startswith("branch_") and v == "on"]
         try:
             name = await run_in_threadpool(
-                staff.add,
-                member.branch_id,
-                form.get("username", ""),
-                form.get("password", ""),
-                form.get("counter", ""),
-                services,
-                form.get("role", "staff"),
-                keep_session=session or "",  # their own, when managers change themselves
+                lambda: staff.add(
+                    m.branch_id,
+                    form.get("username", ""),
+                    form.get("password", ""),
+                    form.get("counter", ""),
+                    services,
+                    form.get("role", "staff"),
+                    keep_session=m.session,  # their own, when managers change themselves
+                    branches=further,
+                    by=m.member,
+                )
             )
         except Rejected as exc:
             kept = {k: v for k, v in form.items() if k != "password"}
-            return overview(member, 400, error=str(exc), staff_form=kept)
-        return back(f"Staff {name} saved.")
+            return overview(m, 400, error=m.tr(str(exc)), staff_form=kept)
+        return back(m, m.tr("Staff {name} saved.", name=name))
 
     @router.post("/staff/{username}/remove")
-    async def remove_staff(
-        username: str,
-        request: Request,
-        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
-    ) -> Response:
-        checked = await manager_form(request, session)
+    async def remove_staff(username: str, request: Request) -> Response:
+        checked = await managing_form(request)
         if isinstance(checked, Response):
             return checked
-        member, _form = checked
-        if username.lower() == member.username:
-            return overview(member, 400, error="You cannot remove your own account.")
-        removed = await run_in_threadpool(staff.remove, member.branch_id, username)
-        return back(f"Staff {username} removed." if removed else "No such staff member.")
+        m, _form = checked
+        if username.lower() == m.member.username:
+            return overview(m, 400, error=m.tr("You cannot remove your own account."))
+        try:
+            removed = await run_in_threadpool(staff.remove, m.branch_id, username, m.member)
+        except Rejected as exc:
+            return overview(m, 403, error=m.tr(str(exc)))
+        return back(
+            m,
+            m.tr("Staff {name} removed.", name=username)
+            if removed
+            else m.tr("No such staff member."),
+        )
 
     return router

@@ -42,7 +42,8 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from catalogue import LANGUAGES, N_, translator
+from catalogue import LANGUAGES as CATALOGUE_LANGUAGES
+from catalogue import N_, translator
 from server import events, throttle
 from server.storage import CounterBusy, Rejected, Storage, Tx, calling, iso, now
 
@@ -57,7 +58,7 @@ COUNTER_MAX = 20  # characters in a counter's name
 ADDRESS = throttle.Bucket("login-address", capacity=5, leak_s=60)
 ACCOUNT = throttle.Bucket("login-account", capacity=5, leak_s=60)
 ROLES = ("staff", "manager", "organisation")
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}\Z")
 PASSWORD_RULE = (
     "a password needs 10 to 200 characters, at least 5 different ones, not only spaces, "
     "without the username, and not a run of keys like 1234567890 or qwertyuiop"
@@ -136,6 +137,92 @@ def password_problem(password: str, username: str = "") -> str:
     return ""
 
 
+#: who may grant whom: nobody grants a role above their own
+RANK = {"staff": 0, "manager": 1, "organisation": 2}
+MAX_FURTHER_BRANCHES = 200
+#: the role rules' refusals, in the catalogue (the management page says them
+#: in the manager's language)
+NOT_ABOVE = N_("Only an organisation manager can change or remove an organisation manager.")
+NO_GRANT_ABOVE = N_("You cannot give a role above your own.")
+NO_RAISE_SELF = N_("Nobody can raise their own role; ask an organisation manager.")
+NOT_YOUR_BRANCH = N_("That branch is not one you manage.")
+ONLY_OWN_BRANCHES = N_("You can only give branches that you can see yourself.")
+ONLY_ORGANISATION_BRANCHES = N_("Only an organisation manager can create branches.")
+FURTHER_ONLY_ORGANISATION = N_("Only an organisation manager has further branches.")
+
+
+def grant_problem(
+    by: StaffMember,
+    visible: list[str],
+    branch_id: str,
+    *,
+    current_role: str | None,
+    role: str,
+    branches: list[str],
+    is_self: bool,
+) -> str:
+    """Why ``by`` may not make an account of ``branch_id`` a ``role`` with
+    ``branches`` ("" if they may). ``visible``: the branches ``by`` manages.
+
+    A manager creates and changes staff and managers of the branches they
+    manage; only an organisation manager creates organisation managers, and
+    gives them only branches they have themselves; nobody raises their own
+    role, nor touches an account above their own.
+    """
+    mine = RANK.get(by.role, -1)
+    if mine < RANK["manager"] or branch_id not in visible:
+        return NOT_YOUR_BRANCH
+    if current_role is not None and RANK.get(current_role, 0) > mine:
+        return NOT_ABOVE
+    if is_self and current_role is not None and RANK[role] > RANK.get(current_role, 0):
+        return NO_RAISE_SELF
+    if RANK[role] > mine:
+        return NO_GRANT_ABOVE
+    if any(b not in visible for b in branches):
+        return ONLY_OWN_BRANCHES
+    return ""
+
+
+def _further_branches(branches: list[str], role: str, home: str) -> list[str]:
+    """The further branches asked for, checked in shape (existence is checked
+    in the transaction): distinct, without the home branch, only for the
+    organisation role."""
+    further = [b for b in dict.fromkeys(branches) if b and b != home]
+    if further and role != "organisation":
+        raise Rejected(FURTHER_ONLY_ORGANISATION)
+    if len(further) > MAX_FURTHER_BRANCHES:
+        raise Rejected(f"at most {MAX_FURTHER_BRANCHES} further branches")
+    for branch in further:
+        if len(branch) > 64 or not branch.isprintable():
+            raise Rejected(f"no branch {branch[:64]!r}")
+    return further
+
+
+def _missing_branches(db: Tx, branches: list[str]) -> list[str]:
+    if not branches:
+        return []
+    known = {r[0] for r in db.execute("SELECT id FROM branches")}
+    return [b for b in branches if b not in known]
+
+
+def _further_of(db: Tx, staff_id: int) -> list[str]:
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT branch_id FROM staff_branches WHERE staff_id = ? ORDER BY branch_id",
+            [staff_id],
+        )
+    ]
+
+
+def _branches_of(db: Tx, member: StaffMember) -> list[str]:
+    """Home first, then the further ones (organisation managers only)."""
+    if member.role != "organisation":
+        return [member.branch_id]
+    more = _further_of(db, member.id)
+    return [member.branch_id, *(b for b in more if b != member.branch_id)]
+
+
 class Staff:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -151,11 +238,17 @@ class Staff:
         services: list[str],
         role: str = "staff",
         keep_session: str = "",
+        branches: list[str] | None = None,
+        by: StaffMember | None = None,
     ) -> str:
         """Create a staff member, or change one (a new password too); the stored name.
 
-        Changing an account ends its sessions at once, except ``keep_session``
-        (the manager's own, when they change their own account).
+        ``branches``: the further branches whose reports an organisation manager
+        reads (and which they manage); only that role has them. ``by``: the
+        manager making the change, held to :func:`grant_problem`'s rules (None:
+        the server's own command line, which may do anything). Changing an
+        account ends its sessions at once, except ``keep_session`` (the
+        manager's own, when they change their own account).
         """
         username = username.strip().lower()
         if not USERNAME.match(username):
@@ -170,6 +263,7 @@ class Staff:
             raise Rejected("a counter is named by 1 to 20 printable characters")
         if role not in ROLES:
             raise Rejected(f"a role is one of {', '.join(ROLES)}")
+        further = _further_branches(branches or [], role, branch_id)
         password_hash = _hasher.hash(password)  # slow: before the write lock, never under it
         with self.storage.transaction() as db:
             if not db.execute("SELECT 1 FROM branches WHERE id = ?", [branch_id]).fetchone():
@@ -180,13 +274,41 @@ class Staff:
             unknown = sorted(set(services) - known)
             if unknown:
                 raise Rejected(f"no service {unknown[0]!r} in {branch_id}")
+            missing = _missing_branches(db, further)
+            if missing:
+                raise Rejected(f"no branch {missing[0]!r}")
             other = db.execute(
-                "SELECT branch_id FROM staff WHERE username = ?", [username]
+                "SELECT branch_id, role, id FROM staff WHERE username = ?", [username]
             ).fetchone()
             if other and other[0] != branch_id:
                 # usernames are unique server-wide (they log in without a branch), but
                 # whose they are is not this branch's business
                 raise Rejected(f"the username {username!r} cannot be used; choose another")
+            kept: list[str] = []
+            if by is not None:
+                visible = _branches_of(db, by)
+                problem = grant_problem(
+                    by,
+                    visible,
+                    branch_id,
+                    current_role=other[1] if other else None,
+                    role=role,
+                    branches=further,
+                    is_self=username == by.username,
+                )
+                if problem:
+                    log.warning(
+                        "%r may not make %r a %s in %s: %s",
+                        by.username,
+                        username,
+                        role,
+                        branch_id,
+                        problem,
+                    )
+                    raise Rejected(problem)
+                if other and role == "organisation":
+                    # what the account had that this manager cannot see stays
+                    kept = [b for b in _further_of(db, other[2]) if b not in visible]
             db.execute(
                 "INSERT INTO staff (branch_id, username, password_hash, counter, services, "
                 "created_at, role) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE "
@@ -202,39 +324,93 @@ class Staff:
                     role,
                 ],
             )
+            staff_id = db.execute("SELECT id FROM staff WHERE username = ?", [username]).fetchone()[
+                0
+            ]
+            db.execute("DELETE FROM staff_branches WHERE staff_id = ?", [staff_id])
+            for further_branch in sorted({*further, *kept}):
+                db.insert("staff_branches", {"staff_id": staff_id, "branch_id": further_branch})
             ended = db.execute(
-                "DELETE FROM sessions WHERE staff_id = (SELECT id FROM staff WHERE username = ?) "
-                "AND token_hash != ?",
-                [username, _hash(keep_session)],
+                "DELETE FROM sessions WHERE staff_id = ? AND token_hash != ?",
+                [staff_id, _hash(keep_session)],
             ).rowcount
         if ended:
             log.info("staff %r changed: %d session(s) ended", username, ended)
         return username
 
     def members(self, branch_id: str) -> list[dict]:
+        """The branch's accounts; an organisation manager's further branches too."""
         with self.storage.reading() as db:
             rows = db.execute(
-                "SELECT username, counter, services, role FROM staff WHERE branch_id = ? "
+                "SELECT username, counter, services, role, id FROM staff WHERE branch_id = ? "
                 "ORDER BY username",
                 [branch_id],
             ).fetchall()
+            further = {r[4]: _further_of(db, r[4]) for r in rows if r[3] == "organisation"}
         return [
-            {"username": r[0], "counter": r[1], "services": json.loads(r[2]), "role": r[3]}
+            {
+                "username": r[0],
+                "counter": r[1],
+                "services": json.loads(r[2]),
+                "role": r[3],
+                "branches": further.get(r[4], []),
+            }
             for r in rows
         ]
 
-    def remove(self, branch_id: str, username: str) -> bool:
-        """Delete the account and end its sessions at once."""
+    def remove(self, branch_id: str, username: str, by: StaffMember | None = None) -> bool:
+        """Delete the account and end its sessions at once. ``by``: the manager
+        removing it (Rejected for an account above their role); None: the CLI."""
         with self.storage.transaction() as db:
             row = db.execute(
-                "SELECT id FROM staff WHERE branch_id = ? AND username = ?",
+                "SELECT id, role FROM staff WHERE branch_id = ? AND username = ?",
                 [branch_id, username.strip().lower()],
             ).fetchone()
             if row is None:
                 return False
+            if by is not None and RANK[row[1]] > RANK.get(by.role, -1):
+                raise Rejected(NOT_ABOVE)
             db.execute("DELETE FROM sessions WHERE staff_id = ?", [row[0]])
+            db.execute("DELETE FROM staff_branches WHERE staff_id = ?", [row[0]])
             db.execute("DELETE FROM staff WHERE id = ?", [row[0]])
         return True
+
+    def grant_branch(self, username: str, branch_id: str) -> None:
+        """Give an organisation manager a further branch (the server's command
+        line); Rejected for anyone else or an unknown branch."""
+        with self.storage.transaction() as db:
+            row = db.execute(
+                "SELECT id, role, branch_id FROM staff WHERE username = ?",
+                [username.strip().lower()],
+            ).fetchone()
+            if row is None or row[1] != "organisation":
+                raise Rejected(f"{username!r} is not an organisation manager")
+            if _missing_branches(db, [branch_id]):
+                raise Rejected(f"no branch {branch_id!r}")
+            if branch_id != row[2] and branch_id not in _further_of(db, row[0]):
+                db.insert("staff_branches", {"staff_id": row[0], "branch_id": branch_id})
+
+    def set_language(self, member: StaffMember, language: str | None) -> None:
+        """The language the console and management pages speak to ``member``
+        (None: their browser's); Rejected for a language the catalogue lacks."""
+        if language is not None and language not in CATALOGUE_LANGUAGES:
+            raise Rejected(f"a language is one of {', '.join(CATALOGUE_LANGUAGES)}")
+        with self.storage.transaction() as db:
+            db.execute("UPDATE staff SET language = ? WHERE id = ?", [language, member.id])
+
+    def create_branch(self, branch: dict, by: StaffMember | None = None) -> None:
+        """A new branch (as branch_file.check_branch made it), Rejected if its id
+        is taken. Only an organisation manager (``by``) or the CLI (None) creates
+        one; the creator gets it among their further branches, so they manage it
+        and read its reports at once."""
+        if by is not None and by.role != "organisation":
+            raise Rejected(ONLY_ORGANISATION_BRANCHES)
+        self.storage.add_branch(branch, grant_to=None if by is None else by.id)
+        log.info(
+            "branch %r created by %s",
+            branch["id"],
+            "the command line" if by is None else by.username,
+        )
 
     # -- logging in ----------------------------------------------------------------
 
@@ -357,19 +533,11 @@ class Staff:
         )
 
     def branches(self, member: StaffMember) -> list[str]:
-        """The branches whose reports ``member`` may read: their own, and for an
-        organisation manager the further ones given to them."""
-        if member.role != "organisation":
-            return [member.branch_id]
+        """The branches whose reports ``member`` may read (and, for a manager,
+        manage): their own, and for an organisation manager the further ones
+        given to them."""
         with self.storage.reading() as db:
-            more = [
-                r[0]
-                for r in db.execute(
-                    "SELECT branch_id FROM staff_branches WHERE staff_id = ? ORDER BY branch_id",
-                    [member.id],
-                )
-            ]
-        return [member.branch_id, *(b for b in more if b != member.branch_id)]
+            return _branches_of(db, member)
 
     def log_out(self, token: str) -> None:
         with self.storage.transaction() as db:
@@ -424,7 +592,7 @@ class Staff:
         counter = " ".join(counter.split())
         if not counter or len(counter) > COUNTER_MAX or not counter.isprintable():
             raise Rejected(N_("A counter is named by 1 to 20 printable characters."))
-        if language is not None and language not in LANGUAGES:
+        if language is not None and language not in CATALOGUE_LANGUAGES:
             raise Rejected(N_("Choose a language from the list."))
         services = list(dict.fromkeys(services))
         if not services:

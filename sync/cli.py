@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _status(db) -> None:
-    """Tickets by state, the outbox, the clock, problems for staff, integrity."""
+    """Tickets by state, the outbox, the clock, problems for staff, counter tickets
+    printed here (or why not), integrity."""
     for row in db.execute(
         "SELECT state, COUNT(*) FROM tickets GROUP BY state ORDER BY state"
     ).fetchall():
@@ -158,6 +159,11 @@ def _status(db) -> None:
     print(f"clock: {reading.source}{': ' + reading.reason if reading.reason else ''}")
     for problem in devices.problems(db):
         print(f"problem: {problem}")
+    for result, count in db.execute(  # tickets given at a counter, printed here or not
+        "SELECT COALESCE(result, 'waiting'), COUNT(*) FROM commands WHERE kind = 'print_ticket' "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall():
+        print(f"counter tickets {result}: {count}")
     print(f"integrity: {'ok' if state.integrity_ok(db) else 'DAMAGED'}")
 
 

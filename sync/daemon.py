@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from appliance.notify import Notifier
-from sync import clock, devices, exchange, protocol, state
+from sync import clock, commands, devices, exchange, protocol, state
 from sync.client import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
@@ -252,10 +252,13 @@ class SyncDaemon:
             out_of_order=devices.is_out_of_order(self.db),
             clock=_clock_word(clock.read(self.db)),
             problems=devices.problems(self.db),
+            accepts=commands.ACCEPTS,
+            results=commands.unreported(self.db),
             **exchange.counts(self.db),
         )
         reply = self.client.heartbeat(beat)
         exchange.apply_heartbeat(self.db, reply, time.monotonic_ns())
+        commands.mark_reported(self.db, [r.id for r in beat.results])
         self._last_heartbeat = time.monotonic()
 
     # -- the loop ----------------------------------------------------------------
@@ -326,6 +329,7 @@ class SyncDaemon:
             if get_config(self.db, SYNC_NOW_KEY) != asked:
                 log.info("sync asked for from the admin menu")
                 self.backoff.reset()
+                self._last_heartbeat = 0.0  # a heartbeat too: commands, the queue, the clock
                 return
             if exchange.newest_outbox_id(self.db) != seen and self.backoff.failures < 3:
                 return

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from sync.state import transaction
+from sync import commands, protocol
 from sync.tickets import get_config, iso, now_utc, set_config
 
 #: Config key the admin menu changes to wake the sync daemon at once.
@@ -19,7 +19,7 @@ PAIR_REQUEST_KEY = "pair_request"
 OUT_OF_ORDER_KEY = "out_of_order"
 
 #: States in which the kiosk cannot promise paper.
-NO_PAPER_STATES = {"paper_out", "cover_open", "offline", "not_responding", "error"}
+NO_PAPER_STATES = protocol.NO_PAPER_STATES
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,10 @@ def is_out_of_order(db: sqlite_utils.Database) -> bool:
 
 
 def take_commands(db: sqlite_utils.Database) -> list[str]:
-    """Server commands not yet done, marked done first: a reboot is never repeated
-    by the kiosk that comes back from it."""
-    pending = "SELECT id, kind FROM commands WHERE done_at IS NULL ORDER BY rowid"
-    if not db.execute(pending).fetchone():
-        return []  # the usual case, every few seconds on the UI thread: a read, no write lock
-    with transaction(db):
-        rows = db.execute(pending).fetchall()
-        db.execute("UPDATE commands SET done_at = ? WHERE done_at IS NULL", [iso(now_utc())])
-    return [kind for _, kind in rows]
+    """Operator commands (reload, reboot, sync now) not yet done, marked done
+    first: a reboot is never repeated by the kiosk that comes back from it.
+    Counter tickets to print are taken by the printing path (:mod:`sync.commands`)."""
+    return [c.kind for c in commands.take(db, protocol.OPERATOR_COMMANDS)]
 
 
 #: Device statuses that mean staff should look (component: the states that do).

@@ -13,7 +13,7 @@ import time
 import sqlite_utils
 from pydantic import ValidationError
 
-from sync import clock, protocol
+from sync import clock, commands, protocol
 from sync.state import transaction
 from sync.tickets import boot_id, get_config, iso, now_utc, put_categories, set_config
 
@@ -210,8 +210,4 @@ def apply_heartbeat(
                         "received_boot_id": boot_id(),
                     }
                 )
-        for command in reply.commands:
-            db["commands"].insert(
-                {"id": command.id, "kind": command.kind, "received_at": iso(now_utc())},
-                ignore=True,
-            )
+        commands.store(db, reply.commands)

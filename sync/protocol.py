@@ -273,6 +273,23 @@ class TicketBatchResult(Message):
     server_time: str
 
 
+#: The heartbeat's printer states in which a kiosk cannot promise paper.
+NO_PAPER_STATES = frozenset({"paper_out", "cover_open", "offline", "not_responding", "error"})
+
+CommandId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+#: command results one heartbeat carries at most
+MAX_RESULTS = 20
+
+
+class CommandResult(Message):
+    """How a command ended on the kiosk: ``done``, ``printed``, ``failed:<why>``,
+    ``skipped:<why>`` (refused as malformed, too old, unknown), ``unknown:<why>``
+    (cut short: the paper may or may not have come out)."""
+
+    id: CommandId
+    result: Label
+
+
 class Heartbeat(Message):
     """Every field bounded: staff pages show what the kiosk said."""
 
@@ -284,6 +301,11 @@ class Heartbeat(Message):
     out_of_order: bool = False  # switched off from the kiosk's admin menu
     clock: Text = ""  # "unsure: <why>" while the kiosk cannot tell the day; else its source
     problems: Annotated[list[Text], Field(max_length=20)] = []  # for staff: recovered DB, ...
+    # commands beyond the first three this kiosk carries out (e.g. "print_ticket"):
+    # the server sends a kiosk only what it says it accepts
+    accepts: Annotated[list[Label], Field(max_length=20)] = []
+    # how the kiosk's recent commands ended (a printed counter ticket, or why not)
+    results: Annotated[list[CommandResult], Field(max_length=MAX_RESULTS)] = []
 
 
 class QueueState(Message):
@@ -294,18 +316,89 @@ class QueueState(Message):
     wait_per_person_s: float | None = None
 
 
-COMMANDS = ("reload", "reboot", "sync_now")
+#: what staff may send a kiosk from the management page and the CLI
+OPERATOR_COMMANDS = ("reload", "reboot", "sync_now")
+#: every command of v1; ``print_ticket`` only to a kiosk whose heartbeat accepts it
+COMMANDS = (*OPERATOR_COMMANDS, "print_ticket")
+CommandKind = Literal["reload", "reboot", "sync_now", "print_ticket"]  # COMMANDS
+#: commands one heartbeat reply carries at most; more is a broken server
+MAX_COMMANDS = 100
+#: a service's names or places: this many languages at most
+_PerLanguage = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=8)], Label], Field(max_length=20)
+]
+Url = Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\x00-\x20\x7f]+$")]
+
+
+class PrintTicket(Message):
+    """``print_ticket``'s data: a ticket staff gave at a counter (the server's
+    number, already in the queue), for the kiosk to print with its own layout."""
+
+    ticket_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    number: Annotated[
+        str, StringConstraints(min_length=1, max_length=16, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ]
+    service_id: Id
+    service_names: _PerLanguage = {}
+    location: _PerLanguage = {}  # where the service's customers go
+    url: Url  # the live ticket page: the QR code
+    issued_at: Moment
+    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_-]{0,8}$")] = ""
+    waiting: Count | None = None  # before this ticket when it was given
+    estimated_wait_s: Count | None = None
 
 
 class Command(Message):
-    id: str
-    kind: Literal["reload", "reboot", "sync_now"]  # COMMANDS
+    id: CommandId
+    kind: CommandKind
+    # what the command needs; for print_ticket a PrintTicket (checked by the kiosk)
+    data: Annotated[dict[str, Any], Field(max_length=40)] = {}
+
+
+class UnknownCommand:
+    """A command this kiosk cannot carry out (a kind of a newer protocol, a bad
+    shape): kept apart so the rest of the reply still counts, and answered
+    ``skipped:<why>`` when it has an id to answer."""
+
+    def __init__(self, command_id: str, reason: str) -> None:
+        self.id, self.reason = command_id, reason
+
+    @classmethod
+    def check(cls, value: Any, _handler: Any) -> Command | UnknownCommand:
+        try:
+            return Command.model_validate(value)
+        except ValidationError as exc:
+            raw_id = value.get("id") if isinstance(value, dict) else None
+            if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+                raw_id = str(raw_id)
+            shaped = isinstance(raw_id, str) and _ROW_ID.fullmatch(raw_id) is not None
+            kind = value.get("kind") if isinstance(value, dict) else None
+            fields = dict.fromkeys(
+                str(e["loc"][0]) if e["loc"] and e["loc"][0] in Command.model_fields else "row"
+                for e in exc.errors()
+            )
+            why = (
+                "unknown kind"
+                if fields == {"kind": None} and isinstance(kind, str)
+                else "invalid:" + ",".join(fields)
+            )
+            return cls(raw_id if shaped else "", why)
+
+
+CommandRow = Annotated[
+    Command | SkipJsonSchema[UnknownCommand], WrapValidator(UnknownCommand.check)
+]
 
 
 class HeartbeatResponse(Message):
+    """A command of a kind this kiosk does not know, or of a bad shape, does not
+    refuse the reply: it becomes an :class:`UnknownCommand` (v1 grows kinds)."""
+
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
+
     server_time: str
     queue: dict[str, QueueState]
-    commands: list[Command] = []
+    commands: Annotated[list[CommandRow], Field(max_length=MAX_COMMANDS)] = []
 
 
 class PublicTicket(Message):

@@ -182,6 +182,16 @@ def _m8_tree(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE services ADD COLUMN locations TEXT NOT NULL DEFAULT '{}'")  # JSON
 
 
+def _m9_command_data(db: sqlite_utils.Database) -> None:
+    """What a command needs (a counter ticket to print), when its bytes went to
+    the printer (a kill after that never prints it again), how it ended, and
+    when the server was told."""
+    db.execute("ALTER TABLE commands ADD COLUMN data TEXT NOT NULL DEFAULT '{}'")  # JSON
+    db.execute("ALTER TABLE commands ADD COLUMN handed_at TEXT")
+    db.execute("ALTER TABLE commands ADD COLUMN result TEXT")
+    db.execute("ALTER TABLE commands ADD COLUMN reported_at TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Append only: position N is schema version N.
@@ -194,6 +204,7 @@ MIGRATIONS: list[Migration] = [
     _m6_field_faults,
     _m7_queue_counts,
     _m8_tree,
+    _m9_command_data,
 ]
 
 

@@ -399,3 +399,18 @@ def test_the_paper_says_where_to_go_under_the_service_and_stays_small(db, tmp_pa
     without = render_ticket(ticket_content(settings, ticket, plain))
     assert all("Room 204" not in line for line in render_bytes(without)[0].lines)
     assert len(without) < len(raw)
+
+
+def test_a_trailing_newline_never_passes_as_part_of_an_id_or_prefix():
+    """``$`` matches before a final newline: "demo\\n" once passed the id check."""
+    from server import branch_file
+    from server.storage import Rejected
+
+    branch = {"id": "demo\n", "name": "D", "ticket_url_template": "https://q.example/t/{token}"}
+    with pytest.raises(Rejected, match="id must be"):
+        branch_file.check_branch(branch)
+    for bad in ({"id": "pay\n", "prefix": "A", "name": "Pay"}, {"id": "pay", "prefix": "A\n"}):
+        with pytest.raises(Rejected):
+            branch_file.check_service(bad)
+    with pytest.raises(Rejected):
+        branch_file.check_category({"id": "top\n", "name": "Top"})

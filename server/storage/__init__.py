@@ -1,5 +1,5 @@
 """The server's storage: branches, services, kiosks, pairing codes, number
-counters and leases, tickets, calling, figures; on SQLite or PostgreSQL.
+counters and leases, tickets, calling, figures, reports; on SQLite or PostgreSQL.
 
 One module per noun, each a part of :class:`Storage`; ``database`` holds the
 engine and what the two databases do differently, ``schema`` the tables,
@@ -29,6 +29,7 @@ from server.storage.devices import MAX_LIVE_CODES, PAIR_ADDRESS, PAIR_SERVER, De
 from server.storage.displays import Displays
 from server.storage.ingest import Ingest, Placement, day_bounds, ingest_days, place
 from server.storage.numbering import LEASE_UNUSED_MAX, Numbering
+from server.storage.reports import Reports
 from server.storage.stats import Stats
 from server.storage.tickets import Tickets
 
@@ -55,7 +56,9 @@ __all__ = [
 ]
 
 
-class Storage(Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats, Desks):
+class Storage(
+    Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats, Desks, Reports
+):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import sqlalchemy as sa
+
 from server.storage.common import Rejected, branch_today, iso, now
 from server.storage.database import Database, Tx
 from sync import protocol, tree
@@ -147,6 +149,40 @@ class Branches:
                     )
             if "categories" in branch or services is not None:
                 _check_tree(db, branch["id"])
+
+    def add_branch(self, branch: dict, grant_to: int | None = None) -> None:
+        """Create a new branch (no services yet); Rejected if the id is taken.
+        ``grant_to``: a staff member (an organisation manager) who gets it among
+        their further branches in the same transaction, so whoever creates a
+        branch can manage it at once."""
+        taken = Rejected(f"a branch {branch['id']!r} exists already")
+        try:
+            self._add_branch(branch, grant_to, taken)
+        except sa.exc.IntegrityError:  # created at the same moment by someone else
+            raise taken from None
+
+    def _add_branch(self, branch: dict, grant_to: int | None, taken: Rejected) -> None:
+        with self.database.transaction() as db:
+            if db.execute("SELECT 1 FROM branches WHERE id = ?", [branch["id"]]).fetchone():
+                raise taken
+            db.insert(
+                "branches",
+                {
+                    "id": branch["id"],
+                    "name": branch["name"],
+                    "timezone": branch["timezone"],
+                    "languages": json.dumps(branch.get("languages", ["en"])),
+                    "ticket_url_template": branch["ticket_url_template"],
+                    "updated_at": iso(now()),
+                },
+            )
+            if grant_to is not None:
+                db.insert("staff_branches", {"staff_id": grant_to, "branch_id": branch["id"]})
+
+    def branch_names(self) -> dict[str, str]:
+        """Every branch's id and name, by id (pickers and lists)."""
+        with self.database.reading() as db:
+            return dict(db.execute("SELECT id, name FROM branches ORDER BY id").fetchall())
 
     def put_service(self, branch_id: str, service: dict) -> None:
         """Add or change one service (as branch_file.check_service made it); a new one

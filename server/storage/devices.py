@@ -231,9 +231,10 @@ class Devices:
             )
 
     def send_command(self, kiosk_id: str, kind: str, branch_id: str | None = None) -> bool:
-        """Queue a command (reload, reboot, sync_now) for the kiosk's next heartbeat."""
-        if kind not in protocol.COMMANDS:
-            raise Rejected(f"a command is one of {', '.join(protocol.COMMANDS)}")
+        """Queue a command (reload, reboot, sync_now) for the kiosk's next heartbeat.
+        (``print_ticket`` needs its ticket: :meth:`print_at_kiosk`.)"""
+        if kind not in protocol.OPERATOR_COMMANDS:
+            raise Rejected(f"a command is one of {', '.join(protocol.OPERATOR_COMMANDS)}")
         with self.database.transaction() as db:
             known = db.execute(
                 "SELECT 1 FROM kiosks WHERE id = ? AND revoked_at IS NULL "
@@ -261,13 +262,17 @@ class Devices:
             )
 
     def heartbeat(self, kiosk: dict, beat: protocol.Heartbeat) -> list[protocol.Command]:
+        """Remember what the kiosk said (its printer, what it accepts), record how
+        its commands ended, and hand it the commands waiting for it."""
         with self.database.transaction() as db:
             db.execute(
                 "UPDATE kiosks SET last_seen_at = ?, last_heartbeat = ? WHERE id = ?",
-                [iso(now()), beat.model_dump_json(), kiosk["id"]],
+                [iso(now()), beat.model_dump_json(exclude={"results"}), kiosk["id"]],
             )
+            for result in beat.results:
+                self._record_result(db, kiosk["id"], result)
             rows = db.execute(
-                "SELECT id, kind FROM commands WHERE kiosk_id = ? AND delivered_at IS NULL "
+                "SELECT id, kind, data FROM commands WHERE kiosk_id = ? AND delivered_at IS NULL "
                 "ORDER BY id",
                 [kiosk["id"]],
             ).fetchall()
@@ -275,4 +280,158 @@ class Devices:
                 "UPDATE commands SET delivered_at = ? WHERE kiosk_id = ? AND delivered_at IS NULL",
                 [iso(now()), kiosk["id"]],
             )
-        return [protocol.Command(id=str(r[0]), kind=r[1]) for r in rows]
+        return [protocol.Command(id=str(r[0]), kind=r[1], data=_command_data(r[2])) for r in rows]
+
+    @staticmethod
+    def _record_result(db: Tx, kiosk_id: str, result: protocol.CommandResult) -> None:
+        """A kiosk's word on one of its own commands, kept in the command's data
+        (``result``, ``result_at``); a result for another kiosk's command is ignored."""
+        if not result.id.isdigit() or len(result.id) > 18:
+            return
+        row = db.execute(
+            "SELECT data FROM commands WHERE id = ? AND kiosk_id = ?", [int(result.id), kiosk_id]
+        ).fetchone()
+        if row is None:
+            return
+        data = _command_data(row[0])
+        data.update(result=result.result, result_at=iso(now()))
+        db.execute(
+            "UPDATE commands SET data = ? WHERE id = ?",
+            [json.dumps(data, ensure_ascii=False), int(result.id)],
+        )
+
+    def print_at_kiosk(
+        self, branch_id: str, ticket_id: str, language: str | None = None
+    ) -> str | None:
+        """Have a kiosk of the branch print a ticket staff gave at a counter.
+
+        The kiosk chosen is one not revoked, heard from within
+        :data:`PRINT_SEEN_S`, not switched out of order, whose heartbeat accepts
+        ``print_ticket`` (older kiosks would not understand it) and whose printer
+        did not say it cannot print; the one heard from most recently, a printer
+        that answered ``ok`` before one whose state is unknown. The command goes
+        with that kiosk's next heartbeat. Returns the kiosk's name, or None when
+        no kiosk of the branch can print it (staff then tell the number aloud).
+        ``language``: the paper's, default the ticket's, else the branch's first.
+        :class:`Rejected` for a ticket not of the branch, or served, cancelled, ...
+        """
+        with self.database.reading() as db:
+            ticket = db.execute(
+                "SELECT t.display, t.service_id, t.public_token, t.queued_at, t.language, "
+                "s.names, s.locations, b.ticket_url_template, b.languages, t.status "
+                "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
+                "AND s.id = t.service_id JOIN branches b ON b.id = t.branch_id "
+                "WHERE t.branch_id = ? AND t.id = ?",
+                [branch_id, ticket_id],
+            ).fetchone()
+            if ticket is None:
+                raise Rejected(f"no ticket {ticket_id!r} in this branch")
+            if ticket[9] not in PRINTABLE_STATUSES:  # paper for it would only mislead
+                raise Rejected(f"ticket {ticket[0]} is {ticket[9]}: nothing to print")
+            seen_since = iso(now() - timedelta(seconds=PRINT_SEEN_S))
+            kiosks = db.execute(
+                "SELECT id, name, last_seen_at, last_heartbeat FROM kiosks "
+                "WHERE branch_id = ? AND revoked_at IS NULL AND last_seen_at >= ? "
+                "ORDER BY last_seen_at DESC",
+                [branch_id, seen_since],
+            ).fetchall()
+        chosen = _kiosk_to_print(kiosks)
+        if chosen is None:
+            return None
+        display, service_id, token, queued_at, ticket_language, names, locations, url = ticket[:8]
+        languages = ticket[8]
+        public = self.ticket_by_token(token) or {}
+        position = public.get("position")
+        data = protocol.PrintTicket(
+            ticket_id=ticket_id,
+            number=display,
+            service_id=service_id,
+            service_names=_bounded_texts(names),
+            location=_bounded_texts(locations),
+            url=url.replace("{token}", token),
+            issued_at=queued_at,
+            language=language or ticket_language or (json.loads(languages) or ["en"])[0],
+            waiting=None if position is None else position - 1,
+            estimated_wait_s=public.get("estimated_wait_s"),
+        )
+        kiosk_id, name = chosen
+        with self.database.transaction() as db:
+            db.insert(
+                "commands",
+                {
+                    "kiosk_id": kiosk_id,
+                    "kind": "print_ticket",
+                    "created_at": iso(now()),
+                    "data": data.model_dump_json(),
+                },
+            )
+        log.info("ticket %s given at a counter: printing at kiosk %s", display, kiosk_id)
+        return name
+
+    def print_outcome(self, branch_id: str, ticket_id: str) -> dict | None:
+        """What became of the newest print of a counter ticket: the kiosk's name and
+        ``state``: ``queued`` (waiting for the kiosk's heartbeat), ``sent`` (the kiosk
+        has it), ``printed``, ``failed`` / ``skipped`` / ``unknown`` with ``detail``.
+        None: it was never sent to a kiosk."""
+        with self.database.reading() as db:
+            rows = db.execute(
+                "SELECT k.name, c.delivered_at, c.data FROM commands c "
+                "JOIN kiosks k ON k.id = c.kiosk_id WHERE k.branch_id = ? "
+                "AND c.kind = 'print_ticket' AND c.data LIKE ? ORDER BY c.id DESC",
+                [branch_id, f"%{ticket_id}%"],
+            ).fetchall()
+        for name, delivered, text in rows:
+            data = _command_data(text)
+            if data.get("ticket_id") != ticket_id:
+                continue
+            result = str(data.get("result") or "")
+            state, _, detail = result.partition(":")
+            if not result:
+                state = "sent" if delivered else "queued"
+            return {"kiosk": name, "state": state, "detail": detail}
+        return None
+
+
+#: a ticket in these states may be printed (one served or cancelled would mislead)
+PRINTABLE_STATUSES = ("waiting", "called", "serving")
+#: a kiosk heard from within this long can be sent a counter ticket: three
+#: heartbeats, so one lost beat does not count it out
+PRINT_SEEN_S = 3 * protocol.HEARTBEAT_S
+
+
+def _kiosk_to_print(kiosks: list) -> tuple[str, str] | None:
+    """The (id, name) of the kiosk that should print, of rows newest-heard first."""
+    ready = []
+    for kiosk_id, name, _seen, beat in kiosks:
+        try:
+            said = protocol.Heartbeat.model_validate_json(beat or "{}")
+        except ValueError:
+            continue
+        if (
+            "print_ticket" in said.accepts
+            and not said.out_of_order
+            and said.printer not in protocol.NO_PAPER_STATES
+        ):
+            ready.append((said.printer == "unknown", kiosk_id, name))
+    if not ready:
+        return None
+    _, kiosk_id, name = min(ready, key=lambda r: r[0])  # stable: newest first within each
+    return kiosk_id, name
+
+
+def _command_data(text: str | None) -> dict:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _bounded_texts(text: str | None) -> dict[str, str]:
+    """Per-language names as the kiosk takes them: a line each, 100 characters."""
+    texts = _command_data(text)
+    return {
+        str(k)[:8]: " ".join(str(v).split())[:100]
+        for k, v in list(texts.items())[:20]
+        if isinstance(v, str) and v.strip()
+    }
