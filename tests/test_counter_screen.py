@@ -294,8 +294,14 @@ def test_a_number_given_at_the_counter_joins_the_queue(desk, own_branch, tmp_pat
     page.locator("#issued-number").wait_for()
     number = page.locator("#issued-number").inner_text()
     assert number.startswith("B") and number != "B001"
-    assert "give the number by hand" in page.locator("#issued-text").inner_text()
+    assert "printed at door" in page.locator("#issued-text").inner_text()
     given = ticket_row(server, branch, number)
+    (sent,) = server.sql(
+        "SELECT c.data FROM commands c JOIN kiosks k ON k.id = c.kiosk_id "
+        "WHERE k.branch_id = ? AND c.kind = 'print_ticket'",
+        [branch],
+    )
+    assert given["id"] in sent[0], "the kiosk's next heartbeat prints it"
     assert (given["status"], given["origin"]) == ("waiting", "counter")
     row = page.locator("table.waiting[data-service=permits] tbody tr", has_text=number)
     row.wait_for()
@@ -305,6 +311,10 @@ def test_a_number_given_at_the_counter_joins_the_queue(desk, own_branch, tmp_pat
         .all_inner_texts()[-1]
         .startswith(number)
     ), "at the end of the queue"
+    # no kiosk that can print: the number is said or written by hand
+    server.sql("UPDATE kiosks SET revoked_at = ? WHERE branch_id = ?", [iso(now()), branch])
+    page.get_by_role("button", name="Give a number").click()
+    page.locator("#issued-text", has_text="give the number by hand").wait_for()
     for service in ("", "nope", "x" * 64):
         answer = act(page, server, action="issue", service=service)
         assert answer["ok"] is False, service
