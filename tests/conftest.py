@@ -55,6 +55,7 @@ text = { fi = "Ota henkilöllisyystodistus esiin" }
 LONGEST_FIRST = (
     "test_display_voice",
     "test_staff_security",
+    "test_counter_screen",
     "test_live",
     "test_chaos_postgresql",
     "test_install",
