@@ -19,8 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from catalogue import N_, translator
 from server import events, live
+from server.counter import Counter, no_show_grace_s, seconds_since
 from server.i18n import LANGUAGES, accepted_language
-from server.staff import Staff, StaffMember, no_show_grace_s, seconds_since
+from server.staff import Staff, StaffMember
 from server.storage import Rejected, Storage
 from server.throttle import Busy, PasswordChecks
 
@@ -108,6 +109,7 @@ def console_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/console")
     staff = Staff(storage)
+    counters = Counter(storage, staff)
     checks = checks or PasswordChecks()
     hub = hub or events.Hub(storage)
     streams = streams or live.Streams(live.Limits.max_streams)
@@ -161,7 +163,7 @@ def console_router(
             return login_page(401, lang, tr("Wrong username or password."))
         member = await asyncio.to_thread(member_for, token)
         if member is not None:
-            await asyncio.to_thread(staff.open_counter, member)
+            await asyncio.to_thread(counters.open_counter, member)
         response = RedirectResponse("/console", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -206,13 +208,13 @@ def console_router(
             200,
             lang=lang,
             member=member,
-            current=staff.current(member),
+            current=counters.current(member),
             services=services,
             serves=serves,
             queue=storage.queue(member.branch_id),
             state=screen_state(member, lang),
             words=screen_words(lang),
-            counters=staff.known_counters(member.branch_id),
+            counters=counters.known_counters(member.branch_id),
             languages=LANGUAGES,
             shortcuts=SHORTCUTS,
             grace_s=round(no_show_grace_s()),
@@ -228,8 +230,8 @@ def console_router(
         serves = [s["id"] for s in services if not member.services or s["id"] in member.services]
         queue = storage.queue(member.branch_id)
         lists = storage.waiting_tickets(member.branch_id, serves)
-        current = staff.current(member)
-        undo = staff.last_no_show(member)
+        current = counters.current(member)
+        undo = counters.last_no_show(member)
         if current is not None:
             grace = no_show_grace_s() - seconds_since(current["called_at"])
             called = current["status"] == "called"
@@ -265,14 +267,14 @@ def console_router(
         ]
         return {
             "counter": member.counter,
-            "state": "paused" if staff.counter_state(member) == "paused" else "open",
+            "state": "paused" if counters.counter_state(member) == "paused" else "open",
             "current": current,
             "mine": mine,
             "others": others,
             "waiting_mine": sum(m["waiting"] for m in mine),
             "waiting_others": sum(o["waiting"] for o in others),
             "undo": undo and {"number": undo["number"], "seconds": undo["undo_s"]},
-            "sharing": staff.sharing(member),
+            "sharing": counters.sharing(member),
         }
 
     def counter_state(session: str, view: str, accept_language: str | None) -> str | None:
@@ -285,7 +287,7 @@ def console_router(
         if view == "screen":
             lang = console_language(member, accept_language)
             return json.dumps(screen_state(member, lang), separators=(",", ":"))
-        current = staff.current(member)
+        current = counters.current(member)
         queue = storage.queue(member.branch_id)
         return json.dumps(
             {
@@ -361,7 +363,7 @@ def console_router(
         refused = forged(member, csrf, lang, wants_json)
         if refused is not None:
             return refused
-        outcome = staff.work(member, action, service, ticket, reason, lang)
+        outcome = counters.work(member, action, service, ticket, reason, lang)
         return answer(outcome.message, outcome.ok, wants_json, issued=outcome.issued)
 
     @router.post("/desk")
@@ -387,7 +389,7 @@ def console_router(
         if len(services) > 100 or any(len(s) > 64 for s in services):
             services = ["\x00"]  # too many or too long: refused below as not in the list
         try:
-            chosen = staff.choose_counter(
+            chosen = counters.choose_counter(
                 member, session or "", counter, services, language or None
             )
         except Rejected as exc:
@@ -409,7 +411,7 @@ def console_router(
             # forged: the session stays, and so does its cookie (never one without the other)
             if not hmac.compare_digest(csrf.encode(), member.csrf.encode()):
                 return Response("The form is stale or forged; reload the page.", status_code=403)
-            staff.close_counter(member)
+            counters.close_counter(member)
             staff.log_out(session or "")
         response = RedirectResponse("/console/login", status_code=303)
         response.delete_cookie(COOKIE, path="/console")

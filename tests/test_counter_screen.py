@@ -31,6 +31,12 @@ def wait_live(page) -> None:
     page.locator("#screen[data-live=true]").wait_for(state="attached")
 
 
+#: Chromium and a real server per test: on SQLite only. The verbs behind the
+#: screen (a chosen call, a break, an undo) run on both databases in
+#: tests/test_desks.py, where they cost a fraction of this.
+SERVER_DATABASES = ("sqlite",)
+
+
 @pytest.fixture
 def desk(own_branch, browser):
     """Anna (payments and permits, counter 3) logged in on her own branch: the page."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.counter import Counter
 from server.staff import Staff
-from server.storage import Rejected
+from server.storage import Rejected, calling
 from sync import protocol
 from tests.server_data import batch, paired, ticket, today
 
@@ -53,8 +54,8 @@ def test_a_call_records_who_called_and_a_transfer_is_counted(storage):
     staff.add("demo", "anna", PASSWORD, "2", [])
     member = staff.session(staff.log_in("anna", PASSWORD, "127.0.0.1"))
     given = storage.issue_at_counter("demo", "payments", staff_id=None)
-    assert staff.act(member, "call").endswith("called")
-    assert staff.act(member, "transfer", "permits").endswith("permits")
+    assert Counter(staff.storage).act(member, "call").endswith("called")
+    assert Counter(staff.storage).act(member, "transfer", "permits").endswith("permits")
     with storage.reading() as db:
         row = db.execute(
             "SELECT staff_id, transfers, origin FROM tickets WHERE id = ?", [given["id"]]
@@ -76,3 +77,37 @@ def test_an_organisation_manager_sees_the_branches_given_to_them(storage):
         db.insert("staff_branches", {"staff_id": mia.id, "branch_id": "east"})
     assert staff.branches(mia) == ["demo", "east"]
     assert staff.branches(olli) == ["demo"]
+
+
+def test_a_chosen_call_a_break_and_an_undo_on_each_database(storage):
+    staff = Staff(storage)
+    staff.add("demo", "anna", PASSWORD, "2", [])
+    member = staff.session(staff.log_in("anna", PASSWORD, "127.0.0.1"))
+    counter = Counter(storage, staff)
+    first = storage.issue_at_counter("demo", "payments", staff_id=None)
+    second = storage.issue_at_counter("demo", "payments", staff_id=None)
+    storage.set_counter_state("demo", "2", "paused", member.id)
+    assert not counter.work(member, "call").ok  # on a break: nobody is called here
+    with pytest.raises(calling.CounterPaused):
+        storage.call_ticket("demo", "2", second["id"], "urgent", member.id)
+    assert counter.current(member) is None
+    storage.set_counter_state("demo", "2", "open", member.id)
+    with pytest.raises(Rejected):
+        storage.call_ticket("demo", "2", second["id"], "  \u202e\n ", staff_id=member.id)
+    called = storage.call_ticket("demo", "2", second["id"], "needs a wheelchair", member.id)
+    assert called["number"] == second["display"]
+    with storage.reading() as db:
+        row = db.execute(
+            "SELECT status, call_reason, staff_id FROM tickets WHERE id = ?", [second["id"]]
+        ).fetchone()
+    assert tuple(row) == ("called", "needs a wheelchair", member.id)
+    assert not counter.work(member, "no_show").ok  # within the grace time
+    with storage.transaction() as db:  # the call is older than the grace time
+        db.execute("UPDATE tickets SET called_at = '2000-01-01T00:00:00.000+00:00'")
+    assert counter.work(member, "no_show").ok
+    assert counter.current(member) is None
+    assert counter.work(member, "undo").ok
+    assert counter.current(member)["number"] == second["display"]
+    with storage.reading() as db:
+        waiting = db.execute("SELECT status FROM tickets WHERE id = ?", [first["id"]]).fetchone()
+    assert waiting[0] == "waiting"

@@ -25,6 +25,7 @@ import requests
 
 from server import branch_file
 from server import staff as staff_module
+from server.counter import Counter
 from server.staff import ACCOUNT, ADDRESS, LockedOut, Staff
 from server.storage import Rejected, Storage, now
 from sync import protocol
@@ -357,9 +358,9 @@ def test_calls_at_once_from_one_counter_call_one_ticket(storage):
     start, said = threading.Barrier(8), []
 
     def press() -> None:
-        member_staff = Staff(Storage(storage.target))  # a connection per request, as served
+        counter = Counter(Storage(storage.target))  # a connection per request, as served
         start.wait()
-        said.append(member_staff.act(anna, "call"))
+        said.append(counter.act(anna, "call"))
 
     presses = [threading.Thread(target=press) for _ in range(8)]
     for thread in presses:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
+from server.counter import Counter
 from server.i18n import LANGUAGES, STATUS_WORDS
 from server.staff import Staff
 from server.storage import Storage, iso, now
@@ -116,16 +117,16 @@ def test_a_served_customer_sees_words_and_a_transfer_names_the_new_service(
     staff.add(own_branch.id, name, "correct horse battery", "3", ["payments", "permits"])
     anna = staff.session(staff.log_in(name, "correct horse battery", "127.0.0.1"))
 
-    assert staff.act(anna, "call") == "A001 called"
+    assert Counter(staff.storage).act(anna, "call") == "A001 called"
     page.locator("#status").get_by_text("Tule palvelupisteeseen 3").wait_for(timeout=20000)
-    assert staff.act(anna, "transfer", "permits") == "A001 moved to permits"
+    assert Counter(staff.storage).act(anna, "transfer", "permits") == "A001 moved to permits"
     page.locator(".service").get_by_text("Luvat ja lisenssit").wait_for(timeout=20000)
     assert page.locator("#status").inner_text() == "Odottaa"
     assert page.locator("h1.number").inner_text() == "A001"
     page.screenshot(path=str(tmp_path / "transferred.png"))
 
-    assert staff.act(anna, "call") == "A001 called"
-    staff.act(anna, "start")  # at the counter now: "serving", in words
+    assert Counter(staff.storage).act(anna, "call") == "A001 called"
+    Counter(staff.storage).act(anna, "start")  # at the counter now: "serving", in words
     page.locator("#status").get_by_text("Palvellaan palvelupisteessä 3").wait_for(timeout=20000)
     page.reload()
     assert page.locator("#status").inner_text() == "Palvellaan palvelupisteessä 3"

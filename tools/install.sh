@@ -31,8 +31,16 @@ if [ -n "$source_id" ] && [ "$(cat "$venv/.vuoro-source" 2>/dev/null)" = "$sourc
     echo "the app in $PREFIX/venv is this very checkout: kept"
 else
     "$PYTHON" -m venv --clear "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "$src${EXTRAS:+[$EXTRAS]}"
+    # uv where the checkout's `make venv` (or the system) has it: the same
+    # packages in seconds; pip otherwise (a Pi image build)
+    uv=$(command -v uv || true)
+    [ -n "$uv" ] || [ ! -x "$src/.venv/bin/uv" ] || uv="$src/.venv/bin/uv"
+    if [ -n "$uv" ]; then
+        "$uv" pip install --quiet --python "$venv/bin/python" "$src${EXTRAS:+[$EXTRAS]}"
+    else
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            "$src${EXTRAS:+[$EXTRAS]}"
+    fi
     # the translations' .mo files, stamped with their PO's digest (catalogue/__init__.py)
     "$venv/bin/python" -I -m catalogue compile >/dev/null
     if [ -n "$root" ]; then
