@@ -28,7 +28,7 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); tools/sysdeps.sh venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[server,test]' \
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[server,test]' \
 		|| $(PY) -m pip install --quiet -e '.[server,test]'
 	$(PY) -m catalogue compile
 	@touch $@
@@ -63,9 +63,15 @@ format: venv
 WORKERS ?= 4
 UI_WORKERS ?= 2
 
+# The tests start hundreds of Python processes (servers, their workers, sync
+# daemons, kiosks): each would compile its modules again where the environment
+# says not to write bytecode (PYTHONDONTWRITEBYTECODE), so it is written once here.
+PACKAGES := appliance bench catalogue kiosk printer server speech sync tests tools
+
 test: venv
 	@tools/sysdeps.sh test
 	$(MAKE) --no-print-directory lint
+	$(PY) -m compileall -q -j 0 $(PACKAGES)
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --no-loadscope-reorder -m "not ui" --durations=25
 	$(PY) -m pytest -q -n $(UI_WORKERS) --dist loadfile --no-loadscope-reorder -m ui --durations=10
 

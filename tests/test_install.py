@@ -10,6 +10,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,32 @@ def test_the_image_refuses_a_role_it_does_not_know(tmp_path):
     )
     assert refused.returncode == 1 and "VUORO_ROLE must be kiosk or display" in refused.stderr
     assert inside == ""
+
+
+#: a module of each kind a process imports at its start: ours, and our dependencies'
+STARTING_MODULES = ("kiosk", "sync", "printer", "requests", "kivy", "escpos", "qrcode")
+#: prints the modules of argv whose compiled bytecode is missing (nothing is imported)
+MISSING_BYTECODE = (
+    "import importlib.util as u, os, sys; print(' '.join(m for m in sys.argv[1:] "
+    "if not os.path.exists(u.cache_from_source(u.find_spec(m).origin))))"
+)
+
+
+def test_the_installed_modules_are_compiled_so_a_pi_starts_without_compiling(stage):
+    """Every module the appliance imports is installed with its bytecode (uv
+    compiles nothing unless asked): a Pi would otherwise compile them at each
+    boot where the venv is read-only to the service, seconds on its CPU."""
+    python = stage / "opt/vuoro/venv/bin/python"
+    checked = run(str(python), "-I", "-B", "-c", MISSING_BYTECODE, *STARTING_MODULES)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.split() == []
+
+
+def test_the_checkouts_venv_is_compiled_so_server_workers_start_in_time():
+    """`make venv` installs with bytecode: the tests' servers spawn workers that
+    would each compile FastAPI, SQLAlchemy and pydantic again (the environment
+    may forbid writing bytecode), and on a busy machine miss their start."""
+    modules = ("fastapi", "sqlalchemy", "pydantic", "psycopg", "starlette", "alembic")
+    checked = run(sys.executable, "-B", "-c", MISSING_BYTECODE, *modules)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.split() == []

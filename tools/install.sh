@@ -36,7 +36,7 @@ else
     uv=$(command -v uv || true)
     [ -n "$uv" ] || [ ! -x "$src/.venv/bin/uv" ] || uv="$src/.venv/bin/uv"
     if [ -n "$uv" ]; then
-        "$uv" pip install --quiet --python "$venv/bin/python" "$src${EXTRAS:+[$EXTRAS]}"
+        "$uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" "$src${EXTRAS:+[$EXTRAS]}"
         rm -f "$venv/.lock"  # uv's lock file, writable by anyone: nothing to leave installed
     else
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
