@@ -18,6 +18,7 @@ another site's page.
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from datetime import datetime
@@ -69,9 +70,10 @@ def join_url(branch: dict, request: Request) -> str:
     return f"{base}/join/{branch['id']}"
 
 
-def qr_svg(text: str) -> str:
-    """``text`` as a QR code, SVG markup to put in a page (no style attribute:
-    the pages' CSP allows none). Sized by the page's CSS."""
+def qr_svg(text: str, label: str) -> str:
+    """``text`` as a QR code, SVG markup to put in a page, named ``label`` for
+    screen readers (no style attribute: the pages' CSP allows none). Sized by
+    the page's CSS."""
     code = qrcode.QRCode(
         border=4,
         error_correction=qrcode.constants.ERROR_CORRECT_M,
@@ -80,7 +82,8 @@ def qr_svg(text: str) -> str:
     code.add_data(text)
     code.make(fit=True)
     svg = code.make_image().to_string(encoding="unicode")
-    return re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg class="qr" role="img"', svg, count=1)
+    named = f'<svg class="qr" role="img" aria-label="{html.escape(label, quote=True)}"'
+    return re.sub(r'<svg width="[^"]*" height="[^"]*"', lambda _: named, svg, count=1)
 
 
 def opening_text(opens_at: datetime | None, local: datetime, tr, language: str) -> str:
@@ -252,6 +255,8 @@ def join_router(storage: Storage, render) -> APIRouter:
         branch, _ = found
         url = join_url(branch, request)
         languages = [code for code in branch["languages"] if code in LANGUAGES] or ["en"]
+        tr = translator(languages[0]).gettext
+        label = tr("QR code of {address}").format(address=url)
         texts = []
         for code in languages:
             tr = translator(code, languages[0]).gettext
@@ -272,7 +277,7 @@ def join_router(storage: Storage, render) -> APIRouter:
             lang=languages[0],
             branch=branch,
             url=url,
-            qr=qr_svg(url),
+            qr=qr_svg(url, label),
             texts=texts,
         )
 
