@@ -10,6 +10,9 @@ import hashlib
 import html
 import json
 import re
+import threading
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -216,7 +219,11 @@ def test_closed_and_full_services_are_shown_as_such_and_refused(own_branch):
 
 def test_a_branch_with_joining_off_says_so_politely_and_issues_nothing(own_branch):
     server, branch = own_branch.server, own_branch.id
+    exported = branch_file.dump(*server.storage.branch_settings(branch))
+    assert branch_file.parse(tomllib.loads(exported))[0]["remote_join"] is True
     server.sql("UPDATE branches SET remote_join = 0 WHERE id = ?", [branch])
+    exported = branch_file.dump(*server.storage.branch_settings(branch))
+    assert "remote_join" not in exported  # off: as a file that says nothing
     page = requests.get(f"{server.url}/join/{branch}?lang=en", headers=from_(), timeout=10)
     assert page.status_code == 200
     assert "Joining from a phone is not in use at this branch" in page.text
@@ -227,12 +234,10 @@ def test_a_branch_with_joining_off_says_so_politely_and_issues_nothing(own_branc
     # a branch file says nothing: off; the demo branch's says on
     text = own_branch.toml.read_text(encoding="utf-8")
     assert "remote_join = true" in text
-    plain, _ = branch_file.parse(
-        __import__("tomllib").loads(text.replace("remote_join = true\n", ""))
-    )
+    plain, _ = branch_file.parse(tomllib.loads(text.replace("remote_join = true\n", "")))
     assert plain["remote_join"] is False
     with pytest.raises(Rejected, match="remote_join must be true or false"):
-        branch_file.parse(__import__("tomllib").loads(text.replace("= true", '= "yes"')))
+        branch_file.parse(tomllib.loads(text.replace("= true", '= "yes"')))
 
 
 def test_joins_from_one_address_are_throttled_with_retry_after(own_branch):
@@ -375,6 +380,35 @@ def test_the_join_verb_on_each_database(storage):
     with storage.reading() as db:
         count = db.execute("SELECT COUNT(*) FROM tickets WHERE branch_id = 'demo'").fetchone()[0]
     assert count == 4 + JOIN_ADDRESS.capacity - 3 + 1
+
+
+def test_taps_at_once_from_one_phone_give_one_ticket_and_a_cap_is_never_passed(storage):
+    """Joins racing in threads (each its own connection): one device gets one
+    ticket however many taps arrive together, and a cap of 3 gives 3."""
+    with storage.transaction() as db:
+        db.execute("UPDATE services SET daily_cap = 3 WHERE id = 'advice'")
+
+    def race(devices: list[str], service: str) -> list[object]:
+        start = threading.Barrier(len(devices))
+
+        def tap(device: str) -> object:
+            start.wait()
+            try:
+                return storage.join("demo", service, device, f"192.0.2.{len(device)}")
+            except JoinRefused as refused:
+                return refused.reason
+
+        with ThreadPoolExecutor(len(devices)) as pool:
+            return list(pool.map(tap, devices))
+
+    same = race(["one-phone"] * 6, "payments")
+    assert sum(1 for r in same if r[1]) == 1, "one new ticket, the other taps get it back"
+    assert len({r[0]["id"] for r in same}) == 1
+    capped = race([f"phone-{n}" for n in range(6)], "advice")
+    assert sorted(r if isinstance(r, str) else "issued" for r in capped) == [
+        *["full"] * 3,
+        *["issued"] * 3,
+    ]
 
 
 def test_a_closed_service_tells_when_it_opens_next():

@@ -59,9 +59,7 @@ def test_the_posters_code_opens_the_joining_page(browser, own_branch, shots):
 
 
 @pytest.mark.screenshot
-def test_a_tap_on_a_service_opens_the_live_ticket_that_shows_the_call(
-    browser, own_branch, shots
-):
+def test_a_tap_on_a_service_opens_the_live_ticket_that_shows_the_call(browser, own_branch, shots):
     server, branch = own_branch.server, own_branch.id
     server.storage.issue_at_counter(branch, "payments", None)  # someone waits already
     # one service closed for today (it opens tomorrow), one switched off
