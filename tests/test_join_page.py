@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.test_accessibility import sticking_out, violations
 from tests.test_join import _closed_today_open_tomorrow
+from tests.web import PASSWORD, add_staff
 
 SERVER_DATABASES = ("sqlite",)  # the pages' markup does not depend on the server's database
 
@@ -104,3 +105,33 @@ def test_a_tap_on_a_service_opens_the_live_ticket_that_shows_the_call(browser, o
     assert server.sql(
         "SELECT COUNT(*) FROM tickets WHERE branch_id = ? AND origin = 'remote'", [branch]
     ) == [(1,)]
+
+
+def test_a_manager_switches_joining_on_and_off_and_finds_the_poster(browser, own_branch):
+    server, branch = own_branch.server, own_branch.id
+    add_staff(server, own_branch.name("maria"), "1", role="manager", branch=branch)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server.url}/console/login")
+    page.get_by_label("Username").fill(own_branch.name("maria"))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{server.url}/console/manage")
+    switch = page.get_by_label("Customers may join the queue from their phones")
+    assert switch.is_checked(), "the demo branch has it on"
+    switch.uncheck()
+    page.get_by_role("button", name="Save branch").click()
+    page.get_by_text("Branch saved").wait_for()
+    assert server.sql("SELECT remote_join FROM branches WHERE id = ?", [branch]) == [(0,)]
+    assert not page.get_by_label("Customers may join the queue from their phones").is_checked()
+    phone = browser.new_page()
+    phone.goto(f"{server.url}/join/{branch}?lang=en")
+    assert phone.locator("#join-off").is_visible()
+    assert phone.get_by_role("button").count() == 0
+
+    page.get_by_label("Customers may join the queue from their phones").check()
+    page.get_by_role("button", name="Save branch").click()
+    page.get_by_text("Branch saved").wait_for()
+    assert server.sql("SELECT remote_join FROM branches WHERE id = ?", [branch]) == [(1,)]
+    page.get_by_role("link", name="Poster for joining from a phone (print it)").click()
+    page.wait_for_url(f"**/join/{branch}/poster")
+    assert page.locator(".poster-url").inner_text() == f"{server.url}/join/{branch}"
