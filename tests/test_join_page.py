@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.test_accessibility import sticking_out, violations
 from tests.test_join import _closed_today_open_tomorrow
+from tests.test_page_security import WATCH_VIOLATIONS
 from tests.web import PASSWORD, add_staff
 
 SERVER_DATABASES = ("sqlite",)  # the pages' markup does not depend on the server's database
@@ -34,8 +35,11 @@ def accessible_at_double_text(page, name: str) -> dict[str, str]:
 @pytest.mark.screenshot
 def test_the_posters_code_opens_the_joining_page(browser, own_branch, shots):
     server, branch = own_branch.server, own_branch.id
-    page = browser.new_page(viewport={"width": 794, "height": 1123})  # A4 at 96 dpi
+    paper = browser.new_context(viewport={"width": 794, "height": 1123})  # A4 at 96 dpi
+    paper.add_init_script(WATCH_VIOLATIONS)
+    page = paper.new_page()
     page.goto(f"{server.url}/join/{branch}/poster")
+    assert page.evaluate("window.violations") == [], "the poster keeps the pages' CSP"
     assert page.locator("h1").inner_text() == "Vuoro demo branch"
     join_url = f"{server.url}/join/{branch}"
     assert page.locator(".poster-url").inner_text() == join_url
@@ -70,8 +74,10 @@ def test_a_tap_on_a_service_opens_the_live_ticket_that_shows_the_call(browser, o
     )
     server.sql("UPDATE services SET is_open = 0 WHERE branch_id = ? AND id = 'advice'", [branch])
     phone = browser.new_context(locale="fi-FI", viewport={"width": 360, "height": 740})
+    phone.add_init_script(WATCH_VIOLATIONS)
     page = phone.new_page()
     page.goto(f"{server.url}/join/{branch}")
+    assert page.evaluate("window.violations") == [], "the page keeps the pages' CSP"
     assert page.locator("html").get_attribute("lang") == "fi"
     assert page.locator("h1").inner_text() == "Jonota"
     assert page.locator("#q-payments").inner_text().startswith("Jonottajia: 1")
