@@ -24,8 +24,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("branches") as batch:
-        batch.drop_column("remote_join")
+    # ALTER TABLE ... DROP COLUMN on both (SQLite 3.35 on): batch mode would copy
+    # and drop ``branches``, which every other table's rows refer to
+    op.drop_column("branches", "remote_join")
     op.drop_index("tickets_by_device", table_name="tickets")
-    with op.batch_alter_table("tickets") as batch:
-        batch.drop_column("device")
+    op.drop_column("tickets", "device")
