@@ -6,6 +6,7 @@ the joining page or the poster at a small phone's width and at 200 % text."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import zxingcpp
@@ -57,6 +58,14 @@ def test_the_posters_code_opens_the_joining_page(browser, own_branch, shots):
         "et",
     ]
     assert "Skannaa koodi puhelimesi kameralla" in said.nth(1).inner_text()
+    # printed, it is one A4 page (its own @page size: 595 x 842 points)
+    pdf = page.pdf(prefer_css_page_size=True)
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) == 1
+    ((width, height),) = {
+        (round(float(w)), round(float(h)))
+        for w, h in re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)", pdf)
+    }
+    assert (width, height) == (595, 842)
     page.emulate_media(media="screen")
     page.set_viewport_size({"width": 360, "height": 740})
     failing = accessible_at_double_text(page, "poster")
