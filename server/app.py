@@ -37,7 +37,9 @@ from server.i18n import (
     page_words,
     pick_language,
     status_text,
+    wait_text,
 )
+from server.join import join_router
 from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
 from server.problems import ERRORS, TicketNotFound, documented, install_handlers
@@ -344,7 +346,7 @@ def create_app(
             service=public["service"],
             location=public["location"] or "",
             status_text=status_text(found["status"], found["counter"], words),
-            wait_text=_wait_text(found["estimated_wait_s"], words),
+            wait_text=wait_text(found["estimated_wait_s"], words),
             languages=[code for code in found["languages"] if code in LANGUAGES],
             language_names=LANGUAGES,
         )
@@ -378,6 +380,7 @@ def create_app(
         include_in_schema=False,
     )
     app.include_router(manage_router(storage, _render), include_in_schema=False)
+    app.include_router(join_router(storage, _render), include_in_schema=False)
     app.include_router(reports_router(storage, _render), include_in_schema=False)
     app.include_router(
         display_router(storage, _render, hub, streams, speech, keepalive_s),
@@ -485,10 +488,3 @@ def _public(ticket: dict, language: str | None) -> dict:
 def _in_language(texts: dict[str, str], language: str | None, fallback: str) -> str | None:
     """A text in the asked language, else the ticket's, else any; None when there is none."""
     return texts.get(language or "") or texts.get(fallback) or next(iter(texts.values()), None)
-
-
-def _wait_text(seconds: int | None, words: dict[str, str]) -> str:
-    if seconds is None:
-        return ""
-    minutes = round(seconds / 60)
-    return words["now"] if minutes < 1 else words["minutes"].replace("{minutes}", str(minutes))

@@ -33,7 +33,7 @@ SERVICE_KEYS = {
 }
 CATEGORY_KEYS = {"id", "name", "position", "parent"}
 COUNTER_KEYS = {"id", "location"}
-BRANCH_KEYS = {"id", "name", "timezone", "languages", "ticket_url_template"}
+BRANCH_KEYS = {"id", "name", "timezone", "languages", "ticket_url_template", "remote_join"}
 ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")  # \Z: "$" would pass "id\n"
 PREFIX = re.compile(r"^[A-Z]{1,3}\Z")
 MAX_TEXT = 500
@@ -212,9 +212,13 @@ def check_branch(branch: dict, label: str = "branch") -> dict:
         raise Rejected(f"{label}: ticket_url_template must contain {{token}}")
     if not template.startswith(("https://", "http://")):
         raise Rejected(f"{label}: ticket_url_template must be an http(s) address")
+    remote_join = branch.get("remote_join", False)
+    if not isinstance(remote_join, bool):
+        raise Rejected(f"{label}: remote_join must be true or false")
     return {
         "id": branch_id,
         "name": _text(branch.get("name"), f"{label}: name"),
+        "remote_join": remote_join,
         "timezone": str(zone),
         "languages": list(dict.fromkeys(languages)),
         "ticket_url_template": _text(template, f"{label}: ticket_url_template"),
@@ -267,6 +271,8 @@ def check_service(entry: dict, label: str = "service") -> dict:
 def dump(branch: dict, services: list[dict]) -> str:
     """TOML that :func:`load` reads back to the same branch."""
     branch = dict(branch)
+    if not branch.get("remote_join"):  # off, as a file without the key says
+        branch.pop("remote_join", None)
     categories = branch.pop("categories", [])
     counters = branch.pop("counters", {})
     out_services = []

@@ -140,6 +140,15 @@ def status_text(status: str, counter: str | None, words: dict[str, str]) -> str:
     return words.get(status, "").replace("{counter}", counter or "")
 
 
+def wait_text(seconds: int | None, words: dict[str, str]) -> str:
+    """An estimated wait in words ("about 5 min"), from :func:`page_words`; ""
+    when there is no estimate."""
+    if seconds is None:
+        return ""
+    minutes = round(seconds / 60)
+    return words["now"] if minutes < 1 else words["minutes"].replace("{minutes}", str(minutes))
+
+
 def pick_language(wanted: str | None, ticket_language: str | None, offered: list[str]) -> str:
     for language in (wanted, ticket_language, *offered, "en"):
         if language in LANGUAGES:

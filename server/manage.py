@@ -468,6 +468,7 @@ def manage_router(storage: Storage, render) -> APIRouter:
                     "timezone": form.get("timezone", "").strip(),
                     "languages": languages_from_form(form),
                     "ticket_url_template": form.get("ticket_url_template", "").strip(),
+                    "remote_join": bool(form.get("remote_join")),
                 }
             )
         except Rejected as exc:

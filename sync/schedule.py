@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_PERIODS = 6
@@ -181,6 +181,22 @@ class Schedule:
         if later:
             return Availability("later", f"{later[0] // 60:02}:{later[0] % 60:02}")
         return Availability("done_today" if periods else "closed_today")
+
+    def next_opening(self, local: datetime, days: int = 14) -> datetime | None:
+        """When the service next opens after ``local`` (the branch's wall clock),
+        within ``days``; None when always open, or not open in that time (what
+        a page tells a customer who finds it closed)."""
+        minute = local.hour * 60 + local.minute
+        for ahead in range(days + 1):
+            day = local.date() + timedelta(days=ahead)
+            periods = self.periods_on(day)
+            midnight = datetime.combine(day, time(0), local.tzinfo)
+            if periods is None:  # open all day
+                return None if ahead == 0 else midnight
+            for start, end in periods:
+                if (ahead or start > minute) and end - self.last_ticket_min > start:
+                    return midnight + timedelta(minutes=start)
+        return None
 
 
 def availability(

@@ -74,6 +74,7 @@ LONGEST_FIRST = (
     "test_counter_ticket_print",
     "test_calling",
     "test_ticket_page",
+    "test_join_page",
     "test_openapi_fuzz",
     "bench_fleet",
     "test_display_page",

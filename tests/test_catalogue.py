@@ -32,7 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PHRASE_MODULES = ("app.py", "home.py", "ticket.py", "issuing.py", "paper.py", "admin.py", "pin.py")
 #: The pages customers and waiting rooms see; the console's and the display's
 #: pairing page are for staff and technicians, in English.
-PUBLIC_TEMPLATES = ("base.html", "ticket.html", "message.html", "display.html")
+PUBLIC_TEMPLATES = (
+    "base.html",
+    "ticket.html",
+    "message.html",
+    "display.html",
+    "join.html",
+    "join_poster.html",
+)
 #: What a phrase-bearing module shows or prints.
 SHOWN_ATTRIBUTES = {
     "prompt",

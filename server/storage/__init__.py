@@ -28,6 +28,7 @@ from server.storage.desks import Desks
 from server.storage.devices import MAX_LIVE_CODES, PAIR_ADDRESS, PAIR_SERVER, Devices
 from server.storage.displays import Displays
 from server.storage.ingest import Ingest, Placement, day_bounds, ingest_days, place
+from server.storage.issuing import Issuing, JoinRefused
 from server.storage.numbering import LEASE_UNUSED_MAX, Numbering
 from server.storage.reports import Reports
 from server.storage.stats import Stats
@@ -40,6 +41,7 @@ __all__ = [
     "PAIR_SERVER",
     "CounterBusy",
     "Database",
+    "JoinRefused",
     "Placement",
     "Rejected",
     "Storage",
@@ -57,7 +59,17 @@ __all__ = [
 
 
 class Storage(
-    Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats, Desks, Reports
+    Branches,
+    Devices,
+    Displays,
+    Numbering,
+    Ingest,
+    Tickets,
+    Calling,
+    Stats,
+    Desks,
+    Issuing,
+    Reports,
 ):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""

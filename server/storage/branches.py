@@ -119,18 +119,17 @@ class Branches:
         with ``categories`` (a list) or ``counters`` (counter → where it is per
         language), as a branch file has, replaces those too."""
         with self.database.transaction() as db:
-            db.upsert(
-                "branches",
-                {
-                    "id": branch["id"],
-                    "name": branch["name"],
-                    "timezone": branch["timezone"],
-                    "languages": json.dumps(branch.get("languages", ["en"])),
-                    "ticket_url_template": branch["ticket_url_template"],
-                    "updated_at": iso(now()),
-                },
-                ["id"],
-            )
+            row = {
+                "id": branch["id"],
+                "name": branch["name"],
+                "timezone": branch["timezone"],
+                "languages": json.dumps(branch.get("languages", ["en"])),
+                "ticket_url_template": branch["ticket_url_template"],
+                "updated_at": iso(now()),
+            }
+            if "remote_join" in branch:  # left out: the switch stays as it is
+                row["remote_join"] = int(bool(branch["remote_join"]))
+            db.upsert("branches", row, ["id"])
             if "categories" in branch:
                 db.execute("DELETE FROM categories WHERE branch_id = ?", [branch["id"]])
                 for category in branch["categories"]:
@@ -174,6 +173,7 @@ class Branches:
                     "languages": json.dumps(branch.get("languages", ["en"])),
                     "ticket_url_template": branch["ticket_url_template"],
                     "updated_at": iso(now()),
+                    "remote_join": int(bool(branch.get("remote_join", False))),
                 },
             )
             if grant_to is not None:
@@ -271,8 +271,8 @@ class Branches:
         """The branch and its listed services, every field (management, export)."""
         with self.database.reading() as db:
             b = db.execute(
-                "SELECT id, name, timezone, languages, ticket_url_template FROM branches "
-                "WHERE id = ?",
+                "SELECT id, name, timezone, languages, ticket_url_template, remote_join "
+                "FROM branches WHERE id = ?",
                 [branch_id],
             ).fetchone()
             if b is None:
@@ -285,9 +285,10 @@ class Branches:
             ).fetchall()
             categories = _categories(db, branch_id)
             counters = _counter_locations(db, branch_id)
-        fields = ("id", "name", "timezone", "languages", "ticket_url_template")
+        fields = ("id", "name", "timezone", "languages", "ticket_url_template", "remote_join")
         branch = dict(zip(fields, b, strict=True))
         branch["languages"] = json.loads(branch["languages"])
+        branch["remote_join"] = bool(branch["remote_join"])
         branch["categories"] = categories
         branch["counters"] = counters
         services = [

@@ -8,13 +8,11 @@ now, and the rows of a day are what reports count staffed counters from.
 from __future__ import annotations
 
 import json
-import secrets
-import uuid
 
 from server import events
-from server.storage.common import Rejected, branch_today, iso, now
+from server.storage import issuing
+from server.storage.common import Rejected, iso, now
 from server.storage.database import Database, Tx
-from sync.tickets import display_number
 
 STATES = ("open", "paused", "closed")
 
@@ -107,7 +105,8 @@ class Desks:
     def issue_at_counter(self, branch_id: str, service_id: str, staff_id: int | None) -> dict:
         """A ticket for a customer at the counter (the kiosk could not serve them):
         a number from the day's counter that no kiosk lease holds, at the end of
-        the service's queue. Its id, number, public token and service."""
+        the service's queue (:func:`issuing.issue`, as a remote join's). Its id,
+        number, public token and service."""
         with self.database.transaction() as db:
             row = db.execute(
                 "SELECT prefix FROM services WHERE branch_id = ? AND id = ?",
@@ -115,34 +114,4 @@ class Desks:
             ).fetchone()
             if row is None:
                 raise Rejected(f"no service {service_id!r}")
-            day, _ = branch_today(db, branch_id)
-            number = db.execute(
-                "INSERT INTO counters (branch_id, service_id, day, next) VALUES (?, ?, ?, 2) "
-                "ON CONFLICT (branch_id, service_id, day) DO UPDATE SET next = counters.next + 1 "
-                "RETURNING next - 1",
-                [branch_id, service_id, day],
-            ).scalar_one()
-            moment = iso(now())
-            ticket = {
-                "id": str(uuid.uuid4()),
-                "branch_id": branch_id,
-                "service_id": service_id,
-                "queue_id": service_id,
-                "public_token": secrets.token_urlsafe(16),
-                "day": day,
-                "number": number,
-                "series": "",
-                "display": display_number(row[0], number),
-                "language": "",
-                "queued_at": moment,
-                "received_at": moment,
-                "status": "waiting",
-                "print_state": "none",
-                "staff_id": staff_id,
-                "origin": "counter",
-            }
-            db.insert("tickets", ticket)
-            events.record(db, branch_id, service_id, events.CREATED, tickets=[ticket["id"]])
-        return {
-            k: ticket[k] for k in ("id", "number", "display", "public_token", "service_id", "day")
-        }
+            return issuing.issue(db, branch_id, service_id, row[0], "counter", staff_id=staff_id)

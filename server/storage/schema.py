@@ -39,6 +39,8 @@ branches = sa.Table(
     _col("languages"),
     _col("ticket_url_template"),
     _col("updated_at"),
+    # whether customers may join its queues from their phones (/join/{branch})
+    _col("remote_join", Int, server_default="0"),
 )
 
 services = sa.Table(
@@ -171,8 +173,11 @@ tickets = sa.Table(
     _col("call_reason", nullable=True),
     # how many times staff moved it to another service's queue
     _col("transfers", Int, server_default="0"),
-    # kiosk, or counter: given by staff to a customer the kiosk could not serve
+    # kiosk, counter (given by staff to a customer the kiosk could not serve), or
+    # remote (joined from the customer's phone)
     _col("origin", server_default="kiosk"),
+    # remote: the hash of the phone's device cookie (one active ticket per service)
+    _col("device", nullable=True),
     sa.UniqueConstraint("branch_id", "service_id", "day", "series", "number"),
     sa.Index("tickets_queue", "branch_id", "service_id", "status", "queued_at"),
     sa.Index("tickets_by_kiosk", "kiosk_id", "kiosk_seq"),
@@ -184,6 +189,8 @@ tickets = sa.Table(
     # a counter's called ticket, checked at every call
     sa.Index("tickets_at_counter", "branch_id", "counter", "status"),
     sa.Index("tickets_by_day", "branch_id", "day"),  # reports
+    # a phone's active ticket of a service, looked up at each join
+    sa.Index("tickets_by_device", "device", "branch_id", "service_id", "status"),
 )
 
 commands = sa.Table(
