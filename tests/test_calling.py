@@ -54,7 +54,10 @@ def _call_all(path: str, counter: str, start, results) -> None:
 
 @pytest.mark.timeout(600)
 def test_many_counters_calling_at_once_never_get_the_same_ticket(storage):
-    fill(storage, 1000)
+    # SQLite serialises every call on one file lock (its 8 processes race at
+    # each call all the same): fewer tickets there, the 1,000 on PostgreSQL
+    count = 1000 if storage.path is None else 300
+    fill(storage, count)
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(8), context.Queue()
     workers = [
@@ -67,7 +70,7 @@ def test_many_counters_calling_at_once_never_get_the_same_ticket(storage):
     for worker in workers:
         worker.join(timeout=30)
     everything = [n for called in per_counter for n in called]
-    assert len(everything) == 1000 and len(set(everything)) == 1000
+    assert len(everything) == count and len(set(everything)) == count
     assert sum(1 for called in per_counter if called) >= 2, "the counters really raced"
 
 
