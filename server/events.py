@@ -56,6 +56,10 @@ CHANNEL = "vuoro_events"
 #: display's settings or the branch's display message changed, or one was revoked
 CREATED, CALLED, STATUS, DISPLAY = "created", "called", "status", "display"
 COUNTER = "counter"  # a counter opened, paused or closed
+#: a call-back request was made, or staff marked a try (server.storage.callbacks);
+#: recorded under CALLBACK_QUEUE, which no service can be named, so the pages of
+#: tickets in the branch's queues are not woken by it
+CALLBACK, CALLBACK_QUEUE = "callback", "~callbacks"
 SQLITE_POLL_S = 0.5
 #: PostgreSQL refuses a notification payload of 8,000 bytes or more
 NOTIFY_MAX_BYTES = 7000
@@ -282,7 +286,7 @@ class Hub:
             self._seen.popitem(last=False)
         self.last_id = max(self.last_id, event.id)
         self.storage.forget_positions(event.branch_id, event.queue_id)
-        if event.kind != CREATED:  # a ticket left a queue: counters and times changed
+        if event.kind not in (CREATED, CALLBACK):  # a ticket left a queue: times changed
             self.storage.forget_estimates(event.branch_id)
         if event.queue_id is None:  # branch-wide: every subscriber of the branch
             keys = [key for key in self._subscribers if key[0] == event.branch_id]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from server.storage import migrate
 from server.storage.branches import Branches
+from server.storage.callbacks import Callbacks
 from server.storage.calling import Calling
 from server.storage.common import (
     CounterBusy,
@@ -57,7 +58,17 @@ __all__ = [
 
 
 class Storage(
-    Branches, Devices, Displays, Numbering, Ingest, Tickets, Calling, Stats, Desks, Reports
+    Branches,
+    Devices,
+    Displays,
+    Numbering,
+    Ingest,
+    Tickets,
+    Calling,
+    Stats,
+    Desks,
+    Reports,
+    Callbacks,
 ):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""
