@@ -97,7 +97,8 @@ def check_settings(value: object, label: str = "callbacks") -> dict:
     for key, allowed in (("max_tries", MAX_TRIES_RANGE), ("retention_days", RETENTION_RANGE)):
         number = settings[key]
         if isinstance(number, bool) or not isinstance(number, int) or number not in allowed:
-            raise Rejected(f"{label}: {key} must be a whole number from {allowed[0]} to {allowed[-1]}")
+            most = f"from {allowed[0]} to {allowed[-1]}"
+            raise Rejected(f"{label}: {key} must be a whole number {most}")
     return settings
 
 
@@ -329,8 +330,7 @@ class Callbacks:
                 r[0]
                 for r in db.execute(
                     "SELECT DISTINCT branch_id FROM callbacks WHERE purged_at IS NULL "
-                    "AND state != 'waiting'"
-                    + (" AND branch_id = ?" if branch_id else ""),
+                    "AND state != 'waiting'" + (" AND branch_id = ?" if branch_id else ""),
                     [branch_id] if branch_id else [],
                 ).fetchall()
             ]
