@@ -101,7 +101,6 @@ def screen_words(language: str) -> dict[str, str]:
         "callback_meta": tr("Waited {minutes} min · tries {tries} of {most}"),
         "reached": tr("Reached"),
         "not_reached": tr("Not reached"),
-        "any_service": tr("any service"),
     }
 
 
