@@ -75,6 +75,8 @@ def normalise(typed: str, region: str) -> str:
             NumberParseException.TOO_LONG: "too_long",
         }
         raise PhoneRefused(too.get(exc.error_type, "invalid")) from None
+    if phonenumbers.is_valid_short_number(number):  # 112, 116 117, a service's own code
+        raise PhoneRefused("kind")
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible == phonenumbers.ValidationResult.TOO_SHORT:
         raise PhoneRefused("too_short")

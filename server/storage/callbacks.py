@@ -204,7 +204,7 @@ class Callbacks:
             waiting = db.execute(
                 "SELECT COUNT(*) FROM callbacks WHERE branch_id = ? AND state = 'waiting'",
                 [branch_id],
-            ).scalar_one()
+            ).fetchone()[0]
             if waiting >= OPEN_MAX:
                 raise CallbackRefused("full")
             request = {
