@@ -82,6 +82,7 @@ def callback_router(storage: Storage, render) -> APIRouter:
             services=names,
             retention_days=settings["retention_days"],
             reason_max=REASON_MAX,
+            example=phones.example(settings["country"]),
             error=error,
             field=field,
             typed=typed or {},

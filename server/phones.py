@@ -103,3 +103,10 @@ def shown(e164: str) -> str:
 def known_region(region: object) -> bool:
     """Whether ``region`` is a country code libphonenumber reads numbers in."""
     return isinstance(region, str) and region in phonenumbers.SUPPORTED_REGIONS
+
+
+def example(region: str) -> str:
+    """A mobile number of ``region`` as people there write it ("041 2345678"),
+    for the form's hint; "" where libphonenumber has none."""
+    number = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    return "" if number is None else phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
