@@ -87,6 +87,13 @@ def test_a_request_from_the_public_page_is_called_back_from_the_counter_screen(
     ], "oldest first"
     assert violations(desk) == ""
     desk.screenshot(path=str(shots / "callback-console.png"), full_page=True)
+    desk.set_viewport_size({"width": 360, "height": 740})  # the list on a phone, big text
+    double_text(desk)
+    assert violations(desk) == ""
+    assert desk.evaluate("document.documentElement.scrollWidth") <= 360, sticking_out(desk)
+    desk.locator("#callbacks").screenshot(path=str(shots / "callback-console-360-200.png"))
+    desk.set_viewport_size({"width": 1280, "height": 900})
+    desk.evaluate("document.documentElement.style.removeProperty('font-size')")
 
     # by keyboard: Tab reaches the first request's buttons; Not reached counts a try
     first = desk.locator("#callbacks li").first
