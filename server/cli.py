@@ -246,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
     purge = sub.add_parser(
         "callbacks-purge",
         help="blank the phone number and reason of call-backs closed longer ago than the "
-        "retention (run it daily, e.g. from a systemd timer or cron)",
+        "retention, now (the server does it by itself every ten minutes)",
     )
     purge.add_argument(
         "--days",

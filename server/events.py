@@ -24,6 +24,8 @@ branch's estimates when a ticket left a queue), so what a page is pushed is
 never older than the change that woke it, in any worker.
 
 Rows are pruned after :data:`KEEP_S` (a day): the table is a channel, not a log.
+The same round erases call-backs' numbers past their retention
+(server.storage.callbacks).
 """
 
 from __future__ import annotations
@@ -412,6 +414,11 @@ class Hub:
         before = iso(now() - timedelta(seconds=KEEP_S))
         with self.storage.transaction() as db:
             db.execute("DELETE FROM events WHERE created_at < ?", [before])
+        # what the call-back page promises: a closed request's number and reason
+        # are erased once its branch's retention has passed, without a cron job
+        erased = self.storage.purge_callbacks()
+        if erased:
+            log.info("call-backs: %d numbers and reasons erased after their retention", erased)
 
 
 def _first_line(exc: BaseException) -> str:
