@@ -27,6 +27,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
 from server import events, live
+from server.callback import callback_router
 from server.console import COOKIE as STAFF_COOKIE
 from server.console import console_router
 from server.display import default_speech_cache, display_router
@@ -381,6 +382,7 @@ def create_app(
     )
     app.include_router(manage_router(storage, _render), include_in_schema=False)
     app.include_router(join_router(storage, _render), include_in_schema=False)
+    app.include_router(callback_router(storage, _render), include_in_schema=False)
     app.include_router(reports_router(storage, _render), include_in_schema=False)
     app.include_router(
         display_router(storage, _render, hub, streams, speech, keepalive_s),

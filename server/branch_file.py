@@ -15,6 +15,8 @@ import tomli_w
 
 from catalogue import LANGUAGES
 from server.storage import Rejected
+from server.storage.callbacks import DEFAULTS as CALLBACK_DEFAULTS
+from server.storage.callbacks import check_settings as check_callbacks
 from sync import schedule, tree
 
 SERVICE_KEYS = {
@@ -86,6 +88,8 @@ def parse(data: dict, where: str = "branch file") -> tuple[dict, list[dict]]:
             raise Rejected(f"{where}: counter {counter!r} is given twice")
         counters[counter] = locations
     checked_branch["counters"] = counters
+    # "call me back" (README): on with these defaults where the file says nothing
+    checked_branch["callbacks"] = check_callbacks(data.get("callbacks"), f"{where}: [callbacks]")
     return checked_branch, services
 
 
@@ -275,6 +279,7 @@ def dump(branch: dict, services: list[dict]) -> str:
         branch.pop("remote_join", None)
     categories = branch.pop("categories", [])
     counters = branch.pop("counters", {})
+    callbacks = branch.pop("callbacks", None) or {}
     out_services = []
     for s in services:
         entry = {"id": s["id"], "prefix": s["prefix"], "name": s["names"]}
@@ -309,4 +314,7 @@ def dump(branch: dict, services: list[dict]) -> str:
         document["counters"] = [
             {"id": counter, "location": texts} for counter, texts in counters.items()
         ]
+    changed = {k: v for k, v in callbacks.items() if CALLBACK_DEFAULTS.get(k) != v}
+    if changed:
+        document["callbacks"] = changed
     return tomli_w.dumps(document)

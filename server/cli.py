@@ -243,6 +243,17 @@ def parser() -> argparse.ArgumentParser:
     message = sub.add_parser("display-message", help="the line the branch's displays show")
     message.add_argument("--branch", required=True)
     message.add_argument("text", help='the message ("" for none)')
+    purge = sub.add_parser(
+        "callbacks-purge",
+        help="blank the phone number and reason of call-backs closed longer ago than the "
+        "retention, now (the server does it by itself every ten minutes)",
+    )
+    purge.add_argument(
+        "--days",
+        type=int,
+        help="closed more than this many days ago (default: each branch's retention_days, 30)",
+    )
+    purge.add_argument("--branch", help="only this branch (default: every branch)")
     return p
 
 
@@ -504,6 +515,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"vuoro-server: no active display {args.display_id}", file=sys.stderr)
                 return 1
             print(f"revoked {args.display_id}")
+        elif args.command == "callbacks-purge":
+            blanked = storage.purge_callbacks(args.days, args.branch)
+            print(f"{blanked} call-backs' phone numbers and reasons erased")
         elif args.command == "display-message":
             line = storage.set_display_message(args.branch, args.text)
             print(f"displays of {args.branch} show {shown(line)!r}" if line else "no message")

@@ -18,11 +18,12 @@ from fastapi import APIRouter, Cookie, Form, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from catalogue import N_, translator
-from server import events, live
+from server import events, live, phones
 from server.counter import Counter, no_show_grace_s, seconds_since
 from server.i18n import LANGUAGES, accepted_language
 from server.staff import Staff, StaffMember
 from server.storage import Rejected, Storage
+from server.storage.callbacks import CallbackChanged
 from server.throttle import Busy, PasswordChecks
 
 COOKIE = "vuoro_session"
@@ -96,7 +97,28 @@ def screen_words(language: str) -> dict[str, str]:
             "Choose another counter unless that is meant."
         ),
         "offline": tr("No connection; trying again…"),
+        "no_callbacks": tr("Nobody is waiting for a call-back."),
+        "callback_meta": tr("Waited {minutes} min · tries {tries} of {most}"),
+        "reached": tr("Reached"),
+        "not_reached": tr("Not reached"),
     }
+
+
+def callback_items(storage: Storage, branch_id: str, names: dict[str, str]) -> list[dict]:
+    """The branch's open call-backs as the counter screen lists them, oldest first."""
+    return [
+        {
+            "id": c["id"],
+            "phone": c["phone"],
+            "phone_shown": phones.shown(c["phone"]),
+            "reason": c["reason"],
+            "service": names.get(c["service_id"] or "", c["service_id"] or ""),
+            "waited_s": c["waited_s"],
+            "tries": c["tries"],
+            "max_tries": c["max_tries"],
+        }
+        for c in storage.open_callbacks(branch_id)
+    ]
 
 
 def console_router(
@@ -275,6 +297,7 @@ def console_router(
             "waiting_others": sum(o["waiting"] for o in others),
             "undo": undo and {"number": undo["number"], "seconds": undo["undo_s"]},
             "sharing": counters.sharing(member),
+            "callbacks": callback_items(storage, member.branch_id, names),
         }
 
     def counter_state(session: str, view: str, accept_language: str | None) -> str | None:
@@ -365,6 +388,45 @@ def console_router(
             return refused
         outcome = counters.work(member, action, service, ticket, reason, lang)
         return answer(outcome.message, outcome.ok, wants_json, issued=outcome.issued)
+
+    @router.post("/callback")
+    def callback(
+        csrf: Annotated[str, Form(max_length=100)],
+        callback: Annotated[str, Form(max_length=64)],
+        outcome: Annotated[str, Form(max_length=20)],
+        tries: Annotated[str, Form(max_length=10)] = "",
+        session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
+        accept: Annotated[str | None, Header()] = None,
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """A call-back tried: reached, or not (tries + 1; given up at the
+        branch's most). ``tries``: what the screen showed, so of two people
+        marking one request at once only the first counts."""
+        member = member_for(session)
+        if member is None:
+            return RedirectResponse("/console/login", status_code=303)
+        wants_json = "application/json" in (accept or "")
+        lang = console_language(member, accept_language)
+        refused = forged(member, csrf, lang, wants_json)
+        if refused is not None:
+            return refused
+        tr = translator(lang).gettext
+        if outcome not in ("reached", "not_reached") or not (tries.isdigit() or tries == ""):
+            return answer(tr("The form is stale or forged; reload the page."), False, wants_json)
+        seen = int(tries) if tries else None
+        try:
+            marked = storage.mark_callback(
+                member.branch_id, callback, outcome == "reached", member.id, seen
+            )
+        except CallbackChanged as exc:
+            return answer(tr(str(exc)).format(**exc.values), False, wants_json)
+        if marked["state"] == "reached":
+            said = tr("Call-back marked reached.")
+        elif marked["state"] == "given_up":
+            said = tr("Not reached {tries} times: the call-back is given up.")
+        else:
+            said = tr("Not reached: try {tries} noted; it stays in the list.")
+        return answer(said.format(tries=marked["tries"]), True, wants_json)
 
     @router.post("/desk")
     def desk(

@@ -24,6 +24,8 @@ branch's estimates when a ticket left a queue), so what a page is pushed is
 never older than the change that woke it, in any worker.
 
 Rows are pruned after :data:`KEEP_S` (a day): the table is a channel, not a log.
+The same round erases call-backs' numbers past their retention
+(server.storage.callbacks).
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ CHANNEL = "vuoro_events"
 #: display's settings or the branch's display message changed, or one was revoked
 CREATED, CALLED, STATUS, DISPLAY = "created", "called", "status", "display"
 COUNTER = "counter"  # a counter opened, paused or closed
+#: a call-back request was made, or staff marked a try (server.storage.callbacks);
+#: recorded under CALLBACK_QUEUE, which no service can be named, so the pages of
+#: tickets in the branch's queues are not woken by it
+CALLBACK, CALLBACK_QUEUE = "callback", "~callbacks"
 SQLITE_POLL_S = 0.5
 #: PostgreSQL refuses a notification payload of 8,000 bytes or more
 NOTIFY_MAX_BYTES = 7000
@@ -282,7 +288,7 @@ class Hub:
             self._seen.popitem(last=False)
         self.last_id = max(self.last_id, event.id)
         self.storage.forget_positions(event.branch_id, event.queue_id)
-        if event.kind != CREATED:  # a ticket left a queue: counters and times changed
+        if event.kind not in (CREATED, CALLBACK):  # a ticket left a queue: times changed
             self.storage.forget_estimates(event.branch_id)
         if event.queue_id is None:  # branch-wide: every subscriber of the branch
             keys = [key for key in self._subscribers if key[0] == event.branch_id]
@@ -408,6 +414,11 @@ class Hub:
         before = iso(now() - timedelta(seconds=KEEP_S))
         with self.storage.transaction() as db:
             db.execute("DELETE FROM events WHERE created_at < ?", [before])
+        # what the call-back page promises: a closed request's number and reason
+        # are erased once its branch's retention has passed, without a cron job
+        erased = self.storage.purge_callbacks()
+        if erased:
+            log.info("call-backs: %d numbers and reasons erased after their retention", erased)
 
 
 def _first_line(exc: BaseException) -> str:

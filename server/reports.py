@@ -31,7 +31,7 @@ from server.storage.reports import MAX_DAYS, RATINGS, check_period, parse_day
 
 COOKIE = "vuoro_session"
 PRESETS = ("today", "yesterday", "7d", "30d")
-TABLES = ("services", "staff", "hourly", "feedback")
+TABLES = ("services", "staff", "hourly", "feedback", "callbacks")
 #: what a spreadsheet would run as a formula when a cell starts with it
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BAR, LINE, INK, GRID, MUTED = "#0d4a8f", "#b04a00", "#0b1f33", "#c9d3dd", "#3d4f61"
@@ -154,6 +154,33 @@ def csv_table(report: dict, table: str, lang: str) -> str:
             (
                 [f"{h['hour']:02d}:00", round(h["arrivals"], 2), round(h["staffed"], 2)]
                 for h in report["hourly"]
+            ),
+        )
+    if table == "callbacks":
+        figures = report["callbacks"]
+        return csv_text(
+            [
+                "day",
+                "requests",
+                "reached",
+                "given_up",
+                "waiting",
+                "reach_rate",
+                "delay_median_s",
+                "delay_p90_s",
+            ],
+            (
+                [
+                    row.get("day", "all"),
+                    row["requests"],
+                    row["reached"],
+                    row["given_up"],
+                    row["waiting"],
+                    "" if row["reach_rate"] is None else round(row["reach_rate"], 3),
+                    seconds_or_blank(row["delay_median_s"]),
+                    seconds_or_blank(row["delay_p90_s"]),
+                ]
+                for row in [*figures["days"], figures["total"]]
             ),
         )
     names = {s["id"]: service_name(s["names"], lang, s["id"]) for s in report["services"]}

@@ -106,8 +106,57 @@
     $("no-others").hidden = others.length > 0;
   }
 
+  // the call-backs: redrawn when they change; a focused button keeps its focus,
+  // or (its request gone) the next request's, else the list's heading
+  function showCallbacks(callbacks, csrf) {
+    const list = $("callbacks");
+    const active = document.activeElement;
+    const item = active && active.closest ? active.closest("li[data-callback]") : null;
+    const focused = item && list.contains(item)
+      ? { id: item.dataset.callback, outcome: active.value,
+          next: item.nextElementSibling && item.nextElementSibling.dataset.callback }
+      : null;
+    list.replaceChildren(...callbacks.map((c) => {
+      const hidden = () => el("span", { class: "visually-hidden" }, ` ${c.phone_shown}`);
+      const form = el("form", { method: "post", action: "/console/callback", class: "actions" },
+        el("input", { type: "hidden", name: "csrf", value: csrf }),
+        el("input", { type: "hidden", name: "callback", value: c.id }),
+        el("input", { type: "hidden", name: "tries", value: String(c.tries) }),
+        el("button", { type: "submit", name: "outcome", value: "reached", class: "done small" },
+          words.reached, hidden()),
+        el("button", { type: "submit", name: "outcome", value: "not_reached", class: "small" },
+          words.not_reached, hidden()));
+      const meta = el("p", {
+        class: "meta", "data-cb-waited": String(c.waited_s), "data-tries": String(c.tries),
+        "data-most": String(c.max_tries), "data-service": c.service || "",
+      });
+      meta.textContent = callbackMeta(meta, 0);
+      return el("li", { "data-callback": c.id },
+        el("p", { class: "phone" }, el("a", { href: `tel:${c.phone}`, dir: "ltr" }, c.phone_shown)),
+        el("p", { class: "reason" }, c.reason),
+        meta, form);
+    }));
+    setText($("callbacks-count"), String(callbacks.length));
+    $("no-callbacks").hidden = callbacks.length > 0;
+    if (!focused) return;
+    const again = (id) => list.querySelector(`li[data-callback="${CSS.escape(id)}"]`);
+    const same = again(focused.id);
+    if (same) same.querySelector(`button[value="${focused.outcome}"]`).focus();
+    else if (focused.next && again(focused.next)) again(focused.next).querySelector("button").focus();
+    else $("callbacks-title").focus();
+  }
+
+  function callbackMeta(node, elapsed) {
+    const waited = Number(node.dataset.cbWaited) + elapsed;
+    const text = fill(words.callback_meta, {
+      minutes: Math.floor(waited / 60), tries: node.dataset.tries, most: node.dataset.most,
+    });
+    return node.dataset.service ? `${text} · ${node.dataset.service}` : text;
+  }
+
   let lastLists = "";
   let lastOthers = "";
+  let lastCallbacks = JSON.stringify(state.callbacks || []);
 
   function show(next) {
     state = next;
@@ -143,6 +192,11 @@
     if (next.waiting_mine === 0) summary = next.waiting_others ? words.nobody_mine : words.nobody;
     if (next.waiting_others) summary += ` ${fill(words.others, { count: next.waiting_others })}`;
     setText($("summary"), summary.trim());
+    const callbacks = JSON.stringify(next.callbacks || []);
+    if (callbacks !== lastCallbacks) {
+      lastCallbacks = callbacks;
+      showCallbacks(next.callbacks || [], actions.querySelector("input[name=csrf]").value);
+    }
     const sharing = $("sharing");
     sharing.hidden = !next.sharing.length;
     if (next.sharing.length) setText(sharing, fill(words.sharing, { names: next.sharing.join(", ") }));
@@ -164,6 +218,9 @@
     const left = state.undo ? Math.ceil(state.undo.seconds - elapsed) : 0;
     undo.hidden = left <= 0;
     if (left > 0) setText(undo, fill(words.undo, { number: state.undo.number, seconds: left }));
+    document.querySelectorAll("#callbacks .meta").forEach((node) => {
+      setText(node, callbackMeta(node, elapsed));
+    });
     document.querySelectorAll("td.waited").forEach((cell) => {
       const waited = Number(cell.dataset.waited) + elapsed;
       setText(cell, fill(words.minutes, { minutes: Math.floor(waited / 60) }));
@@ -221,6 +278,11 @@
       send(form, event.submitter);
     });
   }
+
+  $("callbacks").addEventListener("submit", (event) => {
+    event.preventDefault();
+    send(event.target, event.submitter);
+  });
 
   // a row's button chooses its ticket for the out-of-turn call and asks why
   $("lists").addEventListener("click", (event) => {

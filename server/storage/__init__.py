@@ -13,6 +13,7 @@ from pathlib import Path
 
 from server.storage import migrate
 from server.storage.branches import Branches
+from server.storage.callbacks import Callbacks
 from server.storage.calling import Calling
 from server.storage.common import (
     CounterBusy,
@@ -70,6 +71,7 @@ class Storage(
     Desks,
     Issuing,
     Reports,
+    Callbacks,
 ):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from server.storage import callbacks
 from server.storage.common import Rejected, branch_today, iso, now
 from server.storage.database import Database, Tx
 from sync import protocol, tree
@@ -138,6 +139,8 @@ class Branches:
                 db.execute("DELETE FROM counter_locations WHERE branch_id = ?", [branch["id"]])
                 for counter, locations in branch["counters"].items():
                     _put_counter_location(db, branch["id"], counter, locations)
+            if "callbacks" in branch:
+                callbacks.put_settings(db, branch["id"], branch["callbacks"])
             if services is not None:
                 db.execute("UPDATE services SET listed = 0 WHERE branch_id = ?", [branch["id"]])
                 for position, service in enumerate(services):
@@ -285,12 +288,14 @@ class Branches:
             ).fetchall()
             categories = _categories(db, branch_id)
             counters = _counter_locations(db, branch_id)
+            calls_back = callbacks.settings_of(db, branch_id)
         fields = ("id", "name", "timezone", "languages", "ticket_url_template", "remote_join")
         branch = dict(zip(fields, b, strict=True))
         branch["languages"] = json.loads(branch["languages"])
         branch["remote_join"] = bool(branch["remote_join"])
         branch["categories"] = categories
         branch["counters"] = counters
+        branch["callbacks"] = calls_back
         services = [
             {
                 "id": r[0],

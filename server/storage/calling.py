@@ -36,14 +36,21 @@ def counter_state(db: Tx, branch_id: str, counter: str) -> str:
     return row[0] if row else "open"
 
 
-def clean_reason(reason: str) -> str:
-    """A reason as stored: one line, no control characters nor text-direction
-    overrides (emoji joiners stay), 1 to REASON_MAX characters; Rejected otherwise."""
+def one_line(text: str) -> str:
+    """Typed text as one line: control characters and line breaks become
+    spaces, text-direction overrides go (emoji joiners stay), runs of spaces
+    become one. Also for a call-back's reason (server.storage.callbacks)."""
     kept = (
         " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else "" if c in _BIDI else c
-        for c in reason
+        for c in text
     )
-    text = " ".join("".join(kept).split())
+    return " ".join("".join(kept).split())
+
+
+def clean_reason(reason: str) -> str:
+    """A reason as stored: one line (:func:`one_line`), 1 to REASON_MAX
+    characters; Rejected otherwise."""
+    text = one_line(reason)
     if not text:
         raise Rejected("a reason is needed to call a ticket out of turn")
     if len(text) > REASON_MAX:

@@ -181,7 +181,8 @@ def staffed_seconds(
 
 
 class Reports:
-    """Reads only; needs :meth:`server.storage.desks.Desks.counter_log` beside it."""
+    """Reads only; needs :meth:`server.storage.desks.Desks.counter_log` and
+    :meth:`server.storage.callbacks.Callbacks.callback_figures` beside it."""
 
     database: Database
 
@@ -308,4 +309,6 @@ class Reports:
                 for hour in range(24)
             ],
             "feedback": feedback,
+            # "call me back" requests of the same days (server.storage.callbacks)
+            "callbacks": self.callback_figures(branch_id, first, last, weekday),
         }

@@ -318,3 +318,46 @@ display_messages = sa.Table(
 
 # a display's recent calls: the branch's newest ``called`` events
 sa.Index("events_branch_kind", events.c.branch_id, events.c.kind, events.c.id)
+
+# "call me back": a customer's phone number and reason instead of a place in the
+# queue (server.storage.callbacks); phone and reason are blanked ("") once the
+# branch's retention after closing has passed (``purged_at``)
+callbacks = sa.Table(
+    "callbacks",
+    metadata,
+    _col("id", primary_key=True),
+    _col("branch_id", sa.ForeignKey("branches.id")),
+    _col("service_id", nullable=True),
+    _col("phone"),  # E.164
+    _col("reason"),
+    _col("language"),
+    # web (the public page); kiosk and ticket later
+    _col("origin", server_default="web"),
+    _col("created_at"),
+    # waiting | reached | given_up
+    _col("state", server_default="waiting"),
+    _col("tries", Int, server_default="0"),
+    _col("last_try_at", nullable=True),
+    _col("reached_at", nullable=True),
+    _col("closed_at", nullable=True),
+    # who closed it (reached, or the last try before giving up)
+    _col("staff_id", Int, nullable=True),
+    _col("purged_at", nullable=True),
+    sa.Index("callbacks_open", "branch_id", "state", "created_at"),
+    sa.Index("callbacks_by_time", "branch_id", "created_at"),
+    sa.Index("callbacks_closed", "state", "closed_at"),
+)
+
+# a branch's call-back settings (its branch file's [callbacks]); none: the defaults
+callback_settings = sa.Table(
+    "callback_settings",
+    metadata,
+    _col("branch_id", sa.ForeignKey("branches.id"), primary_key=True),
+    _col("enabled", Int, server_default="1"),
+    # the region a number without +country code is read in (ISO 3166 alpha-2)
+    _col("country", server_default="FI"),
+    # "not reached" this many times: given up
+    _col("max_tries", Int, server_default="3"),
+    # days after closing before the phone and the reason are blanked
+    _col("retention_days", Int, server_default="30"),
+)
