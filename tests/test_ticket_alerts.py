@@ -222,3 +222,57 @@ def test_the_page_alerts_as_the_turn_nears_when_called_and_again_when_recalled(
     assert requests.get(api, timeout=5).json()["called_at"] is None
     failing = {k: v for k, v in problems.items() if v}
     assert not failing, "\n\n".join(f"== {k}\n{v}" for k, v in failing.items())
+
+
+def test_a_transferred_ticket_s_next_call_is_a_first_call_and_junk_in_storage_harms_nothing(
+    browser, own_branch
+):
+    """What the phone kept may be anything (another version's, a hand-edited
+    one): the page alerts as if nothing was kept. A ticket staff move to
+    another queue is waiting again: its next call is a call, not a recall."""
+    server, kiosk_dir = own_branch.server, own_branch.kiosk_dir
+    db = state.connect(kiosk_dir / "state.db")
+    mine = tickets.issue_ticket(db, "payments", language="fi")
+    tickets.mark_printed(db, mine.id)
+    db.close()
+    sync_once(kiosk_dir)
+    staff = Staff(server.storage)
+    name = own_branch.name("ville")
+    staff.add(own_branch.id, name, "correct horse battery", "5", ["payments", "permits"])
+    ville = staff.session(staff.log_in(name, "correct horse battery", "127.0.0.1"))
+    counter = Counter(server.storage)
+
+    phone = browser.new_context(viewport={"width": 360, "height": 740})
+    phone.add_init_script(RECORDER)
+    key = f"vuoro.alerts.{mine.public_token}"
+    junk = ['{"near": [', "null", '"x"', '{"call": {"a": 1}, "at": "soon"}', "\u0000" * 5000]
+    page = phone.new_page()
+    page.goto(f"{server.url}/t/{mine.public_token}?lang=en")
+    title = page.title()
+    for value in junk:
+        page.evaluate(
+            "([k, v]) => [k, 'vuoro.alerts.sound'].forEach(at => localStorage.setItem(at, v))",
+            [key, value],
+        )
+        page.reload()
+        # alone in the queue: near at once, shown (no sound: the switch is off)
+        wait_title(page, f"Soon: {mine.display} – you are next")
+        assert page.get_by_label("Alert me with sound and vibration").is_visible()
+        assert not page.get_by_label("Alert me with sound and vibration").is_checked()
+    page.get_by_label("Alert me with sound and vibration").check()
+
+    assert counter.act(ville, "call") == f"{mine.display} called"
+    wait_title(page, f"{mine.display} → counter 5")
+    assert page.locator("#alert").inner_text() == "It's your turn!"
+    assert counter.act(ville, "transfer", "permits") == f"{mine.display} moved to permits"
+    page.locator(".service").get_by_text("Permits and licences").wait_for(timeout=20000)
+    wait_title(page, f"Soon: {mine.display} – you are next")
+    assert counter.act(ville, "call") == f"{mine.display} called"
+    wait_title(page, f"{mine.display} → counter 5")
+    assert page.locator("#alert").inner_text() == "It's your turn!"
+    assert recorded(page)["vibrations"] == [80, CALL, CALL], "two first calls, no recall"
+    page.get_by_label("Alert me with sound and vibration").uncheck()
+    assert counter.act(ville, "recall") == f"{mine.display}: recall"
+    wait_title(page, f"Called again: {mine.display} → counter 5")
+    assert recorded(page)["vibrations"] == [80, CALL, CALL], "switched off: silent"
+    assert title != page.title()
