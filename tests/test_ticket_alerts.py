@@ -92,8 +92,9 @@ def wait_title(page, title: str) -> None:
     page.wait_for_function("t => document.title === t", arg=title, timeout=20000)
 
 
-def axe_clean(page) -> str:
-    """axe-core at the page's width and again with the text at 200 %."""
+def axe_clean(page, shot=None) -> str:
+    """axe-core at the page's width and again with the text at 200 % (a
+    screenshot of that to ``shot``)."""
     found = []
     for size in ("100%", "200%"):
         page.evaluate(
@@ -102,6 +103,8 @@ def axe_clean(page) -> str:
         result = Axe().run(page, options=WCAG_AA)
         if result.violations_count:
             found.append(f"at {size}: {result.generate_report()}")
+        if size == "200%" and shot is not None:
+            page.screenshot(path=str(shot), full_page=True)
         wide = page.evaluate("document.documentElement.scrollWidth")
         if wide > 360:
             found.append(f"at {size} it scrolls sideways: {sticking_out(page)}")
@@ -184,7 +187,7 @@ def test_the_page_alerts_as_the_turn_nears_when_called_and_again_when_recalled(
     first_call = requests.get(api, timeout=5).json()["called_at"]
     assert first_call, "the public ticket says when it was called"
     page.screenshot(path=str(shots / "ticket-alert-called.png"))
-    problems["called"] = axe_clean(page)
+    problems["called"] = axe_clean(page, shots / "ticket-alert-called-200.png")
 
     # a hidden tab alternates its title; a shown one keeps it steady
     page.evaluate("__hide(true)")
