@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime
 
 import requests
 from axe_playwright_python.sync_playwright import Axe
@@ -17,7 +18,8 @@ from PIL import Image
 from server.app import ALERT_NEAR_AHEAD
 from server.counter import Counter
 from server.staff import Staff
-from sync import state, tickets
+from sync import protocol, state, tickets
+from tests.server_data import batch, paired, ticket, today
 from tests.server_process import sync_once
 from tests.test_accessibility import WCAG_AA, sticking_out
 
@@ -118,8 +120,8 @@ def test_the_page_alerts_as_the_turn_nears_when_called_and_again_when_recalled(
     server, kiosk_dir = own_branch.server, own_branch.kiosk_dir
     db = state.connect(kiosk_dir / "state.db")
     issued = [tickets.issue_ticket(db, "payments", language="fi") for _ in range(6)]
-    for ticket in issued:
-        tickets.mark_printed(db, ticket.id)
+    for each in issued:
+        tickets.mark_printed(db, each.id)
     db.close()
     sync_once(kiosk_dir)
     mine = issued[-1]  # five ahead of it
@@ -279,3 +281,36 @@ def test_a_transferred_ticket_s_next_call_is_a_first_call_and_junk_in_storage_ha
     wait_title(page, f"Called again: {mine.display} → counter 5")
     assert recorded(page)["vibrations"] == [80, CALL, CALL], "switched off: silent"
     assert title != page.title()
+
+
+def test_the_ticket_says_when_it_was_last_called_and_a_recall_moves_it(storage):
+    """The storage read behind the public ticket, on each database: the time of
+    the latest call (a recall moves it), none before the first call nor once
+    staff move the ticket to another queue."""
+    kiosk = paired(storage)
+    day = today(storage)
+    storage.lease(kiosk, protocol.LeaseRequest(service_id="payments", day=day, count=5))
+    storage.ingest(kiosk, batch(ticket(1, day=day)))
+    token = "token-" + f"{1:016d}"
+    assert storage.ticket_by_token(token)["called_at"] is None
+    staff = Staff(storage)
+    staff.add("demo", "anna", "correct horse battery", "3", ["payments", "permits"])
+    anna = staff.session(staff.log_in("anna", "correct horse battery", "127.0.0.1"))
+    counter = Counter(storage)
+    assert counter.act(anna, "call") == "A001 called"
+    first = storage.ticket_by_token(token)["called_at"]
+    assert datetime.fromisoformat(first).tzinfo is not None
+    assert counter.act(anna, "recall") == "A001: recall"
+    again = storage.ticket_by_token(token)["called_at"]
+    assert datetime.fromisoformat(again) > datetime.fromisoformat(first)
+    protocol.PublicTicket(
+        number="A001",
+        service="x",
+        status="called",
+        position=None,
+        estimated_wait_s=None,
+        counter="3",
+        called_at=again,
+    )  # the protocol's shape takes the stored form
+    assert counter.act(anna, "transfer", "permits") == "A001 moved to permits"
+    assert storage.ticket_by_token(token)["called_at"] is None
