@@ -77,6 +77,7 @@
     const banner = document.getElementById("alert");
     const box = document.getElementById("alerts-box");
     const toggle = document.getElementById("alerts");
+    if (!banner || !box || !toggle) return null;  // a page without them: no alerts
     const title = document.title;  // the page's own: back to it when nothing is alerted
     const reduced = window.matchMedia ? matchMedia("(prefers-reduced-motion: reduce)") : null;
     let audio = null;
