@@ -61,6 +61,14 @@ DISPLAY_AUTH = HTTPBearer(
     "session cookie",
     auto_error=False,
 )
+#: The ticket page alerts its holder that the turn nears (once per ticket) at
+#: this many people ahead or fewer, or this little estimated wait (seconds),
+#: whichever comes first. Three ahead, at a few minutes each, leaves time to
+#: come back from the corridor or the café; five minutes covers a fast queue
+#: where more are ahead. One value for every ticket now: a branch's or a
+#: service's own would be a setting in its branch file.
+ALERT_NEAR_AHEAD = 3
+ALERT_NEAR_WAIT_S = 300
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -350,6 +358,8 @@ def create_app(
             wait_text=wait_text(found["estimated_wait_s"], words),
             languages=[code for code in found["languages"] if code in LANGUAGES],
             language_names=LANGUAGES,
+            near_ahead=ALERT_NEAR_AHEAD,
+            near_wait_s=ALERT_NEAR_WAIT_S,
         )
 
     @app.post("/t/{token}/feedback", response_class=HTMLResponse, include_in_schema=False)
@@ -472,6 +482,10 @@ def _render(template: str, status: int, **context) -> HTMLResponse:
     )
 
 
+#: A ticket called to a counter, or being served there: it has a call time.
+CALLED = ("called", "serving")
+
+
 def _public(ticket: dict, language: str | None) -> dict:
     names = ticket["service"]  # of the queue it waits in now (staff may have moved it)
     return {
@@ -483,6 +497,8 @@ def _public(ticket: dict, language: str | None) -> dict:
         "position": ticket["position"],
         "estimated_wait_s": ticket["estimated_wait_s"],
         "counter": ticket["counter"],
+        # a recall moves it: the ticket page alerts its holder again
+        "called_at": ticket["called_at"] if ticket["status"] in CALLED else None,
         "location": _in_language(ticket.get("locations") or {}, language, ticket["language"]),
     }
 

@@ -52,6 +52,19 @@ def page_words(language: str, default: str = SOURCE_LANGUAGE) -> dict[str, str]:
         "thanks": tr("Thank you for your feedback!"),
         "erase": tr("Erase my comment"),
         "language": tr("Language"),
+        # the ticket page's alerts (server/static/ticket.js): a switch, then the
+        # banner on the page and the browser tab's title as the turn nears and comes
+        "alerts": tr("Alert me with sound and vibration"),
+        "alerts_note": tr("Keep this page open: it alerts you when your turn is near."),
+        "near": tr("Your turn is coming soon"),
+        "your_turn": tr("It's your turn!"),
+        "recalled": tr("Called again"),
+        # Translators: the browser tab's title; {ahead} is how many are before you
+        "title_near": tr("Soon: {number} – {ahead} ahead"),
+        "title_next": tr("Soon: {number} – you are next"),
+        # Translators: the browser tab's title when called; keep it short
+        "title_called": tr("{number} → counter {counter}"),
+        "title_recalled": tr("Called again: {number} → counter {counter}"),
         "on_its_way": tr("Your ticket is on its way"),
         "on_its_way_text": tr(
             "The kiosk has not sent it to us yet. This page refreshes by itself."

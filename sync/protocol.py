@@ -415,3 +415,10 @@ class PublicTicket(Message):
     counter: str | None
     # where to go once called, in the ticket's language: the counter's place, else the service's
     location: str | None = None
+    # a recall moves it: the ticket page tells a recall from the first call by
+    # it and alerts its holder again. Optional (v1 grew by it)
+    called_at: Moment | None = Field(
+        default=None,
+        description="when the ticket was last called to its counter (a recall moves it), "
+        "while it is called or being served; null otherwise",
+    )

@@ -29,6 +29,7 @@
     for (const parsed of document.body.querySelectorAll("script[src]")) {
       const script = document.createElement("script");  // parsed scripts never run
       script.src = parsed.src;
+      script.async = false;  // in the page's order (alerts.js before ticket.js)
       parsed.replaceWith(script);
     }
   }

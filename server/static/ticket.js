@@ -10,6 +10,7 @@
   const words = JSON.parse(document.getElementById("words").textContent);
   const finished = new Set(["served", "no_show", "cancelled", "void"]);
   const $ = (id) => document.getElementById(id);
+  const alerts = window.ticketAlerts ? window.ticketAlerts(main, words) : null;  // alerts.js
   let delay = 5000;
   let source = null;
   let failures = 0;  // stream errors since its last message
@@ -43,6 +44,10 @@
     $("position").textContent = t.position ?? "";
     $("wait").textContent = waitText(t.estimated_wait_s);
     $("leave").hidden = t.status !== "waiting";
+    if (alerts) {
+      if (finished.has(t.status)) alerts.done();
+      else alerts.update(t);
+    }
   }
 
   async function poll() {
@@ -90,7 +95,10 @@
     };
   }
 
-  if (finished.has(main.dataset.status)) return;
+  if (finished.has(main.dataset.status)) {
+    if (alerts) alerts.done();
+    return;
+  }
   if ("EventSource" in window) follow();
   else setTimeout(poll, delay);
 })();

@@ -33,7 +33,7 @@ class Tickets:
             row = db.execute(
                 "SELECT t.display, t.queue_id, t.status, t.queued_at, t.branch_id, t.day, "
                 "t.counter, t.language, s.names, b.name, b.languages, t.id, t.kiosk_seq, "
-                "s.locations "
+                "s.locations, t.called_at "
                 "FROM tickets t JOIN services s ON s.branch_id = t.branch_id "
                 "AND s.id = t.queue_id JOIN branches b ON b.id = t.branch_id "
                 "WHERE t.public_token = ?",
@@ -81,6 +81,7 @@ class Tickets:
             if position is None
             else estimate.wait_in_branch(queue_id, position - 1, rates, waiting_before),
             "counter": counter,
+            "called_at": row[14],
             "locations": _json(place[0] if place else row[13] or "{}"),
             "feedback_given": feedback is not None,
             "personal_data": bool(feedback and feedback[0]),
