@@ -210,6 +210,13 @@ def _words(languages: tuple[str, ...]) -> dict[str, dict[str, str]]:
     return display_words(list(languages))
 
 
+def shown_on_displays(batch: list[events.Event]) -> bool:
+    """Whether a batch of events changes what a display shows: everything but
+    call-back requests (staff's list, never on a waiting-room screen), so a
+    branch's displays are not all sent their state again for each of them."""
+    return any(event.kind != events.CALLBACK for event in batch)
+
+
 def display_router(
     storage: Storage,
     render,
@@ -338,7 +345,7 @@ def display_router(
         def concerns(batch: list[events.Event]) -> bool:
             if any(event.kind == events.DISPLAY for event in batch):
                 current["stale"] = True
-            return True
+            return shown_on_displays(batch)
 
         def render_now() -> str | None:
             if current["stale"]:

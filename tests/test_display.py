@@ -395,3 +395,26 @@ def test_with_two_workers_every_call_reaches_the_display_live(tmp_path, server_d
         stream.close()
     finally:
         server.stop()
+
+
+def test_a_call_back_request_wakes_the_counter_screens_not_the_displays(own_branch):
+    """A call-back request is staff's business: the counter screen gets it live,
+    the branch's displays are not sent their state again for it (a hundred
+    displays would each be sent a state that did not change)."""
+    from tests.test_live import Stream
+
+    server, kiosk_dir, branch = own_branch.server, own_branch.kiosk_dir, own_branch.id
+    session, _ = pair_display(server, branch=branch)
+    staff, _ = logged_in(server, "cecilia", "3", branch=branch)
+    counter = Stream(f"{server.url}/console/events?view=screen", session=staff)
+    issue(kiosk_dir, 1)
+    # the ticket on the counter screen: the server has dealt out the events so far
+    counter.until(lambda s: s["waiting_mine"] + s["waiting_others"], "the ticket")
+    display = Stream(f"{server.url}/display/events", session=session)
+    server.storage.request_callback(branch, "+358 40 1234567", "my permit", address="test")
+    # the counter screen's message for the request: the server has dealt out its event
+    counter.until(lambda s: s["callbacks"], "the request on the counter screen")
+    number = call_next(server, "3", branch=branch).split()[0]
+    assert display.next()["calls"][0]["number"] == number, "the call is the next message"
+    for stream in (display, counter):
+        stream.close()
