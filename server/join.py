@@ -171,6 +171,7 @@ def join_router(storage: Storage, render) -> APIRouter:
     ) -> Response:
         language = language_for(request, branch["languages"])
         on = storage.remote_join_on(branch["id"])
+        calls_back = storage.callback_settings(branch["id"])["enabled"]
         held = storage.device_tickets(branch["id"], device_hash(device)) if device else {}
         response = render(
             "join.html",
@@ -181,6 +182,7 @@ def join_router(storage: Storage, render) -> APIRouter:
             on=on,
             services=listing(branch, services, language) if on else [],
             held=held,
+            calls_back=calls_back,
             error=error,
             words=page_words(language, branch["languages"][0]),
             languages=[code for code in branch["languages"] if code in LANGUAGES],

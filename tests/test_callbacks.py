@@ -76,7 +76,9 @@ def test_requests_are_listed_oldest_first_until_reached_or_given_up(storage):
 
 def test_the_branch_file_sets_the_tries_the_country_and_the_retention(storage):
     branch, services = branch_file.load(DEMO)
-    branch["callbacks"] = check_settings({"max_tries": 1, "country": "SE", "retention_days": 7})
+    branch["callbacks"] = check_settings(
+        {"enabled": True, "max_tries": 1, "country": "SE", "retention_days": 7}
+    )
     storage.put_branch(branch, services)
     assert storage.callback_settings("demo") == {
         "enabled": True,
@@ -93,6 +95,12 @@ def test_the_branch_file_sets_the_tries_the_country_and_the_retention(storage):
     assert again["callbacks"] == storage.callback_settings("demo")
     defaults, _ = branch_file.load(DEMO)
     assert defaults["callbacks"]["max_tries"] == 3
+    storage.put_branch(defaults, services)
+    exported = branch_file.dump(*storage.branch_settings("demo"))
+    assert "[callbacks]\nenabled = true\n" in exported, "only what differs: on"
+    assert "max_tries" not in exported and "country" not in exported
+    defaults["callbacks"] = check_settings(None)
+    assert defaults["callbacks"]["enabled"] is False, "off unless said"
     storage.put_branch(defaults, services)
     assert "[callbacks]" not in branch_file.dump(*storage.branch_settings("demo"))
     for bad in (
@@ -470,7 +478,9 @@ def test_an_unknown_or_malformed_branch_is_the_same_404_as_any(fresh_throttle):
         ):
             assert (reply.status_code, reply.text) == (404, unknown.text), path
     toml = fresh_throttle.toml
-    toml.write_text(toml.read_text() + "\n[callbacks]\nenabled = false\n", encoding="utf-8")
+    text = toml.read_text()
+    assert "[callbacks]\nenabled = true\n" in text
+    toml.write_text(text.replace("enabled = true", "enabled = false"), encoding="utf-8")
     server.load_branch(toml)
     closed = requests.get(f"{server.url}/callback/{branch}", timeout=10)
     assert (closed.status_code, closed.text) == (404, unknown.text), "no call-backs: not there"

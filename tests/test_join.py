@@ -107,6 +107,21 @@ def test_the_page_shows_each_service_with_the_queue_the_displays_get(own_branch)
     assert '<html lang="sv">' in swedish.text and "Betalningar" in swedish.text
 
 
+def test_the_page_offers_a_call_back_where_the_branch_calls_back(own_branch):
+    """No time to wait: the page links the branch's call-back form, in the
+    page's language; a branch that does not call back offers nothing."""
+    server, branch = own_branch.server, own_branch.id
+    page = requests.get(f"{server.url}/join/{branch}?lang=fi", headers=from_(), timeout=10)
+    link = re.search(r'<a id="call-back" href="([^"]+)">([^<]+)</a>', page.text)
+    assert link and link[1] == f"/callback/{branch}?lang=fi", page.text
+    assert "soitamme" in link[2].lower()
+    form = requests.get(f"{server.url}{link[1]}", timeout=10)
+    assert form.status_code == 200 and '<html lang="fi">' in form.text
+    server.sql("UPDATE callback_settings SET enabled = 0 WHERE branch_id = ?", [branch])
+    page = requests.get(f"{server.url}/join/{branch}?lang=fi", headers=from_(), timeout=10)
+    assert page.status_code == 200 and 'id="call-back"' not in page.text
+
+
 def test_a_join_is_a_remote_ticket_and_a_second_tap_opens_the_same_one(own_branch):
     server, branch = own_branch.server, own_branch.id
     first = join(server, branch, "payments", headers=from_(**{"Accept-Language": "fi"}))

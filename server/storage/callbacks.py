@@ -33,7 +33,7 @@ from server.storage.reports import p90
 STATES = ("waiting", "reached", "given_up")
 ORIGINS = ("web", "kiosk", "ticket")
 #: a branch without a [callbacks] table in its branch file has these
-DEFAULTS = {"enabled": True, "country": "FI", "max_tries": 3, "retention_days": 30}
+DEFAULTS = {"enabled": False, "country": "FI", "max_tries": 3, "retention_days": 30}
 MAX_TRIES_RANGE = range(1, 21)
 RETENTION_RANGE = range(1, 3651)
 #: requests per address: a few at once, then one every ten minutes (refused ones count)

@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "callback_settings",
         sa.Column("branch_id", Text, primary_key=True),
-        sa.Column("enabled", Int, nullable=False, server_default="1"),
+        sa.Column("enabled", Int, nullable=False, server_default="0"),
         sa.Column("country", Text, nullable=False, server_default="FI"),
         sa.Column("max_tries", Int, nullable=False, server_default="3"),
         sa.Column("retention_days", Int, nullable=False, server_default="30"),
