@@ -33,13 +33,22 @@ from email.utils import make_msgid
 
 from catalogue import translator
 from server.storage import Storage
-from server.storage.notify import BACKOFF_FIRST_S
+from server.storage.notify import BACKOFF_FIRST_S, CLAIM_S
 
 log = logging.getLogger("vuoro.notify")
 #: seconds between the sender's rounds (override: VUORO_NOTIFY_POLL_S)
 POLL_S = 1.0
-#: seconds a provider may take before the try counts as failed (and is retried)
+#: seconds a provider may take before the try counts as failed (and is retried);
+#: override: VUORO_NOTIFY_TIMEOUT_S
 SEND_TIMEOUT_S = 10.0
+
+
+def timeout_s(env) -> float:
+    """The providers' time limit from the environment, within 0.1 s to a minute."""
+    try:
+        return min(max(float(env.get("VUORO_NOTIFY_TIMEOUT_S", SEND_TIMEOUT_S)), 0.1), 60.0)
+    except ValueError:
+        return SEND_TIMEOUT_S
 
 
 class NotSent(Exception):
@@ -69,6 +78,7 @@ class Smtp:
         self.starttls = env.get("VUORO_SMTP_STARTTLS", "1") != "0"
         self.user = env.get("VUORO_SMTP_USER", "")
         self.password = env.get("VUORO_SMTP_PASSWORD", "")
+        self.timeout_s = timeout_s(env)
 
     def send(self, message: Message) -> None:
         mail = EmailMessage()
@@ -77,7 +87,7 @@ class Smtp:
         mail["X-Idempotency-Key"] = message.key
         mail.set_content(message.body)
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=SEND_TIMEOUT_S) as smtp:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.user:
@@ -99,6 +109,7 @@ class SmsGateway:
     def __init__(self, env: dict[str, str]) -> None:
         self.url = env["VUORO_SMS_URL"]
         self.token = env.get("VUORO_SMS_TOKEN", "")
+        self.timeout_s = timeout_s(env)
 
     def send(self, message: Message) -> None:
         body = json.dumps({"to": message.address, "text": message.body, "key": message.key})
@@ -113,7 +124,7 @@ class SmsGateway:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as answer:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 answer.read(1000)
         except urllib.error.HTTPError as exc:
             raise NotSent(f"gateway {exc.code}", retry=exc.code >= 500 or exc.code == 429) from None
@@ -174,6 +185,11 @@ class Sender:
         source = os.environ if env is None else env
         self.poll_s = float(source.get("VUORO_NOTIFY_POLL_S", POLL_S))
         self.backoff_s = float(source.get("VUORO_NOTIFY_BACKOFF_S", BACKOFF_FIRST_S))
+        # a claim outlives a send's time limit twice over: no other worker
+        # takes a row its sender is still sending
+        self.claim_s = max(
+            float(source.get("VUORO_NOTIFY_CLAIM_S", CLAIM_S)), 2 * timeout_s(source)
+        )
         self._task: asyncio.Task | None = None
 
     @property
@@ -214,7 +230,7 @@ class Sender:
                 subject, body = wording(kind, ticket, contact["language"])
                 self.storage.notify_queue(contact["ticket_id"], kind, subject, body)
         sent = 0
-        for row in self.storage.notify_claim():
+        for row in self.storage.notify_claim(claim_s=self.claim_s):
             provider = self.providers.get(row["channel"])
             message = Message(
                 row["key"], row["channel"], row["address"], row["subject"], row["body"]

@@ -4,13 +4,16 @@
 Each POST is recorded as one JSON file in DIRECTORY (its headers and body)
 before it is answered. A control file ``DIRECTORY/fail`` holding a number K
 makes the next K requests answer 503 (recorded all the same, the number
-counted down)."""
+counted down); a control file ``DIRECTORY/hang`` makes each request wait,
+recorded but unanswered, until the file is removed (a provider that took a
+message and has not said so yet)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -29,6 +32,9 @@ def main(port: int, directory: Path) -> None:
                 control.write_text(str(failing - 1))
             record = {"headers": dict(self.headers), "body": body, "status": status}
             (directory / f"request-{next(_seq):04d}.json").write_text(json.dumps(record))
+            deadline = time.monotonic() + 120
+            while (directory / "hang").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

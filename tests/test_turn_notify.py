@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import subprocess
 import sys
+import unittest.mock
 from pathlib import Path
 
 import pytest
@@ -116,15 +118,13 @@ class Process:
 
 
 @pytest.fixture(scope="module")
-def notifying(module_server, tmp_path_factory):
-    """The module's server told where to send (its environment), with a real
-    SMTP server and SMS gateway of its own."""
+def notifying(server_database, tmp_path_factory):
+    """A server told where to send (its environment, from its first start),
+    with a real SMTP server and SMS gateway of its own."""
     base = tmp_path_factory.mktemp("providers")
-    smtp, sms = (
-        Process("tests.smtp_sink", base / "mail"),
-        Process("tests.sms_gateway", base / "sms"),
-    )
-    module_server.env = {
+    smtp = Process("tests.smtp_sink", base / "mail")
+    sms = Process("tests.sms_gateway", base / "sms")
+    env = {
         "VUORO_SMTP_HOST": "127.0.0.1",
         "VUORO_SMTP_PORT": str(smtp.port),
         "VUORO_SMTP_FROM": "vuoro@branch.example",
@@ -133,10 +133,15 @@ def notifying(module_server, tmp_path_factory):
         "VUORO_SMS_TOKEN": "gateway-secret",
         "VUORO_NOTIFY_POLL_S": "0.2",
         "VUORO_NOTIFY_BACKOFF_S": "0.5",  # retries come soon: 0.5 s, 1 s, ...
+        "VUORO_NOTIFY_TIMEOUT_S": "1",  # a hung gateway's try fails after 1 s ...
+        "VUORO_NOTIFY_CLAIM_S": "2",  # ... and a dead sender's claim runs out after 2 s
     }
-    module_server.restart()
-    module_server.load_branch(DEMO_BRANCH)
-    yield module_server, smtp, sms
+    with unittest.mock.patch.dict(os.environ, env):
+        server = server_database.server(base / "server")
+    server.env = env  # and on each restart
+    server.load_branch(DEMO_BRANCH)
+    yield server, smtp, sms
+    server.stop()
     smtp.stop()
     sms.stop()
 
@@ -208,6 +213,49 @@ def test_near_then_turn_once_each_by_email_and_text(notifying):
         [(who["display"], kind) for who in (anna, ben) for kind in ("near", "turn")]
     )
     assert len(mails(smtp)) == 2 and len([t for t in texts(sms) if t["status"] == 202]) == 2
+
+    # staff see each message's delivery state
+    listing = server.cli("notifications", "--branch", "demo")
+    assert listing.splitlines()[0].split()[:3] == ["queued", "at", "ticket"]
+    ben_turn = [line for line in listing.splitlines() if ben["display"] in line and "turn" in line]
+    assert ben_turn and ben_turn[0].split()[3:6] == ["sms", "sent", "3"]
+    assert "gateway 503" not in listing, "a sent message has no error left"
+
+
+def test_a_sender_killed_mid_send_sends_again_with_the_same_key(notifying):
+    """The honest limit: the gateway took the text, the server died before it
+    wrote "sent" (SIGKILL); its claim runs out, the restarted server sends
+    again, with the same Idempotency-Key, so the gateway can drop the repeat."""
+    server, _smtp, sms = notifying
+    hang = sms.directory / "hang"
+    hang.write_text("")
+    given = server.storage.issue_at_counter("demo", "advice", staff_id=None)
+    key = f"{given['id']}:near"
+    assert opt_in(server, given["public_token"], "sms", "041 234 5678").status_code == 303
+
+    def tries() -> list[dict]:
+        return [t for t in texts(sms) if t["headers"]["Idempotency-Key"] == key]
+
+    wait_until(lambda: len(tries()) == 1, what="the gateway holding the text")
+    server.kill()  # mid-send: the gateway has it, we have not written "sent"
+    hang.unlink()
+    [row] = server.sql("SELECT state, tries FROM notify_outbox WHERE ticket_id = ?", [given["id"]])
+    assert row == ("sending", 1)
+    server.start()
+    wait_until(
+        lambda: (
+            server.sql("SELECT state FROM notify_outbox WHERE ticket_id = ?", [given["id"]])
+            == [("sent",)]
+        ),
+        what="sent after the restart",
+    )
+    assert [json.loads(t["body"])["key"] for t in tries()] == [key, key], "same key twice"
+    assert [
+        tuple(r)
+        for r in server.sql(
+            "SELECT state, tries FROM notify_outbox WHERE ticket_id = ?", [given["id"]]
+        )
+    ] == [("sent", 2)]
 
 
 def test_a_refused_opt_in_says_why_and_stores_nothing(notifying):
