@@ -307,3 +307,47 @@ def test_a_cancelled_ticket_is_told_nothing_more(notifying):
     wait_until(lambda: store.notify_contact(given["public_token"]) is None, what="address gone")
     assert store.notify_queue(given["id"], "turn", "s", "b") is False
     assert [m["To"] for m in mails(smtp)].count("gone@example.fi") == 1
+
+
+def test_opt_in_from_the_ticket_page_in_chromium(notifying, browser, shots):
+    """A phone at 360 px, in Finnish: the form, a refusal said at the form,
+    then the address taken; axe-core clean, at 200 % text too."""
+    from tests.test_accessibility import sticking_out, violations
+    from tests.test_callbacks_page import double_text
+
+    server, _smtp, _sms = notifying
+    given = server.storage.issue_at_counter("demo", "advice", staff_id=None)
+    phone = browser.new_context(viewport={"width": 360, "height": 740}).new_page()
+    phone.goto(f"{server.url}/t/{given['public_token']}?lang=fi")
+    form = phone.locator("form.notify")
+    assert form.locator("legend").inner_text() == "Ilmoita, kun vuoroni lähestyy"
+    assert violations(phone) == ""
+    phone.screenshot(path=str(shots / "notify-fi.png"), full_page=True)
+    double_text(phone)
+    assert violations(phone) == ""
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360, sticking_out(phone)
+    phone.screenshot(path=str(shots / "notify-fi-200.png"), full_page=True)
+
+    phone.reload()
+    phone.get_by_role("radio", name="Sähköposti").check()
+    phone.get_by_label("Sähköpostiosoite tai puhelinnumero").fill("anna@example")
+    phone.get_by_label("Hyväksyn").check()
+    phone.get_by_role("button", name="Ilmoita minulle").click()
+    assert "Tähän osoitteeseen emme voi" in phone.get_by_role("alert").inner_text()
+    field = phone.get_by_label("Sähköpostiosoite tai puhelinnumero")
+    assert field.get_attribute("aria-invalid") == "true" and field.input_value() == "anna@example"
+    assert violations(phone) == "", "the refused form too"
+    phone.screenshot(path=str(shots / "notify-refused-fi.png"), full_page=True)
+    assert server.storage.notify_contact(given["public_token"]) is None
+
+    field.fill("anna@example.fi")
+    phone.get_by_label("Hyväksyn").check()
+    phone.get_by_role("button", name="Ilmoita minulle").click()
+    assert phone.locator("#notify-set").inner_text() == (
+        "Ilmoitamme osoitteeseen anna@example.fi, kun vuorosi lähestyy."
+    )
+    assert violations(phone) == ""
+    phone.screenshot(path=str(shots / "notify-set-fi.png"), full_page=True)
+    phone.get_by_role("button", name="Poista osoitteeni").click()
+    assert phone.locator("form.notify legend").is_visible()
+    assert server.storage.notify_contact(given["public_token"]) is None
