@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import unittest.mock
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 import requests
 
 from server.phones import PhoneRefused
+from server.storage import Storage
 from server.storage.notify import NotifyRefused, clean_email
 from tests.server_process import DEMO_BRANCH, free_port, wait_until
 
@@ -351,3 +353,35 @@ def test_opt_in_from_the_ticket_page_in_chromium(notifying, browser, shots):
     phone.get_by_role("button", name="Poista osoitteeni").click()
     assert phone.locator("form.notify legend").is_visible()
     assert server.storage.notify_contact(given["public_token"]) is None
+
+
+def test_two_senders_claim_disjoint_rows_on_each_database(storage):
+    """Two server processes' senders on one database, claiming at once: each
+    message is claimed by one of them, never both (a second Storage is a
+    second engine and pool, as a second worker has)."""
+    tickets = [storage.issue_at_counter("demo", "payments", staff_id=None) for _ in range(12)]
+    for n, given in enumerate(tickets):
+        storage.notify_opt_in(given["public_token"], "email", f"holder{n}@example.fi")
+        assert storage.notify_queue(given["id"], "near", "s", "b")
+    other = Storage(storage.target)
+    try:
+        claimed: list[list[dict]] = [[], []]
+        start = threading.Barrier(2)
+
+        def claim(into: list[dict], store: Storage) -> None:
+            start.wait()
+            while batch := store.notify_claim(limit=3):
+                into.extend(batch)
+
+        threads = [
+            threading.Thread(target=claim, args=(claimed[i], s))
+            for i, s in enumerate((storage, other))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        ids = [row["id"] for part in claimed for row in part]
+        assert len(ids) == 12 and len(set(ids)) == 12, "each once, by one sender"
+    finally:
+        other.database.dispose()
