@@ -4,9 +4,10 @@
 Each POST is recorded as one JSON file in DIRECTORY (its headers and body)
 before it is answered. A control file ``DIRECTORY/fail`` holding a number K
 makes the next K requests answer 503 (recorded all the same, the number
-counted down); a control file ``DIRECTORY/hang`` makes each request wait,
-recorded but unanswered, until the file is removed (a provider that took a
-message and has not said so yet)."""
+counted down); ``DIRECTORY/answer`` holding a status (e.g. 400) makes
+every request answer it while the file is there; a control file
+``DIRECTORY/hang`` makes each request wait, recorded but unanswered, until
+the file is removed (a provider that took a message and has not said so yet)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ def main(port: int, directory: Path) -> None:
             body = self.rfile.read(length).decode("utf-8", "replace")
             control = directory / "fail"
             failing = int(control.read_text() or 0) if control.exists() else 0
+            answer = directory / "answer"
             status = 503 if failing > 0 else 202
+            if answer.exists():
+                status = int(answer.read_text() or 202)
             if failing > 0:
                 control.write_text(str(failing - 1))
             record = {"headers": dict(self.headers), "body": body, "status": status}

@@ -22,6 +22,7 @@ import requests
 
 from server.phones import PhoneRefused
 from server.storage import Storage
+from server.storage import notify as notify_storage
 from server.storage.notify import NotifyRefused, clean_email
 from tests.server_process import DEMO_BRANCH, free_port, wait_until
 
@@ -96,6 +97,23 @@ def test_opt_in_queue_once_claim_and_state_on_each_database(storage):
         storage.notify_opt_in(token, "email", "anna@example.fi")
 
 
+def test_a_message_failing_every_try_is_given_up_with_its_error(storage):
+    given = storage.issue_at_counter("demo", "payments", staff_id=None)
+    storage.notify_opt_in(given["public_token"], "sms", "+358 40 765 4321")
+    storage.notify_queue(given["id"], "near", "s", "b")
+    states = []
+    for _ in range(notify_storage.MAX_TRIES):
+        with storage.transaction() as db:  # each back-off has passed
+            db.execute("UPDATE notify_outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
+        [row] = storage.notify_claim()
+        states.append(storage.notify_failed(row["id"], "SMTP 451\r\nmore", retry=True))
+    assert states == ["queued"] * (notify_storage.MAX_TRIES - 1) + ["failed"]
+    [listed] = storage.notify_messages("demo")
+    assert (listed["state"], listed["tries"]) == ("failed", notify_storage.MAX_TRIES)
+    assert listed["last_error"] == "SMTP 451 more", "one line"
+    assert storage.notify_claim() == [], "given up: never tried again"
+
+
 class Process:
     """A helper process of ours (the SMTP server, the SMS gateway)."""
 
@@ -135,8 +153,10 @@ def notifying(server_database, tmp_path_factory):
         "VUORO_SMS_TOKEN": "gateway-secret",
         "VUORO_NOTIFY_POLL_S": "0.2",
         "VUORO_NOTIFY_BACKOFF_S": "0.5",  # retries come soon: 0.5 s, 1 s, ...
-        "VUORO_NOTIFY_TIMEOUT_S": "1",  # a hung gateway's try fails after 1 s ...
-        "VUORO_NOTIFY_CLAIM_S": "2",  # ... and a dead sender's claim runs out after 2 s
+        # a hung gateway's try fails after 3 s (the test kills the server well
+        # before), and a dead sender's claim runs out after 6 s
+        "VUORO_NOTIFY_TIMEOUT_S": "3",
+        "VUORO_NOTIFY_CLAIM_S": "6",
     }
     with unittest.mock.patch.dict(os.environ, env):
         server = server_database.server(base / "server")
@@ -207,7 +227,16 @@ def test_near_then_turn_once_each_by_email_and_text(notifying):
 
     wait_until(lambda: [t["status"] for t in turns()][-1:] == [202], 60, "ben's turn")
     assert [t["status"] for t in turns()] == [503, 503, 202]
-    listed = {(m["ticket"], m["kind"]): m for m in store.notify_messages("demo")}
+
+    def listed() -> dict:
+        return {(m["ticket"], m["kind"]): m for m in store.notify_messages("demo")}
+
+    # the gateway and the SMTP server record a message before they answer: the
+    # sender writes "sent" after that
+    wait_until(
+        lambda: [m["state"] for m in listed().values()] == ["sent"] * 4, what="all four sent"
+    )
+    listed = listed()
     assert listed[(ben["display"], "turn")]["state"] == "sent"
     assert listed[(ben["display"], "turn")]["tries"] == 3
     sent = [(m["ticket"], m["kind"]) for m in listed.values() if m["state"] == "sent"]
@@ -291,6 +320,21 @@ def test_a_refused_opt_in_says_why_and_stores_nothing(notifying):
     assert server.storage.notify_contact(token) == {"channel": "email", "address": "ok@example.fi"}
     requests.post(f"{server.url}/t/{token}/notify/remove", timeout=10)
     assert server.storage.notify_contact(token) is None
+
+
+def test_a_gateway_refusal_is_not_retried_and_staff_see_why(notifying):
+    server, _smtp, sms = notifying
+    answer = sms.directory / "answer"
+    answer.write_text("400")
+    try:
+        given = server.storage.issue_at_counter("demo", "advice", staff_id=None)
+        assert opt_in(server, given["public_token"], "sms", "044 987 6543").status_code == 303
+        query = "SELECT state, tries, last_error FROM notify_outbox WHERE ticket_id = ?"
+        wait_until(lambda: server.sql(query, [given["id"]]) == [("failed", 1, "gateway 400")])
+    finally:
+        answer.unlink()
+    line = [m for m in server.storage.notify_messages("demo") if m["ticket"] == given["display"]]
+    assert [(m["state"], m["last_error"]) for m in line] == [("failed", "gateway 400")]
 
 
 def test_a_cancelled_ticket_is_told_nothing_more(notifying):
