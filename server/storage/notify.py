@@ -200,6 +200,13 @@ class Notify:
         moment = now()
         at, until = iso(moment), iso(moment + timedelta(seconds=claim_s))
         claimed = []
+        due = (
+            "SELECT 1 FROM notify_outbox WHERE (state = 'queued' AND next_attempt_at <= ?) "
+            "OR (state = 'sending' AND claimed_until < ?) LIMIT 1"
+        )
+        with self.database.reading() as db:  # most rounds: nothing due, no lock taken
+            if db.execute(due, [at, at]).fetchone() is None:
+                return []
         with self.database.transaction() as db:
             rows = db.execute(
                 "SELECT t.id, t.state, t.ticket_id, t.kind, t.channel, t.address, t.subject, "
@@ -269,20 +276,34 @@ class Notify:
             return "failed"
 
     def notify_prune(self) -> int:
-        """Contacts of done tickets go, and queued messages of theirs are
-        dropped: the number of contacts deleted."""
+        """Contacts of done tickets (or older than :data:`KEEP_S`) go, and
+        queued messages of done tickets are dropped: the number of contacts
+        deleted. Each sender runs it every round, so it reads first and
+        writes (a lock, on SQLite the database's) only when there is work."""
         marks = ", ".join("?" * len(DONE))
-        done = f"SELECT id FROM tickets WHERE status IN ({marks})"
+        done = f"SELECT 1 FROM tickets k WHERE k.id = {{}}.ticket_id AND k.status IN ({marks})"
+        stale = iso(now() - timedelta(seconds=KEEP_S))
+        contacts = f"created_at < ? OR EXISTS ({done.format('notify_contacts')})"
+        messages = f"state = 'queued' AND EXISTS ({done.format('notify_outbox')})"
+        with self.database.reading() as db:
+            work = (
+                db.execute(
+                    f"SELECT 1 FROM notify_contacts WHERE {contacts} LIMIT 1", [stale, *DONE]
+                ).fetchone()
+                or db.execute(
+                    f"SELECT 1 FROM notify_outbox WHERE {messages} LIMIT 1", list(DONE)
+                ).fetchone()
+            )
+        if not work:
+            return 0
         with self.database.transaction() as db:
             db.execute(
-                "UPDATE notify_outbox SET state = 'dropped', address = '', last_error = "
-                f"'ticket done' WHERE state = 'queued' AND ticket_id IN ({done})",
+                "UPDATE notify_outbox SET state = 'dropped', address = '', "
+                f"last_error = 'ticket done' WHERE {messages}",
                 list(DONE),
             )
-            stale = iso(now() - timedelta(seconds=KEEP_S))
             return db.execute(
-                f"DELETE FROM notify_contacts WHERE ticket_id IN ({done}) OR created_at < ?",
-                [*DONE, stale],
+                f"DELETE FROM notify_contacts WHERE {contacts}", [stale, *DONE]
             ).rowcount
 
     def notify_messages(self, branch_id: str, limit: int = 200) -> list[dict]:
