@@ -157,6 +157,10 @@ class Notify:
         queued before, or the ticket has no contact or is done."""
         if kind not in KINDS:
             raise Rejected(f"kind is one of {', '.join(KINDS)}")
+        once = "SELECT 1 FROM notify_outbox WHERE ticket_id = ? AND kind = ?"
+        with self.database.reading() as db:  # each round asks again: no lock for a repeat
+            if db.execute(once, [ticket_id, kind]).fetchone():
+                return False
         with self.database.transaction() as db:
             row = db.execute(
                 "SELECT c.channel, c.address, c.branch_id, t.status FROM notify_contacts c "
@@ -165,9 +169,7 @@ class Notify:
             ).fetchone()
             if row is None or row[3] in DONE:
                 return False
-            if db.execute(
-                "SELECT 1 FROM notify_outbox WHERE ticket_id = ? AND kind = ?", [ticket_id, kind]
-            ).fetchone():
+            if db.execute(once, [ticket_id, kind]).fetchone():
                 return False
             at = iso(now())
             if kind == "turn":  # called before "near" went: it would only confuse
