@@ -429,3 +429,31 @@ def test_two_senders_claim_disjoint_rows_on_each_database(storage):
         assert len(ids) == 12 and len(set(ids)) == 12, "each once, by one sender"
     finally:
         other.database.dispose()
+
+
+def test_two_senders_queue_a_message_once_on_each_database(storage):
+    """Two workers find one ticket near at the same instant: one message."""
+    other = Storage(storage.target)
+    try:
+        for _ in range(5):
+            given = storage.issue_at_counter("demo", "payments", staff_id=None)
+            storage.notify_opt_in(given["public_token"], "sms", "040 123 4567")
+            start, results = threading.Barrier(2), []
+
+            def queue(
+                store: Storage, ticket_id: str, start: threading.Barrier, results: list
+            ) -> None:
+                start.wait()
+                results.append(store.notify_queue(ticket_id, "near", "s", "b"))
+
+            threads = [
+                threading.Thread(target=queue, args=(s, given["id"], start, results))
+                for s in (storage, other)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            assert sorted(results) == [False, True]
+    finally:
+        other.database.dispose()

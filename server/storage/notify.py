@@ -21,6 +21,8 @@ import re
 import uuid
 from datetime import timedelta
 
+import sqlalchemy as sa
+
 from catalogue import N_
 from server import phones
 from server.storage.callbacks import settings_of
@@ -161,39 +163,42 @@ class Notify:
         with self.database.reading() as db:  # each round asks again: no lock for a repeat
             if db.execute(once, [ticket_id, kind]).fetchone():
                 return False
-        with self.database.transaction() as db:
-            row = db.execute(
-                "SELECT c.channel, c.address, c.branch_id, t.status FROM notify_contacts c "
-                "JOIN tickets t ON t.id = c.ticket_id WHERE c.ticket_id = ?",
-                [ticket_id],
-            ).fetchone()
-            if row is None or row[3] in DONE:
-                return False
-            if db.execute(once, [ticket_id, kind]).fetchone():
-                return False
-            at = iso(now())
-            if kind == "turn":  # called before "near" went: it would only confuse
-                db.execute(
-                    "UPDATE notify_outbox SET state = 'dropped', address = '', last_error = "
-                    "'called first' WHERE ticket_id = ? AND kind = 'near' AND state = 'queued'",
+        try:
+            with self.database.transaction() as db:
+                row = db.execute(
+                    "SELECT c.channel, c.address, c.branch_id, t.status FROM notify_contacts c "
+                    "JOIN tickets t ON t.id = c.ticket_id WHERE c.ticket_id = ?",
                     [ticket_id],
+                ).fetchone()
+                if row is None or row[3] in DONE:
+                    return False
+                if db.execute(once, [ticket_id, kind]).fetchone():
+                    return False
+                at = iso(now())
+                if kind == "turn":  # called before "near" went: it would only confuse
+                    db.execute(
+                        "UPDATE notify_outbox SET state = 'dropped', address = '', last_error = "
+                        "'called first' WHERE ticket_id = ? AND kind = 'near' AND state = 'queued'",
+                        [ticket_id],
+                    )
+                db.insert(
+                    "notify_outbox",
+                    {
+                        "id": uuid.uuid4().hex,
+                        "ticket_id": ticket_id,
+                        "branch_id": row[2],
+                        "kind": kind,
+                        "channel": row[0],
+                        "address": row[1],
+                        "subject": subject,
+                        "body": body,
+                        "state": "queued",
+                        "next_attempt_at": at,
+                        "created_at": at,
+                    },
                 )
-            db.insert(
-                "notify_outbox",
-                {
-                    "id": uuid.uuid4().hex,
-                    "ticket_id": ticket_id,
-                    "branch_id": row[2],
-                    "kind": kind,
-                    "channel": row[0],
-                    "address": row[1],
-                    "subject": subject,
-                    "body": body,
-                    "state": "queued",
-                    "next_attempt_at": at,
-                    "created_at": at,
-                },
-            )
+        except sa.exc.IntegrityError:  # another worker queued it this instant
+            return False
         return True
 
     def notify_claim(self, limit: int = 10, claim_s: float = CLAIM_S) -> list[dict]:
