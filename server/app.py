@@ -26,10 +26,11 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel
 
+from catalogue import translator
 from server import events, live
 from server.callback import callback_router
 from server.console import COOKIE as STAFF_COOKIE
-from server.console import console_router
+from server.console import console_router, from_another_site
 from server.display import default_speech_cache, display_router
 from server.i18n import (
     LANGUAGES,
@@ -43,11 +44,14 @@ from server.i18n import (
 from server.join import join_router
 from server.limits import BODY_TIMEOUT_S, BodyLimits, Limits, SecurityHeaders
 from server.manage import manage_router
+from server.notify import Sender
+from server.phones import PhoneRefused
 from server.problems import ERRORS, TicketNotFound, documented, install_handlers
 from server.reports import reports_router
 from server.speech import Speech
 from server.staff import Staff
-from server.storage import Storage, Throttled, Unauthorized, iso, now
+from server.storage import Rejected, Storage, Throttled, Unauthorized, iso, now
+from server.storage.notify import EMAIL_MAX, NotifyRefused
 from sync import protocol
 
 KIOSK_AUTH = HTTPBearer(
@@ -71,6 +75,8 @@ ALERT_NEAR_AHEAD = 3
 ALERT_NEAR_WAIT_S = 300
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BRANCH_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: what a form field may carry before it is refused with words
+FIELD_MAX = 2000
 
 
 def create_app(
@@ -85,11 +91,14 @@ def create_app(
     hub = events.Hub(storage)
     streams = live.Streams(max_streams)
     speech = Speech(speech_cache or default_speech_cache())
+    sender = Sender(storage, ALERT_NEAR_AHEAD, ALERT_NEAR_WAIT_S)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
         await hub.start()  # every worker hears every event: its caches follow them
+        await sender.start()  # "your turn nears" by e-mail and text message
         yield
+        await sender.stop()
         await hub.stop()
 
     app = FastAPI(
@@ -342,12 +351,22 @@ def create_app(
                 languages=list(LANGUAGES),
                 language_names=LANGUAGES,
             )
+        return ticket_view(token, found, lang)
+
+    def ticket_view(
+        token: str, found: dict, lang: str | None, status: int = 200, notify: dict | None = None
+    ) -> HTMLResponse:
+        """The ticket's page; ``notify``: a refused opt-in (error, channel, typed)."""
         language = pick_language(lang, found["language"], found["languages"])
         words = page_words(language, (found["languages"] or [language])[0])
         public = _public(found, language)
         return _render(
             "ticket.html",
-            200,
+            status,
+            notify_channels=sender.channels if found["status"] in ("waiting", "parked") else [],
+            notify_contact=storage.notify_contact(token),
+            notify=notify or {},
+            email_max=EMAIL_MAX,
             lang=language,
             token=token,
             ticket=found,
@@ -373,6 +392,58 @@ def create_app(
         if not _token_shaped(token):
             raise HTTPException(404, "no such ticket")
         storage.give_feedback(token, rating, comment.strip())
+        suffix = f"?lang={lang}" if lang in LANGUAGES else ""
+        return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
+
+    @app.post("/t/{token}/notify", response_class=HTMLResponse, include_in_schema=False)
+    def notify_opt_in(
+        token: str,
+        request: Request,
+        channel: Annotated[str, Form()] = "",
+        address: Annotated[str, Form()] = "",
+        consent: Annotated[str, Form()] = "",
+        lang: str | None = None,
+    ) -> Response:
+        """The holder asks to be told by e-mail or text message when the turn
+        nears. A refusal shows the page again with the reason (400); nothing
+        of it is stored."""
+        found = storage.ticket_by_token(token) if _token_shaped(token) else None
+        if found is None:
+            raise HTTPException(404, "no such ticket")
+        language = pick_language(lang, found["language"], found["languages"])
+        tr = translator(language, (found["languages"] or [language])[0]).gettext
+        typed = {
+            "channel": channel[:8],
+            "address": address[:FIELD_MAX],
+            "consent": consent == "yes",
+        }
+
+        def refused(code: int, said: str) -> HTMLResponse:
+            return ticket_view(token, found, lang, code, typed | {"error": said})
+
+        if from_another_site(request):
+            return refused(403, tr("This form came from another site. Open the branch's own page."))
+        if any(len(v) > FIELD_MAX for v in (channel, address, consent)):
+            return refused(400, tr("A field of the form is too long."))
+        if channel not in sender.channels:
+            return refused(400, tr("Choose e-mail or text message."))
+        if consent != "yes":
+            return refused(400, tr("Tick the box to agree, or keep this page open instead."))
+        try:
+            storage.notify_opt_in(token, channel, address)
+        except (PhoneRefused, NotifyRefused) as exc:
+            return refused(400, tr(str(exc)))
+        except Rejected:
+            raise HTTPException(404, "no such ticket") from None
+        suffix = f"?lang={lang}" if lang in LANGUAGES else ""
+        return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
+
+    @app.post("/t/{token}/notify/remove", response_class=HTMLResponse, include_in_schema=False)
+    def notify_remove(token: str, lang: str | None = None) -> Response:
+        """The holder takes the address back (messages not sent yet go with it)."""
+        if not _token_shaped(token):
+            raise HTTPException(404, "no such ticket")
+        storage.notify_remove(token)
         suffix = f"?lang={lang}" if lang in LANGUAGES else ""
         return RedirectResponse(f"/t/{token}{suffix}", status_code=303)
 

@@ -238,6 +238,11 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("kiosk_id")
     displays = sub.add_parser("displays", help="the branch's waiting-room displays")
     displays.add_argument("--branch", required=True)
+    notes = sub.add_parser(
+        "notifications",
+        help='the branch\'s "your turn nears" messages, newest first: state, tries, last error',
+    )
+    notes.add_argument("--branch", required=True)
     unshow = sub.add_parser("display-revoke", help="revoke a display's token (it goes blank)")
     unshow.add_argument("display_id")
     message = sub.add_parser("display-message", help="the line the branch's displays show")
@@ -510,6 +515,15 @@ def main(argv: list[str] | None = None) -> int:
                 name = shown(d["name"])
                 name = name if len(name) <= 24 else name[:23] + "…"
                 print(f"{shown(d['id']):<16} {name:<24} {seen:<25} {','.join(d['languages'])}")
+        elif args.command == "notifications":
+            print(
+                f"{'queued at':<25} {'ticket':<8} {'kind':<5} {'via':<6} {'state':<8} tries  error"
+            )
+            for m in storage.notify_messages(args.branch):
+                print(
+                    f"{shown(m['created_at']):<25} {shown(m['ticket']):<8} {m['kind']:<5} "
+                    f"{m['channel']:<6} {m['state']:<8} {m['tries']:>5}  {shown(m['last_error'])}"
+                )
         elif args.command == "display-revoke":
             if not storage.revoke_display(args.display_id):
                 print(f"vuoro-server: no active display {args.display_id}", file=sys.stderr)

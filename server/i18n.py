@@ -65,6 +65,19 @@ def page_words(language: str, default: str = SOURCE_LANGUAGE) -> dict[str, str]:
         # Translators: the browser tab's title when called; keep it short
         "title_called": tr("{number} → counter {counter}"),
         "title_recalled": tr("Called again: {number} → counter {counter}"),
+        # "tell me when my turn nears" by e-mail or text message (server/notify.py)
+        "notify": tr("Tell me when my turn nears"),
+        "notify_email": tr("E-mail"),
+        "notify_sms": tr("Text message"),
+        "notify_address": tr("E-mail address or phone number"),
+        "notify_consent": tr(
+            "I agree that the branch keeps this address to send me two messages about "
+            "this ticket. It is erased when the ticket is done, or after one day at most."
+        ),
+        "notify_send": tr("Tell me"),
+        # Translators: {address} is the holder's e-mail address or phone number
+        "notify_set": tr("We will tell you at {address} when your turn nears."),
+        "notify_remove": tr("Remove my address"),
         "on_its_way": tr("Your ticket is on its way"),
         "on_its_way_text": tr(
             "The kiosk has not sent it to us yet. This page refreshes by itself."

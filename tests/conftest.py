@@ -83,6 +83,7 @@ LONGEST_FIRST = (
     "test_ticket_alerts",
     "test_callbacks_page",
     "test_callbacks",
+    "test_turn_notify",
     "test_join",
     "test_roles_web",
     "test_bad_config",

@@ -30,6 +30,7 @@ from server.storage.devices import MAX_LIVE_CODES, PAIR_ADDRESS, PAIR_SERVER, De
 from server.storage.displays import Displays
 from server.storage.ingest import Ingest, Placement, day_bounds, ingest_days, place
 from server.storage.issuing import Issuing, JoinRefused
+from server.storage.notify import Notify
 from server.storage.numbering import LEASE_UNUSED_MAX, Numbering
 from server.storage.reports import Reports
 from server.storage.stats import Stats
@@ -72,6 +73,7 @@ class Storage(
     Issuing,
     Reports,
     Callbacks,
+    Notify,
 ):
     """Every verb of storage on one database (a URL, or an SQLite file's path),
     its tables brought up to date on opening."""

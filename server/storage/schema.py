@@ -361,3 +361,43 @@ callback_settings = sa.Table(
     # days after closing before the phone and the reason are blanked
     _col("retention_days", Int, server_default="30"),
 )
+
+# "tell me when my turn nears": the address a ticket's holder gave (one per
+# ticket), deleted when the ticket is done, on "erase my data", or past the
+# branch's retention (server.storage.notify)
+notify_contacts = sa.Table(
+    "notify_contacts",
+    metadata,
+    _col("ticket_id", sa.ForeignKey("tickets.id"), primary_key=True),
+    _col("branch_id"),
+    _col("channel"),  # email | sms
+    _col("address"),  # the e-mail address as typed (checked), or E.164
+    _col("language"),
+    _col("created_at"),
+)
+
+# the messages to send: once per ticket and kind (the idempotency key)
+notify_outbox = sa.Table(
+    "notify_outbox",
+    metadata,
+    _col("id", primary_key=True),
+    _col("ticket_id"),
+    _col("branch_id"),
+    _col("kind"),  # near | turn
+    _col("channel"),
+    _col("address"),  # blanked ("") once sent, failed or dropped
+    _col("subject", server_default=""),
+    _col("body"),
+    # queued | sending | sent | failed | dropped
+    _col("state", server_default="queued"),
+    _col("tries", Int, server_default="0"),
+    _col("next_attempt_at"),
+    # a sender holds a row it claimed until then; past it, another may take it
+    _col("claimed_until", nullable=True),
+    _col("last_error", server_default=""),
+    _col("created_at"),
+    _col("sent_at", nullable=True),
+    sa.UniqueConstraint("ticket_id", "kind", name="notify_outbox_once"),
+    sa.Index("notify_outbox_due", "state", "next_attempt_at"),
+    sa.Index("notify_outbox_branch", "branch_id", "created_at"),
+)

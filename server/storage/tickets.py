@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from server import estimate, events
 from server.storage.common import _json, branch_today, iso, now
 from server.storage.database import Database
+from server.storage.notify import _remove
 
 POSITION_TTL_S = 1.0
 
@@ -229,16 +230,16 @@ class Tickets:
         return "" if done else "no such parked ticket"
 
     def erase_personal_data(self, token: str) -> bool:
-        """What the customer typed (the feedback comment) goes; the rating stays, anonymous."""
+        """What the customer typed goes: the feedback comment (the rating stays,
+        anonymous) and the address for "your turn nears" messages."""
         with self.database.transaction() as db:
-            return (
-                db.execute(
-                    "UPDATE feedback SET comment = '' WHERE comment != '' AND ticket_id = "
-                    "(SELECT id FROM tickets WHERE public_token = ?)",
-                    [token],
-                ).rowcount
-                == 1
-            )
+            comment = db.execute(
+                "UPDATE feedback SET comment = '' WHERE comment != '' AND ticket_id = "
+                "(SELECT id FROM tickets WHERE public_token = ?)",
+                [token],
+            ).rowcount
+            contact = _remove(db, token)
+            return comment == 1 or contact
 
     def cancel(self, token: str) -> str | None:
         """The holder leaves the queue; only a waiting ticket can be cancelled."""
