@@ -367,6 +367,18 @@ def console_router(
             return JSONResponse({"ok": ok, "message": message, **more})
         return RedirectResponse(f"/console?msg={quote(message)}", status_code=303)
 
+    def form_sender(
+        session: str | None, csrf: str, accept: str | None, accept_language: str | None
+    ) -> Response | tuple[StaffMember, str, bool]:
+        """Who sent a staff form, in which language, wanting JSON or a page; or
+        the answer already: to the login page, or refused as forged."""
+        member = member_for(session)
+        if member is None:
+            return RedirectResponse("/console/login", status_code=303)
+        wants_json = "application/json" in (accept or "")
+        lang = console_language(member, accept_language)
+        return forged(member, csrf, lang, wants_json) or (member, lang, wants_json)
+
     @router.post("/act")
     def act(
         csrf: Annotated[str, Form(max_length=100)],
@@ -378,14 +390,10 @@ def console_router(
         accept: Annotated[str | None, Header()] = None,
         accept_language: Annotated[str | None, Header()] = None,
     ) -> Response:
-        member = member_for(session)
-        if member is None:
-            return RedirectResponse("/console/login", status_code=303)
-        wants_json = "application/json" in (accept or "")
-        lang = console_language(member, accept_language)
-        refused = forged(member, csrf, lang, wants_json)
-        if refused is not None:
-            return refused
+        sent = form_sender(session, csrf, accept, accept_language)
+        if isinstance(sent, Response):
+            return sent
+        member, lang, wants_json = sent
         outcome = counters.work(member, action, service, ticket, reason, lang)
         return answer(outcome.message, outcome.ok, wants_json, issued=outcome.issued)
 
@@ -402,14 +410,10 @@ def console_router(
         """A call-back tried: reached, or not (tries + 1; given up at the
         branch's most). ``tries``: what the screen showed, so of two people
         marking one request at once only the first counts."""
-        member = member_for(session)
-        if member is None:
-            return RedirectResponse("/console/login", status_code=303)
-        wants_json = "application/json" in (accept or "")
-        lang = console_language(member, accept_language)
-        refused = forged(member, csrf, lang, wants_json)
-        if refused is not None:
-            return refused
+        sent = form_sender(session, csrf, accept, accept_language)
+        if isinstance(sent, Response):
+            return sent
+        member, lang, wants_json = sent
         tr = translator(lang).gettext
         if outcome not in ("reached", "not_reached") or not (tries.isdigit() or tries == ""):
             return answer(tr("The form is stale or forged; reload the page."), False, wants_json)
@@ -439,14 +443,10 @@ def console_router(
         accept_language: Annotated[str | None, Header()] = None,
     ) -> Response:
         """The counter and the services this session works, and the console's language."""
-        member = member_for(session)
-        if member is None:
-            return RedirectResponse("/console/login", status_code=303)
-        wants_json = "application/json" in (accept or "")
-        lang = console_language(member, accept_language)
-        refused = forged(member, csrf, lang, wants_json)
-        if refused is not None:
-            return refused
+        sent = form_sender(session, csrf, accept, accept_language)
+        if isinstance(sent, Response):
+            return sent
+        member, lang, wants_json = sent
         services = services or []
         if len(services) > 100 or any(len(s) > 64 for s in services):
             services = ["\x00"]  # too many or too long: refused below as not in the list
